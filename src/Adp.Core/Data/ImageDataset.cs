@@ -1,0 +1,71 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Adp.Data;
+
+public enum Split { Train, Test }
+
+/// <summary>
+/// A split of a data set held as bytes (N×C×H×W, uint8) and labels (int64). Batches come out as float
+/// tensors in [0,1]. <see cref="IsPartialTestSplit"/> is true when the test split is only a prefix of the
+/// official one (CIFAR-10's first 1,000 test images); everything that reports on it must say so.
+/// </summary>
+public sealed class ImageDataset : IDisposable
+{
+    public DatasetSpec Spec { get; }
+    public Split Split { get; }
+    public bool IsPartialTestSplit { get; }
+    /// <summary>uint8 tensor N×C×H×W.</summary>
+    public Tensor Pixels { get; }
+    /// <summary>int64 tensor N.</summary>
+    public Tensor Labels { get; }
+    public int Count => (int)Labels.shape[0];
+
+    public ImageDataset(DatasetSpec spec, Split split, Tensor pixels, Tensor labels, bool isPartialTestSplit = false)
+    {
+        if (pixels.dtype != ScalarType.Byte || pixels.dim() != 4)
+            throw new ArgumentException("pixels must be a uint8 N×C×H×W tensor");
+        if (labels.shape[0] != pixels.shape[0])
+            throw new ArgumentException($"{pixels.shape[0]} images but {labels.shape[0]} labels");
+        Spec = spec; Split = split; Pixels = pixels; Labels = labels; IsPartialTestSplit = isPartialTestSplit;
+    }
+
+    /// <summary>A description such as "mnist test (10000 images)" or "cifar-10 test, first 1000 of 10000 (partial)".</summary>
+    public string Description => IsPartialTestSplit
+        ? $"{Spec.Name} {Split.ToString().ToLowerInvariant()} split, first {Count} of 10000 images (partial test split)"
+        : $"{Spec.Name} {Split.ToString().ToLowerInvariant()} split ({Count} images)";
+
+    /// <summary>Images [start, start+count) as float32 in [0,1] on <paramref name="device"/>.</summary>
+    public Tensor Images(int start, int count, Device? device = null)
+    {
+        using var slice = Pixels.narrow(0, start, count);
+        return ToFloat(slice, device);
+    }
+
+    public Tensor Images(Tensor indices, Device? device = null)
+    {
+        using var sel = Pixels.index_select(0, indices);
+        return ToFloat(sel, device);
+    }
+
+    private static Tensor ToFloat(Tensor bytes, Device? device)
+    {
+        using var f = bytes.to(ScalarType.Float32);
+        var scaled = f.div_(255f);
+        return device is null || device.type == DeviceType.CPU ? scaled : scaled.to(device);
+    }
+
+    /// <summary>The first <paramref name="count"/> records as a new data set (e.g. the first N test images).</summary>
+    public ImageDataset Take(int count)
+    {
+        if (count <= 0 || count > Count)
+            throw new AdpException($"--images: expected 1..{Count} for {Description}, got {count}");
+        return new ImageDataset(Spec, Split, Pixels.narrow(0, 0, count).clone(), Labels.narrow(0, 0, count).clone(), IsPartialTestSplit);
+    }
+
+    public void Dispose()
+    {
+        Pixels.Dispose();
+        Labels.Dispose();
+    }
+}

@@ -1,0 +1,213 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Adp.Models;
+
+// Building blocks of NCSNv2 (Song & Ermon 2020). Submodule names equal the PyTorch state_dict names of the
+// official code, so PyTorch weights load by name.
+
+/// <summary>InstanceNorm++: instance norm without affine, plus a learned term that re-injects the normalized
+/// per-channel means: γ·(IN(x) + α·m̂) + β, m̂ = (μ_c − mean_c μ)/sqrt(var_c μ + 1e-5) (unbiased var).</summary>
+public sealed class InstanceNormPlusPlus : Module<Tensor, Tensor>
+{
+    private readonly Parameter alpha, gamma, beta;
+
+    public InstanceNormPlusPlus(long features) : base(nameof(InstanceNormPlusPlus))
+    {
+        alpha = new Parameter(torch.normal(1.0, 0.02, [features]));
+        gamma = new Parameter(torch.normal(1.0, 0.02, [features]));
+        beta = new Parameter(torch.zeros(features));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var means = x.mean([2, 3]);
+        var (v, m) = torch.var_mean(means, -1, unbiased: true, keepdim: true);
+        var normMeans = (means - m) / (v + 1e-5).sqrt();
+        var (xv, xm) = torch.var_mean(x, [2, 3], unbiased: false, keepdim: true);
+        var h = (x - xm) / (xv + 1e-5).sqrt();
+        h = h + normMeans.unsqueeze(-1).unsqueeze(-1) * alpha.view(1, -1, 1, 1);
+        return (gamma.view(1, -1, 1, 1) * h + beta.view(1, -1, 1, 1)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Convolution followed by 2×2 mean pooling (sum of the four strided sub-grids / 4).</summary>
+public sealed class ConvMeanPool : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> conv;
+
+    public ConvMeanPool(long inputDim, long outputDim, long kernelSize, bool adjustPadding) : base(nameof(ConvMeanPool))
+    {
+        var c = Conv2d(inputDim, outputDim, kernelSize, padding: kernelSize / 2);
+        conv = adjustPadding ? Sequential(ZeroPad2d((1, 0, 1, 0)), c) : c;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var o = conv.forward(x);
+        return F.avg_pool2d(o, 2);
+    }
+}
+
+/// <summary>Pre-activation residual block: norm → ELU → conv → norm → ELU → conv, plus shortcut.</summary>
+public sealed class ResidualBlock : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> conv1, conv2, normalize1, normalize2;
+    private readonly Module<Tensor, Tensor>? shortcut;
+
+    public ResidualBlock(long inputDim, long outputDim, bool down, int dilation = 1, bool adjustPadding = false)
+        : base(nameof(ResidualBlock))
+    {
+        normalize1 = new InstanceNormPlusPlus(inputDim);
+        if (down)
+        {
+            if (dilation > 1)
+            {
+                conv1 = Dilated(inputDim, inputDim, dilation);
+                conv2 = Dilated(inputDim, outputDim, dilation);
+                shortcut = Dilated(inputDim, outputDim, dilation);
+            }
+            else
+            {
+                conv1 = Conv2d(inputDim, inputDim, 3, padding: 1);
+                conv2 = new ConvMeanPool(inputDim, outputDim, 3, adjustPadding);
+                shortcut = new ConvMeanPool(inputDim, outputDim, 1, adjustPadding);
+            }
+            normalize2 = new InstanceNormPlusPlus(inputDim);
+        }
+        else
+        {
+            conv1 = dilation > 1 ? Dilated(inputDim, outputDim, dilation) : Conv2d(inputDim, outputDim, 3, padding: 1);
+            conv2 = dilation > 1 ? Dilated(outputDim, outputDim, dilation) : Conv2d(outputDim, outputDim, 3, padding: 1);
+            normalize2 = new InstanceNormPlusPlus(outputDim);
+            if (inputDim != outputDim)
+                shortcut = dilation > 1 ? Dilated(inputDim, outputDim, dilation) : Conv2d(inputDim, outputDim, 1);
+        }
+        RegisterComponents();
+    }
+
+    private static Conv2d Dilated(long i, long o, int d) => Conv2d(i, o, 3, padding: d, dilation: d);
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = conv1.forward(F.elu(normalize1.forward(x), 1.0, false));
+        h = conv2.forward(F.elu(normalize2.forward(h), 1.0, false));
+        var s = shortcut is null ? x : shortcut.forward(x);
+        return (s + h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Residual conv unit: n_blocks × (n_stages × (ELU → conv3×3 no bias)) + residual.
+/// Children are named "{block}_{stage}_conv" as in the official code.</summary>
+public sealed class RcuBlock : Module<Tensor, Tensor>
+{
+    private readonly Conv2d[,] _convs;
+
+    public RcuBlock(long features, int nBlocks, int nStages) : base(nameof(RcuBlock))
+    {
+        _convs = new Conv2d[nBlocks, nStages];
+        for (int i = 0; i < nBlocks; i++)
+            for (int j = 0; j < nStages; j++)
+            {
+                _convs[i, j] = Conv2d(features, features, 3, padding: 1, bias: false);
+                register_module($"{i + 1}_{j + 1}_conv", _convs[i, j]);
+            }
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        for (int i = 0; i < _convs.GetLength(0); i++)
+        {
+            var residual = x;
+            for (int j = 0; j < _convs.GetLength(1); j++) x = _convs[i, j].forward(F.elu(x, 1.0, false));
+            x = x + residual;
+        }
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Chained residual pooling: ELU, then n_stages × (max-pool 5×5 stride 1 → conv), summed.</summary>
+public sealed class CrpBlock : Module<Tensor, Tensor>
+{
+    private readonly ModuleList<Conv2d> convs = new();
+
+    public CrpBlock(long features, int nStages) : base(nameof(CrpBlock))
+    {
+        for (int i = 0; i < nStages; i++) convs.Add(Conv2d(features, features, 3, padding: 1, bias: false));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        x = F.elu(x, 1.0, false);
+        var path = x;
+        foreach (var conv in convs)
+        {
+            path = conv.forward(F.max_pool2d(path, 5, 1, 2));
+            x = path + x;
+        }
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Multi-resolution fusion: conv each input to the output width, bilinear-resize (align corners), sum.</summary>
+public sealed class MsfBlock : Module<IList<Tensor>, long[], Tensor>
+{
+    private readonly ModuleList<Conv2d> convs = new();
+
+    public MsfBlock(IReadOnlyList<long> inPlanes, long features) : base(nameof(MsfBlock))
+    {
+        foreach (var p in inPlanes) convs.Add(Conv2d(p, features, 3, padding: 1));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(IList<Tensor> xs, long[] shape)
+    {
+        using var scope = NewDisposeScope();
+        Tensor? sum = null;
+        for (int i = 0; i < convs.Count; i++)
+        {
+            var h = convs[i].forward(xs[i]);
+            if (h.shape[2] != shape[0] || h.shape[3] != shape[1])
+                h = F.interpolate(h, size: shape, mode: InterpolationMode.Bilinear, align_corners: true);
+            sum = sum is null ? h : sum + h;
+        }
+        return sum!.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>RefineNet block: RCU per input → multi-resolution fusion → chained residual pooling → output RCU.</summary>
+public sealed class RefineBlock : Module<IList<Tensor>, long[], Tensor>
+{
+    private readonly ModuleList<RcuBlock> adapt_convs = new();
+    private readonly RcuBlock output_convs;
+    private readonly MsfBlock? msf;
+    private readonly CrpBlock crp;
+
+    public RefineBlock(IReadOnlyList<long> inPlanes, long features, bool start = false, bool end = false) : base(nameof(RefineBlock))
+    {
+        foreach (var p in inPlanes) adapt_convs.Add(new RcuBlock(p, 2, 2));
+        output_convs = new RcuBlock(features, end ? 3 : 1, 2);
+        if (!start) msf = new MsfBlock(inPlanes, features);
+        crp = new CrpBlock(features, 2);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(IList<Tensor> xs, long[] shape)
+    {
+        using var scope = NewDisposeScope();
+        var hs = xs.Select((x, i) => adapt_convs[i].forward(x)).ToList();
+        var h = hs.Count > 1 ? msf!.forward(hs, shape) : hs[0];
+        h = crp.forward(h);
+        return output_convs.forward(h).MoveToOuterDisposeScope();
+    }
+}
