@@ -13,6 +13,8 @@ public static class DatasetLoader
 
     public static ImageDataset Load(DatasetSpec spec, Split split, string dataDir)
     {
+        if (split == Split.Test && EmbeddedData.Has(spec) && !TestFilesPresent(spec, dataDir))
+            return EmbeddedData.LoadTest(spec);
         if (!Directory.Exists(dataDir))
             throw new AdpException($"data directory {dataDir}: folder not found (set --data-dir or {DataDirectory.EnvironmentVariable}, or run 'adp data fetch {spec.Name}')");
         return spec.Format switch
@@ -22,6 +24,9 @@ public static class DatasetLoader
             _ => throw new NotSupportedException(spec.Format.ToString()),
         };
     }
+
+    private static bool TestFilesPresent(DatasetSpec spec, string dataDir) =>
+        Directory.Exists(dataDir) && spec.Files.Where(f => f.Role.StartsWith("test")).Any(f => FindFile(spec, dataDir, f) is not null);
 
     /// <summary>Finds a data file in the data set's folder, gzipped or not; null when absent.</summary>
     public static string? FindFile(DatasetSpec spec, string dataDir, DataFile file)

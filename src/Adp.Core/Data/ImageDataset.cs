@@ -20,6 +20,8 @@ public sealed class ImageDataset : IDisposable
     /// <summary>int64 tensor N.</summary>
     public Tensor Labels { get; }
     public int Count => (int)Labels.shape[0];
+    /// <summary>Where the images came from: a data directory, or "embedded" (the copy inside the library).</summary>
+    public string Source { get; init; } = "data directory";
 
     public ImageDataset(DatasetSpec spec, Split split, Tensor pixels, Tensor labels, bool isPartialTestSplit = false)
     {
@@ -30,10 +32,16 @@ public sealed class ImageDataset : IDisposable
         Spec = spec; Split = split; Pixels = pixels; Labels = labels; IsPartialTestSplit = isPartialTestSplit;
     }
 
-    /// <summary>A description such as "mnist test (10000 images)" or "cifar-10 test, first 1000 of 10000 (partial)".</summary>
-    public string Description => IsPartialTestSplit
-        ? $"{Spec.Name} {Split.ToString().ToLowerInvariant()} split, first {Count} of 10000 images (partial test split)"
-        : $"{Spec.Name} {Split.ToString().ToLowerInvariant()} split ({Count} images)";
+    /// <summary>Size of the split this one was cut from with <see cref="Take"/> (null when not cut).</summary>
+    public int? TakenFrom { get; init; }
+
+    /// <summary>A description for reports, e.g. "mnist test split, first 64 images"; it always says when the test
+    /// split is partial or the embedded copy.</summary>
+    public string Description =>
+        $"{Spec.Name} {Split.ToString().ToLowerInvariant()} split" +
+        (TakenFrom is null ? $" ({Count} images)" : $", first {Count} images") +
+        (IsPartialTestSplit ? $" [partial test split: only the first {TakenFrom ?? Count} of 10000 test images are available]" : "") +
+        (Source == "embedded" ? " [embedded copy]" : "");
 
     /// <summary>Images [start, start+count) as float32 in [0,1] on <paramref name="device"/>.</summary>
     public Tensor Images(int start, int count, Device? device = null)
@@ -50,9 +58,9 @@ public sealed class ImageDataset : IDisposable
 
     private static Tensor ToFloat(Tensor bytes, Device? device)
     {
-        using var f = bytes.to(ScalarType.Float32);
-        var scaled = f.div_(255f);
-        return device is null || device.type == DeviceType.CPU ? scaled : scaled.to(device);
+        var scaled = bytes.to(ScalarType.Float32).div_(255f);
+        if (device is null || device.type == DeviceType.CPU) return scaled;
+        using (scaled) return scaled.to(device);
     }
 
     /// <summary>The first <paramref name="count"/> records as a new data set (e.g. the first N test images).</summary>
@@ -60,7 +68,8 @@ public sealed class ImageDataset : IDisposable
     {
         if (count <= 0 || count > Count)
             throw new AdpException($"--images: expected 1..{Count} for {Description}, got {count}");
-        return new ImageDataset(Spec, Split, Pixels.narrow(0, 0, count).clone(), Labels.narrow(0, 0, count).clone(), IsPartialTestSplit);
+        return new ImageDataset(Spec, Split, Pixels.narrow(0, 0, count).clone(), Labels.narrow(0, 0, count).clone(), IsPartialTestSplit)
+            { Source = Source, TakenFrom = TakenFrom ?? Count };
     }
 
     public void Dispose()

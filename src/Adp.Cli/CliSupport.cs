@@ -1,0 +1,75 @@
+using System.CommandLine;
+using Spectre.Console;
+
+namespace Adp.Cli;
+
+/// <summary>Options every command understands, and the error convention: a one-line message, exit code 2.</summary>
+public static class CliSupport
+{
+    public const int UserError = 2;
+
+    public static readonly Option<string?> DataDir = new("--data-dir")
+    {
+        Description = $"Folder holding the data sets (default: ${Data.DataDirectory.EnvironmentVariable}, else {Data.DataDirectory.DefaultCacheFolder()})",
+        Recursive = true,
+    };
+
+    public static readonly Option<string> Device = new("--device")
+    {
+        Description = "cpu or cuda",
+        DefaultValueFactory = _ => "cpu",
+        Recursive = true,
+    };
+
+    public static readonly Option<int> Threads = new("--threads")
+    {
+        Description = "CPU threads for tensor work (0 = libtorch default)",
+        DefaultValueFactory = _ => 0,
+        Recursive = true,
+    };
+
+    /// <summary>Runs a command body; user errors become one line on stderr and exit code 2.</summary>
+    public static int Run(ParseResult parse, Func<int> body)
+    {
+        try
+        {
+            ApplyRuntime(parse);
+            return body();
+        }
+        catch (AdpException e)
+        {
+            return Fail(e.Message);
+        }
+        catch (TypeInitializationException e) when (e.TypeName == "TorchSharp.torch")
+        {
+            return Fail("TorchSharp's native library failed to load; rebuild (the build patches it for this host's libstdc++) or see README 'Set-up': " +
+                        (e.InnerException?.Message.Split('\n')[0] ?? ""));
+        }
+        catch (OperationCanceledException)
+        {
+            return Fail("cancelled");
+        }
+    }
+
+    public static int Fail(string message)
+    {
+        Console.Error.WriteLine($"adp: error: {message}");
+        return UserError;
+    }
+
+    private static void ApplyRuntime(ParseResult parse)
+    {
+        var device = parse.GetValue(Device) ?? "cpu";
+        if (device is not ("cpu" or "cuda") && !device.StartsWith("cuda:"))
+            throw new AdpException($"--device: expected cpu or cuda, got '{device}'");
+        if (device.StartsWith("cuda") && !TorchSharp.torch.cuda.is_available())
+            throw new AdpException("--device cuda: no CUDA device is available (this build of TorchSharp is CPU-only)");
+        int threads = parse.GetValue(Threads);
+        if (threads < 0) throw new AdpException($"--threads: expected 0 or a positive integer, got {threads}");
+        if (threads > 0) TorchSharp.torch.set_num_threads(threads);
+    }
+
+    public static string ResolveDevice(ParseResult parse) => parse.GetValue(Device) ?? "cpu";
+
+    public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+}

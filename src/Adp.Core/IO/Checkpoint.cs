@@ -1,0 +1,76 @@
+using System.Reflection;
+using System.Text.Json;
+using static TorchSharp.torch;
+
+namespace Adp.IO;
+
+/// <summary>
+/// One-file checkpoints: a safetensors file whose tensors are the weights of one or more modules (under
+/// prefixes such as "model." and "ema."), optionally the optimizer state as a byte tensor, and whose
+/// metadata says what the file is ("adp.kind"), the architecture, data set, iteration, seed and version.
+/// Written atomically, so an interrupted write leaves the previous checkpoint intact.
+/// </summary>
+public static class Checkpoint
+{
+    public const string KindKey = "adp.kind";
+    public const string VersionKey = "adp.version";
+    public const string OptimizerTensor = "optimizer.state";
+
+    public static string ToolkitVersion =>
+        typeof(Checkpoint).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0";
+
+    public static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+
+    public static void Save(string path, string kind, IEnumerable<(string Prefix, nn.Module Module)> modules,
+        IDictionary<string, string> metadata, byte[]? optimizerState = null)
+    {
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (prefix, module) in modules)
+            foreach (var (name, t) in module.state_dict())
+                tensors.Add(new(prefix + name, t));
+        Tensor? opt = null;
+        if (optimizerState is not null)
+        {
+            opt = tensor(optimizerState, [optimizerState.Length], ScalarType.Byte);
+            tensors.Add(new(OptimizerTensor, opt));
+        }
+        var meta = new Dictionary<string, string>(metadata) { [KindKey] = kind, [VersionKey] = ToolkitVersion };
+        SafeTensors.Save(path, tensors, meta);
+        opt?.Dispose();
+    }
+
+    /// <summary>Opens a checkpoint and checks that it is of the expected kind.</summary>
+    public static SafeTensors.File Open(string path, string expectedKind)
+    {
+        var file = SafeTensors.Load(path);
+        if (!file.Metadata.TryGetValue(KindKey, out var kind))
+        {
+            file.Dispose();
+            throw new AdpException($"{path}: not an adp checkpoint (no '{KindKey}' metadata); PyTorch weights are imported with 'adp import'");
+        }
+        if (kind != expectedKind)
+        {
+            file.Dispose();
+            throw new AdpException($"{path}: is a {kind} checkpoint, expected a {expectedKind}");
+        }
+        return file;
+    }
+
+    public static byte[] OptimizerBytes(optim.Optimizer optimizer)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true))
+            ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(w);
+        return ms.ToArray();
+    }
+
+    public static void RestoreOptimizer(optim.Optimizer optimizer, SafeTensors.File file)
+    {
+        var bytes = file.Get(OptimizerTensor).bytes.ToArray();
+        using var r = new BinaryReader(new MemoryStream(bytes));
+        ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(r);
+    }
+
+    public static string Require(SafeTensors.File f, string key) =>
+        f.Metadata.TryGetValue(key, out var v) ? v : throw new AdpException($"{f.Path}: checkpoint metadata lacks '{key}'");
+}

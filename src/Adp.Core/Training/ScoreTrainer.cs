@@ -1,0 +1,141 @@
+using TorchSharp;
+using System.Diagnostics;
+using System.Text.Json;
+using Adp.Data;
+using Adp.IO;
+using Adp.Models;
+using static TorchSharp.torch;
+
+namespace Adp.Training;
+
+/// <summary>Settings of a score-model training run (paper defaults where they apply: Adam, EMA 0.999).</summary>
+public sealed record ScoreTrainingOptions
+{
+    public required string Dataset { get; init; }
+    public required ScoreModelConfig Model { get; init; }
+    public long Iterations { get; init; } = 10000;
+    public int BatchSize { get; init; } = 128;
+    public double LearningRate { get; init; } = 1e-4;
+    public double EmaRate { get; init; } = 0.999;
+    public long Seed { get; init; } = 0;
+    public bool HorizontalFlip { get; init; } = true;
+    public int CheckpointEvery { get; init; } = 1000;
+    /// <summary>Which weights purification uses by default (the paper used the non-EMA ones).</summary>
+    public WeightsChoice PurificationWeights { get; init; } = WeightsChoice.Model;
+    /// <summary>Use only the first N training images (0 = all).</summary>
+    public int TrainImages { get; init; } = 0;
+    public string Device { get; init; } = "cpu";
+    public double GradClip { get; init; } = 0;
+}
+
+/// <summary>
+/// Trains an NCSNv2 with DSM: Adam, EMA of the weights, seeded per-iteration randomness (so a resumed run is
+/// identical to an uninterrupted one), atomic checkpoints every N iterations, at the end and on cancellation,
+/// and a TensorBoard log next to the checkpoint.
+/// </summary>
+public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data, string checkpointPath)
+{
+    public const string OptionsKey = "training";
+
+    public long Iteration { get; private set; }
+    public double LastLoss { get; private set; } = double.NaN;
+
+    /// <summary>Runs until <see cref="ScoreTrainingOptions.Iterations"/> or cancellation; returns the last iteration reached.
+    /// With <paramref name="resume"/>, continues from the checkpoint at <c>checkpointPath</c>.</summary>
+    public long Run(bool resume, Action<TrainingProgress>? progress = null, CancellationToken cancel = default, string? tensorboardDir = null)
+    {
+        var device = torch.device(options.Device);
+        torch.manual_seed((long)Seeds.MixTorch(options.Seed, 3));  // weight initialization follows the seed
+        var net = new Ncsnv2(options.Model);
+        var ema = new Ncsnv2(options.Model);
+        net.to(device); ema.to(device);
+        using var sigmas = tensor(options.Model.Sigmas().Select(s => (float)s).ToArray(), device: device);
+        var opt = optim.Adam(net.parameters(), options.LearningRate);
+        if (resume) LoadState(net, ema, opt);
+        else CopyWeights(net, ema);
+        net.train();
+
+        int n = options.TrainImages > 0 ? Math.Min(options.TrainImages, data.Count) : data.Count;
+        var schedule = new BatchSchedule(n, options.BatchSize, options.Seed);
+        var aug = new Augmentation(HorizontalFlip: options.HorizontalFlip && data.Spec.HorizontalFlip);
+        var writer = tensorboardDir is null ? null : utils.tensorboard.SummaryWriter(tensorboardDir);
+        var clock = Stopwatch.StartNew();
+        long startIter = Iteration;
+        while (Iteration < options.Iterations && !cancel.IsCancellationRequested)
+        {
+            using (var scope = NewDisposeScope())
+            {
+                using var g = schedule.GeneratorFor(Iteration);
+                using var idx = tensor(schedule.Indices(Iteration));
+                var x = aug.Apply(data.Images(idx), g).to(device);
+                opt.zero_grad();
+                var loss = DsmLoss.Sample(net, x, sigmas, g);
+                loss.backward();
+                if (options.GradClip > 0) nn.utils.clip_grad_norm_(net.parameters(), options.GradClip);
+                opt.step();
+                UpdateEma(net, ema, options.EmaRate);
+                LastLoss = loss.item<float>();
+            }
+            Iteration++;
+            double ips = (Iteration - startIter) * schedule.BatchSize / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+            writer?.add_scalar("dsm_loss", (float)LastLoss, (int)Iteration);
+            progress?.Invoke(new TrainingProgress(Iteration, options.Iterations, LastLoss, ips));
+            if (options.CheckpointEvery > 0 && Iteration % options.CheckpointEvery == 0 && Iteration < options.Iterations)
+                Save(net, ema, opt);
+        }
+        Save(net, ema, opt);
+        return Iteration;
+    }
+
+    private static void CopyWeights(nn.Module from, nn.Module to)
+    {
+        using var _ = no_grad();
+        var dst = to.state_dict();
+        foreach (var (k, v) in from.state_dict()) dst[k].copy_(v);
+    }
+
+    private static void UpdateEma(nn.Module net, nn.Module ema, double rate)
+    {
+        using var _ = no_grad();
+        var dst = ema.state_dict();
+        foreach (var (k, v) in net.state_dict()) dst[k].mul_(rate).add_(v, alpha: 1 - rate);
+    }
+
+    private void Save(Ncsnv2 net, Ncsnv2 ema, optim.Optimizer opt)
+    {
+        var meta = new Dictionary<string, string>
+        {
+            ["config"] = JsonSerializer.Serialize(options.Model),
+            ["dataset"] = options.Dataset,
+            ["iteration"] = Iteration.ToString(),
+            ["seed"] = options.Seed.ToString(),
+            ["final_loss"] = LastLoss.ToString("R"),
+            ["purification_weights"] = options.PurificationWeights == WeightsChoice.Ema ? "ema" : "model",
+            ["sigmas"] = string.Join(",", options.Model.Sigmas().Select(s => s.ToString("G6"))),
+            [OptionsKey] = JsonSerializer.Serialize(options),
+            ["saved_utc"] = DateTime.UtcNow.ToString("O"),
+        };
+        Checkpoint.Save(checkpointPath, ScoreModelFile.Kind, [("model.", net), ("ema.", ema)], meta, Checkpoint.OptimizerBytes(opt));
+    }
+
+    private void LoadState(Ncsnv2 net, Ncsnv2 ema, optim.Optimizer opt)
+    {
+        using var f = Checkpoint.Open(checkpointPath, ScoreModelFile.Kind);
+        var saved = JsonSerializer.Deserialize<ScoreModelConfig>(Checkpoint.Require(f, "config"));
+        if (saved != options.Model)
+            throw new AdpException($"{checkpointPath}: checkpoint architecture {saved} differs from the requested {options.Model}");
+        StateDictLoader.Load(net, f.Tensors, "model.", checkpointPath);
+        StateDictLoader.Load(ema, f.Tensors, "ema.", checkpointPath);
+        Checkpoint.RestoreOptimizer(opt, f);
+        Iteration = long.Parse(Checkpoint.Require(f, "iteration"));
+        LastLoss = double.Parse(f.Metadata.GetValueOrDefault("final_loss", "NaN"));
+    }
+
+    /// <summary>The options a checkpoint was trained with (for `--resume` without repeating every flag).</summary>
+    public static ScoreTrainingOptions ReadOptions(string checkpointPath)
+    {
+        using var f = Checkpoint.Open(checkpointPath, ScoreModelFile.Kind);
+        return JsonSerializer.Deserialize<ScoreTrainingOptions>(Checkpoint.Require(f, OptionsKey))
+               ?? throw new AdpException($"{checkpointPath}: unreadable training options");
+    }
+}
