@@ -49,6 +49,12 @@ public static class CliSupport
         {
             return Fail("cancelled");
         }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("ADP_DEBUG") is null)
+        {
+            // A bug, not bad input: one line, exit code 1; ADP_DEBUG=1 shows the stack trace.
+            Console.Error.WriteLine($"adp: internal error: {e.GetType().Name}: {e.Message.Split('\n')[0]} (set ADP_DEBUG=1 for details)");
+            return 1;
+        }
     }
 
     public static int Fail(string message)

@@ -12,6 +12,7 @@ public static partial class EvalCommands
     {
         var eval = new Command("eval", "Evaluate score models, classifiers and the defense");
         eval.Subcommands.Add(CreateDenoise());
+        eval.Subcommands.Add(CreateClean());
         return eval;
     }
 

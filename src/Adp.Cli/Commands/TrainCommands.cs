@@ -12,6 +12,7 @@ public static partial class TrainCommands
     {
         var train = new Command("train", "Train score models and classifiers");
         train.Subcommands.Add(CreateScore());
+        train.Subcommands.Add(CreateClassifier());
         return train;
     }
 
