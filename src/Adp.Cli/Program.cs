@@ -10,6 +10,8 @@ root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(DataCommands.Create());
 root.Subcommands.Add(TrainCommands.Create());
 root.Subcommands.Add(EvalCommands.Create());
+root.Subcommands.Add(PurifyCommands.CreatePurify());
+root.Subcommands.Add(PurifyCommands.CreateClassify());
 root.Subcommands.Add(ModelCommands.CreateExport());
 root.Subcommands.Add(ModelCommands.CreateImport());
 

@@ -66,7 +66,27 @@ public static class DataCommands
             return 0;
         }));
 
+        var sampleSet = new Option<string>("--dataset") { DefaultValueFactory = _ => "mnist" };
+        var sampleCount = new Option<int>("--count") { DefaultValueFactory = _ => 8 };
+        var sampleOut = new Option<string>("--out") { Required = true, Description = "folder for the PNG files" };
+        var samples = new Command("samples", "Write the first N test images as PNG files (to try `adp purify` and `adp classify`)");
+        samples.Options.Add(sampleSet); samples.Options.Add(sampleCount); samples.Options.Add(sampleOut);
+        samples.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            using var test = DatasetLoader.Load(parse.GetValue(sampleSet)!, Split.Test, parse.GetValue(CliSupport.DataDir));
+            int n = parse.GetValue(sampleCount);
+            if (n < 1 || n > test.Count) throw new AdpException($"--count: expected 1..{test.Count}, got {n}");
+            var dir = parse.GetValue(sampleOut)!;
+            Directory.CreateDirectory(dir);
+            using var x = test.Images(0, n);
+            for (int i = 0; i < n; i++)
+                PngImages.Write(Path.Combine(dir, $"{test.Spec.Name}-test{i:D4}-label{test.Labels[i].item<long>()}.png"), x[i]);
+            AnsiConsole.MarkupLine(Markup.Escape($"wrote {n} images from {test.Description} to {dir}"));
+            return 0;
+        }));
+
         data.Subcommands.Add(list);
+        data.Subcommands.Add(samples);
         data.Subcommands.Add(verify);
         data.Subcommands.Add(fetch);
         return data;

@@ -13,6 +13,7 @@ public static partial class EvalCommands
         var eval = new Command("eval", "Evaluate score models, classifiers and the defense");
         eval.Subcommands.Add(CreateDenoise());
         eval.Subcommands.Add(CreateClean());
+        eval.Subcommands.Add(CreateDefended());
         return eval;
     }
 
