@@ -54,7 +54,7 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
         var cur = (x + s.Sigma * eps).clamp_(0, 1);
         if (s.Faithful) cur = RangeMap(cur);
         var trajectory = keepTrajectory ? new List<Tensor> { cur.clone() } : null;
-        var stepSizes = zeros(new long[] { s.Steps, n }, device: x.device);
+        var stepSizes = zeros(new long[] { s.Steps, n }, dtype: x.dtype, device: x.device);
         var running = ones(new long[] { n }, ScalarType.Bool, device: x.device);
         var stepsTaken = zeros(new long[] { n }, ScalarType.Int64, device: x.device);
         long calls = 0;

@@ -1,0 +1,85 @@
+using static TorchSharp.torch;
+
+namespace Adp.Purification;
+
+/// <summary>
+/// The ADP purifier with autograd through the network calls and the updates, for full-gradient adaptive
+/// attacks (METHOD.md §5). As in later evaluations, the step size α (which needs the probe call h(x+δh)) is
+/// computed without gradient; so is the stopping decision. With <see cref="Checkpointing"/> (default), each
+/// step keeps only its input and recomputes h(x_t) during the backward pass, so memory stays that of one step
+/// plus the iterates instead of growing with T network graphs.
+/// </summary>
+public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings)
+{
+    public PurifierSettings Settings { get; } = settings;
+    public bool Checkpointing { get; init; } = true;
+
+    /// <summary>Purified images with a graph back to <paramref name="x"/> (x₀ = clip(x + σε)).</summary>
+    public Tensor Purify(Tensor x, Tensor eps)
+    {
+        var s = Settings;
+        s.Validate();
+        using var scope = NewDisposeScope();
+        var cur = (x + s.Sigma * eps).clamp(0, 1);
+        if (s.Faithful) cur = AdaptiveStepPurifier.RangeMap(cur);
+        long n = x.shape[0];
+        var running = ones(new long[] { n }, ScalarType.Bool, device: x.device);
+        for (int t = 0; t < s.Steps; t++)
+        {
+            var idx = running.nonzero().flatten();
+            var stoppedBefore = running.logical_not().nonzero().flatten();
+            if (idx.shape[0] == 0 && !s.Faithful) break;
+            if (idx.shape[0] > 0)
+            {
+                var xr = cur.index_select(0, idx);
+                Tensor alpha, go;
+                using (no_grad())
+                {
+                    alpha = AdaptiveStepPurifier.StepSize(score, xr.detach(), s, out var g);
+                    g.Dispose();
+                    go = alpha.gt(s.Tau);
+                    alpha = alpha * go;
+                }
+                var next = Checkpointing
+                    ? CheckpointedStep.apply(xr, new StepState(score, alpha, s.Faithful))
+                    : AdaptiveStepPurifier.Advance(xr, alpha, score.forward(xr), s.Faithful);
+                cur = cur.index_copy(0, idx, next);
+                running = running.index_copy(0, idx, go);
+            }
+            if (s.Faithful && stoppedBefore.shape[0] > 0)
+                cur = cur.index_copy(0, stoppedBefore, AdaptiveStepPurifier.InverseMap(cur.index_select(0, stoppedBefore)).clamp(0, 1));
+        }
+        return cur.MoveToOuterDisposeScope();
+    }
+
+    private sealed record StepState(nn.Module<Tensor, Tensor> Score, Tensor Alpha, bool Faithful);
+
+    /// <summary>x ↦ Advance(x, α, h(x)) with h's graph recomputed in backward instead of stored.</summary>
+    private sealed class CheckpointedStep : autograd.SingleTensorFunction<CheckpointedStep>
+    {
+        public override string Name => "AdpCheckpointedStep";
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var x = (Tensor)vars[0];
+            var state = (StepState)vars[1];
+            ctx.save_for_backward([x, state.Alpha]);  // saved variables outlive the caller's dispose scope
+            ctx.save_data("state", state with { Alpha = null! });
+            using var g = state.Score.forward(x);
+            return AdaptiveStepPurifier.Advance(x, state.Alpha, g, state.Faithful);
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+        {
+            var saved = ctx.get_saved_variables();
+            var (x, alpha) = (saved[0], saved[1]);
+            var state = (StepState)ctx.get_data("state");
+            using var enable = enable_grad();
+            using var scope = NewDisposeScope();
+            var xr = x.detach().requires_grad_(true);
+            var y = AdaptiveStepPurifier.Advance(xr, alpha, state.Score.forward(xr), state.Faithful);
+            var grad = autograd.grad([y], [xr], [gradOutput])[0];
+            return [grad.MoveToOuterDisposeScope(), null!];  // one entry per input; the state gets none
+        }
+    }
+}
