@@ -14,10 +14,17 @@ public sealed class PurifierOptions
     public readonly Option<double> AlphaMax = new("--alpha-max") { DefaultValueFactory = _ => 0.1 };
     public readonly Option<double> Tau = new("--tau") { Description = "stop threshold τ on the step size", DefaultValueFactory = _ => 1e-3 };
     public readonly Option<bool> Faithful = new("--faithful") { Description = "reproduce the research code's range-map quirk" };
+    public readonly Option<string> Kind = new("--purifier") { Description = "adp (default), gated, reinject, tweedie or langevin", DefaultValueFactory = _ => "adp" };
+    public readonly Option<double> GateThreshold = new("--gate-threshold") { Description = "gated: ‖h(x)‖₂ above which the full σ is used", DefaultValueFactory = _ => 10.0 };
+    public readonly Option<double> GateSigma = new("--gate-sigma") { Description = "gated: σ for inputs below the threshold", DefaultValueFactory = _ => 0.1 };
+    public readonly Option<string> Reinject = new("--reinject") { Description = "reinject: comma-separated decreasing σs", DefaultValueFactory = _ => "0.25,0.15,0.05" };
+    public readonly Option<int> LangevinSteps = new("--langevin-steps") { DefaultValueFactory = _ => 1500 };
+    public readonly Option<double> LangevinLevel = new("--langevin-level") { Description = "langevin: σ level of the score s = h/σ", DefaultValueFactory = _ => 0.05 };
 
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful, Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel })
+            cmd.Options.Add(o);
     }
 
     public PurifierSettings Read(ParseResult p)
@@ -26,5 +33,28 @@ public sealed class PurifierOptions
             p.GetValue(AlphaMin), p.GetValue(AlphaMax), p.GetValue(Tau), p.GetValue(Faithful));
         s.Validate();
         return s;
+    }
+
+    /// <summary>The purifier the options describe, over a score network.</summary>
+    public IPurifier Build(ParseResult p, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score)
+    {
+        var s = Read(p);
+        return p.GetValue(Kind) switch
+        {
+            "adp" => new AdaptiveStepPurifier(score, s),
+            "gated" => new DetectionGatedPurifier(score, s, p.GetValue(GateThreshold), p.GetValue(GateSigma)),
+            "reinject" => new ReinjectionPurifier(score, s, ParseSigmas(p.GetValue(Reinject)!)),
+            "tweedie" => new TweediePurifier(score, s.Sigma),
+            "langevin" => new LangevinPurifier(score, s.Sigma, p.GetValue(LangevinLevel), p.GetValue(LangevinSteps)),
+            var k => throw new AdpException($"--purifier: expected adp, gated, reinject, tweedie or langevin, got '{k}'"),
+        };
+    }
+
+    private static double[] ParseSigmas(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var values = parts.Select(v => double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var d) && d >= 0 ? d
+            : throw new AdpException($"--reinject: expected comma-separated non-negative numbers, got '{text}'")).ToArray();
+        return values.Length > 0 ? values : throw new AdpException("--reinject: expected at least one σ");
     }
 }

@@ -33,10 +33,10 @@ public static partial class EvalCommands
             ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
             using var test = DatasetLoader.Load(spec, Split.Test, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
             using var subset = test.Take(parse.GetValue(images));
-            var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, purifier.Read(parse)), parse.GetValue(runs));
+            var defense = new DefendedClassifier(clf, purifier.Build(parse, net), parse.GetValue(runs));
             var bare = CleanEvaluation.Run(clf, subset, 500, device);
             DefendedResult r = null!;
-            AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}; classifier {cinfo.Path}; score model {sinfo.Path} ({sinfo.Weights} weights); {defense.Purifier.Settings.Describe()}, S={defense.Runs}, seed {parse.GetValue(seed)}"));
+            AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}; classifier {cinfo.Path}; score model {sinfo.Path} ({sinfo.Weights} weights); {defense.Purifier.Describe()}, S={defense.Runs}, seed {parse.GetValue(seed)}"));
             ProgressReporter.Run("defended", subset.Count, (report, token) =>
                 r = DefendedEvaluation.Run(defense, subset, parse.GetValue(batch), parse.GetValue(seed), device,
                     done => report(new Training.TrainingProgress(done, subset.Count, double.NaN, 0))));

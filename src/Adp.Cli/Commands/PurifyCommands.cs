@@ -51,7 +51,7 @@ public static class PurifyCommands
             var files = Inputs(parse.GetValue(input)!);
             var outDir = parse.GetValue(output)!;
             Directory.CreateDirectory(outDir);
-            var p = new AdaptiveStepPurifier(net, purifier.Read(parse));
+            var p = purifier.Build(parse, net);
             using var g = new Generator((ulong)parse.GetValue(seed), CPU);
             var table = new Table().AddColumns("input", "steps", "final α", "purified", "grid");
             foreach (var file in files)
@@ -68,7 +68,7 @@ public static class PurifyCommands
                 table.AddRow(Markup.Escape(file), steps.ToString(), steps > 0 ? r.StepSizes[steps - 1, 0].item<float>().ToString("G3") : "-",
                     Markup.Escape(purifiedPath), Markup.Escape(gridPath));
             }
-            AnsiConsole.MarkupLine(Markup.Escape($"{p.Settings.Describe()}, seed {parse.GetValue(seed)}, score model {info.Path}"));
+            AnsiConsole.MarkupLine(Markup.Escape($"{p.Describe()}, seed {parse.GetValue(seed)}, score model {info.Path}"));
             AnsiConsole.Write(table);
             return 0;
         }));
@@ -98,7 +98,7 @@ public static class PurifyCommands
             if (cinfo.Config.Channels != sinfo.Config.Channels || cinfo.Config.ImageSize != sinfo.Config.ImageSize)
                 throw new AdpException($"{cinfo.Path}: classifier takes {cinfo.Config.Channels}×{cinfo.Config.ImageSize}² images but the score model {sinfo.Path} takes {sinfo.Config.Channels}×{sinfo.Config.ImageSize}²");
             var classes = DatasetRegistry.All.FirstOrDefault(d => d.Name == cinfo.Dataset)?.ClassNames;
-            var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, purifier.Read(parse)), parse.GetValue(runs));
+            var defense = new DefendedClassifier(clf, purifier.Build(parse, net), parse.GetValue(runs));
             var r = parse.GetValue(rule);
             using var g = new Generator((ulong)parse.GetValue(seed), CPU);
             var outDir = parse.GetValue(output);
@@ -124,7 +124,7 @@ public static class PurifyCommands
                     PngImages.WriteGrid(Path.Combine(outDir, Path.GetFileNameWithoutExtension(file) + ".grid.png"), [GridRow(x[0], pr, 0)]);
                 }
             }
-            AnsiConsole.MarkupLine(Markup.Escape($"{defense.Purifier.Settings.Describe()}, S={defense.Runs}, rule {r}, seed {parse.GetValue(seed)}; confidence is the mean softmax probability (or the vote share)"));
+            AnsiConsole.MarkupLine(Markup.Escape($"{defense.Purifier.Describe()}, S={defense.Runs}, rule {r}, seed {parse.GetValue(seed)}; confidence is the mean softmax probability (or the vote share)"));
             AnsiConsole.Write(table);
             return 0;
         }));

@@ -39,7 +39,7 @@ public static class DefendedEvaluation
             progress?.Invoke(start + n);
         }
         int total = data.Count;
-        return new DefendedResult(data.Description, total, defense.Runs, seed, defense.Purifier.Settings.Describe(),
+        return new DefendedResult(data.Description, total, defense.Runs, seed, defense.Purifier.Describe(),
             rules.Select((r, i) => new RuleAccuracy(r, correct[i], total)).ToList(),
             (double)singleCorrect / (total * defense.Runs), steps / (total * defense.Runs), clock.Elapsed.TotalSeconds);
     }

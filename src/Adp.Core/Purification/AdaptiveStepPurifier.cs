@@ -32,9 +32,11 @@ public sealed class PurificationResult : IDisposable
 /// α ≤ τ, and from then on is not sent through the network (the research code kept computing it).
 /// Runs under no_grad; <see cref="DifferentiablePurifier"/> is the autograd version.
 /// </summary>
-public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings)
+public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings) : IPurifier
 {
     public PurifierSettings Settings { get; } = settings;
+
+    public string Describe() => "ADP " + Settings.Describe();
 
     /// <summary>Purifies with fresh noise drawn from <paramref name="generator"/> (a CPU generator).</summary>
     public PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false)
@@ -44,14 +46,17 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     }
 
     /// <summary>Purifies with the given standard-normal noise ε (x₀ = clip(x + σε)).</summary>
-    public PurificationResult Purify(Tensor x, Tensor eps, bool keepTrajectory = false)
+    public PurificationResult Purify(Tensor x, Tensor eps, bool keepTrajectory = false) => Purify(x, eps, null, keepTrajectory);
+
+    /// <summary>As above with a noise σ per image (N), e.g. for detection-gated noise.</summary>
+    public PurificationResult Purify(Tensor x, Tensor eps, Tensor? sigmaPerImage, bool keepTrajectory)
     {
         Settings.Validate();
         using var _ = no_grad();
         using var outer = NewDisposeScope();
         long n = x.shape[0];
         var s = Settings;
-        var cur = (x + s.Sigma * eps).clamp_(0, 1);
+        var cur = (sigmaPerImage is null ? x + s.Sigma * eps : x + sigmaPerImage.view(-1, 1, 1, 1) * eps).clamp_(0, 1);
         if (s.Faithful) cur = RangeMap(cur);
         var trajectory = keepTrajectory ? new List<Tensor> { cur.clone() } : null;
         var stepSizes = zeros(new long[] { s.Steps, n }, dtype: x.dtype, device: x.device);

@@ -46,20 +46,19 @@ public sealed class DefenseOutput : IDisposable
 /// of each, and a decision by mean softmax (default), logit sum or majority vote. All S·N purifications of
 /// a batch go through the score network together, in chunks of at most <see cref="MaxBatch"/> images.
 /// </summary>
-public sealed class DefendedClassifier(nn.Module<Tensor, Tensor> classifier, AdaptiveStepPurifier purifier, int runs = 10)
+public sealed class DefendedClassifier(nn.Module<Tensor, Tensor> classifier, IPurifier purifier, int runs = 10)
 {
     public int Runs { get; } = runs >= 1 ? runs : throw new AdpException($"--runs: expected at least 1, got {runs}");
-    public AdaptiveStepPurifier Purifier { get; } = purifier;
+    public IPurifier Purifier { get; } = purifier;
     public nn.Module<Tensor, Tensor> Classifier { get; } = classifier;
     public int MaxBatch { get; init; } = 1000;
 
-    /// <summary>Classifies a batch; the S·N noise tensors are drawn from <paramref name="generator"/> in one go,
-    /// so the result depends only on the generator's state and the batch.</summary>
+    /// <summary>Classifies a batch; all randomness comes from <paramref name="generator"/>, so the result depends
+    /// only on the generator's state, the batch and <see cref="MaxBatch"/>.</summary>
     public DefenseOutput Classify(Tensor x, Generator generator)
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0];
-        var noise = randn([Runs * n, .. x.shape.Skip(1)], generator: generator).to(x.device);
         var logits = new List<Tensor>();
         var steps = new List<Tensor>();
         var repeated = x.repeat(Runs, 1, 1, 1);  // run-major: rows [s·N, (s+1)·N) are run s
@@ -68,7 +67,7 @@ public sealed class DefendedClassifier(nn.Module<Tensor, Tensor> classifier, Ada
             for (long start = 0; start < Runs * n; start += MaxBatch)
             {
                 long m = Math.Min(MaxBatch, Runs * n - start);
-                using var r = Purifier.Purify(repeated.narrow(0, start, m), noise.narrow(0, start, m));
+                using var r = Purifier.Purify(repeated.narrow(0, start, m), generator);
                 logits.Add(Classifier.forward(r.Images));
                 steps.Add(r.StepsTaken.clone());
             }

@@ -1,0 +1,12 @@
+using static TorchSharp.torch;
+
+namespace Adp.Purification;
+
+/// <summary>Anything that purifies a batch of images in [0,1] with randomness from a generator.</summary>
+public interface IPurifier
+{
+    /// <summary>One line naming the purifier and its settings, for reports.</summary>
+    string Describe();
+
+    PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false);
+}
