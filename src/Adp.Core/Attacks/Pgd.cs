@@ -1,0 +1,64 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Adp.Attacks;
+
+/// <summary>
+/// Projected gradient descent (Madry et al. 2018), ℓ∞ or ℓ2, optional random start and restarts. Returns the
+/// final iterate (as the ADP paper's BPDA+EOT did) or, with <see cref="ReturnBest"/>, the iterate of highest
+/// loss; across restarts the result of highest final loss is kept per image.
+/// </summary>
+public sealed class Pgd(ThreatModel threat) : IAttack
+{
+    public ThreatModel Threat { get; } = threat;
+    public bool ReturnBest { get; init; }
+    public string Describe() => $"PGD {Threat.Describe()}{(ReturnBest ? " best-iterate" : " final-iterate")}";
+
+    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels)
+    {
+        var t = Threat;
+        t.Validate();
+        using var g = new Generator((ulong)t.Seed, CPU);
+        using var scope = NewDisposeScope();
+        Tensor? best = null, bestLoss = null;
+        for (int r = 0; r < t.Restarts; r++)
+        {
+            var (adv, loss) = RunOnce(model, images, labels, g);
+            if (best is null) { best = adv; bestLoss = loss; continue; }
+            var better = loss.gt(bestLoss!);
+            best = where(better.view(-1, 1, 1, 1), adv, best);
+            bestLoss = where(better, loss, bestLoss!);
+        }
+        return best!.MoveToOuterDisposeScope();
+    }
+
+    private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, Generator g)
+    {
+        var t = Threat;
+        var adv = t.RandomStart && t.Epsilon > 0 ? Projection.RandomStart(x, t.Norm, t.Epsilon, g) : x.clone();
+        Tensor? bestAdv = null, bestLoss = null;
+        for (int k = 0; k < t.Iterations; k++)
+        {
+            using var step = NewDisposeScope();
+            var (loss, direction) = model.LossAndDirection(adv, y, t.Loss, g);
+            if (ReturnBest) Track(adv, loss, ref bestAdv, ref bestLoss, step);
+            adv = Projection.Project(adv + Projection.Step(direction, t.Norm, t.StepSize), x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
+        }
+        var (finalLoss, _) = model.LossAndDirection(adv, y, t.Loss, g);
+        if (!ReturnBest) return (adv, finalLoss);
+        Track(adv, finalLoss, ref bestAdv, ref bestLoss, null);
+        return (bestAdv!, bestLoss!);
+    }
+
+    private static void Track(Tensor adv, Tensor loss, ref Tensor? bestAdv, ref Tensor? bestLoss, DisposeScope? scope)
+    {
+        if (bestAdv is null) { bestAdv = adv.clone(); bestLoss = loss.clone(); }
+        else
+        {
+            var better = loss.gt(bestLoss!);
+            bestAdv = where(better.view(-1, 1, 1, 1), adv, bestAdv);
+            bestLoss = where(better, loss, bestLoss!);
+        }
+        if (scope is not null) scope.MoveToOuter(bestAdv, bestLoss!);
+    }
+}
