@@ -14,6 +14,7 @@ public static partial class EvalCommands
         eval.Subcommands.Add(CreateDenoise());
         eval.Subcommands.Add(CreateClean());
         eval.Subcommands.Add(CreateDefended());
+        eval.Subcommands.Add(CreateRobust());
         return eval;
     }
 

@@ -1,0 +1,152 @@
+using System.CommandLine;
+using System.Globalization;
+using Adp.Attacks;
+using Adp.Data;
+using Adp.Evaluation;
+using Adp.IO;
+using Adp.Models;
+using Adp.Purification;
+using Spectre.Console;
+
+namespace Adp.Cli.Commands;
+
+public static partial class EvalCommands
+{
+    private static Command CreateRobust()
+    {
+        var config = new Option<string?>("--config") { Description = "evaluation configuration (JSON); flags below override its fields" };
+        var dataset = new Option<string?>("--dataset") { Description = "data set (default: the classifier's)" };
+        var images = new Option<int?>("--images") { Description = "first N test images" };
+        var classifier = new Option<string?>("--classifier") { Description = "classifier checkpoint" };
+        var score = new Option<string?>("--score") { Description = "score-model checkpoint" };
+        var runs = new Option<int?>("--runs") { Description = "purification runs S" };
+        var seeds = new Option<string?>("--seeds") { Description = "comma-separated seeds, e.g. 0,1,2" };
+        var resub = new Option<int?>("--resubmissions") { Description = "resubmissions of each adversarial input (worst case reported)" };
+        var batch = new Option<int?>("--batch-size") { Description = "images per attack batch" };
+        var attack = new Option<string[]>("--attack")
+        {
+            Description = "an attack: key=value pairs, e.g. kind=pgd,target=bpda,eps=0.3,step=0.075,iters=40,eot=15,random-start=false " +
+                          "(kind: none|fgsm|pgd|apgd; target: bare|blind|bpda|bpda-mean|bpda-score|full; norm: linf|l2; loss: ce|margin|dlr); repeatable",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var stepsCurve = new Option<string?>("--steps-curve") { Description = "comma-separated T values for the accuracy-vs-steps plot" };
+        var output = new Option<string>("--out") { Description = "report folder (rerun with the same folder to resume)", Required = true };
+        var purifier = new PurifierOptions();
+        var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense under attacks; writes a report folder");
+        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, output }) cmd.Options.Add(o);
+        purifier.AddTo(cmd);
+        cmd.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            var cfgPath = parse.GetValue(config);
+            RobustConfig cfg = cfgPath is not null
+                ? RobustConfig.Load(cfgPath)
+                : new RobustConfig
+                {
+                    Classifier = parse.GetValue(classifier) ?? throw new AdpException("--classifier is required (or --config)"),
+                    Score = parse.GetValue(score) ?? throw new AdpException("--score is required (or --config)"),
+                };
+            cfg = cfg with
+            {
+                Classifier = parse.GetValue(classifier) ?? cfg.Classifier,
+                Score = parse.GetValue(score) ?? cfg.Score,
+                Images = parse.GetValue(images) ?? cfg.Images,
+                Runs = parse.GetValue(runs) ?? cfg.Runs,
+                Resubmissions = parse.GetValue(resub) ?? cfg.Resubmissions,
+                BatchSize = parse.GetValue(batch) ?? cfg.BatchSize,
+                Seeds = parse.GetValue(seeds) is { } s ? ParseList(s, "--seeds", long.Parse) : cfg.Seeds,
+                StepsCurve = parse.GetValue(stepsCurve) is { } sc ? ParseList(sc, "--steps-curve", int.Parse) : cfg.StepsCurve,
+                Attacks = parse.GetValue(attack) is { Length: > 0 } a ? a.Select(ParseAttack).ToList() : cfg.Attacks,
+            };
+            if (cfgPath is null || parse.GetResult(purifier.Sigma) is { Implicit: false } || parse.GetResult(purifier.Steps) is { Implicit: false })
+                cfg = cfg with { Purifier = purifier.Read(parse) };
+            if (cfg.Attacks.Count == 0) throw new AdpException("no attacks: pass --attack (repeatable) or a --config with \"Attacks\"");
+            if (cfg.Runs < 1) throw new AdpException($"--runs: expected at least 1, got {cfg.Runs}");
+            if (cfg.Resubmissions < 1) throw new AdpException($"--resubmissions: expected at least 1, got {cfg.Resubmissions}");
+            if (cfg.BatchSize < 1) throw new AdpException($"--batch-size: expected at least 1, got {cfg.BatchSize}");
+
+            var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
+            var (clf, cinfo) = ClassifierFile.Load(cfg.Classifier, device);
+            var (net, sinfo) = ScoreModelFile.Load(cfg.Score, null, device);
+            foreach (var p in clf.parameters()) p.requires_grad_(false);
+            foreach (var p in net.parameters()) p.requires_grad_(false);
+            var spec = DatasetRegistry.Get(parse.GetValue(dataset) ?? cinfo.Dataset);
+            cfg = cfg with { Dataset = spec.Name };
+            ModelChecks.RequireClassifier(cinfo.Path, cinfo.Config, spec);
+            ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
+            using var test = DatasetLoader.Load(spec, Split.Test, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
+            using var subset = test.Take(cfg.Images);
+            var outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
+            AtomicFile.Write(Path.Combine(outDir, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg, RobustConfig.Json));
+
+            AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}; {cinfo.Config.Describe()}; ADP {cfg.Purifier.Describe()}, S={cfg.Runs}; seeds {string.Join(",", cfg.Seeds)}; report → {outDir}"));
+            var eval = new RobustEvaluation(cfg, subset, clf, net, device, outDir);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            ProgressReporter.Run("robust", 1, (report, token) =>
+            {
+                eval.Run((label, done, total) => report(new Training.TrainingProgress(done, total, double.NaN, 0, label)), token);
+                return 0;
+            });
+            var env = new Dictionary<string, string>
+            {
+                ["adp version"] = Checkpoint.ToolkitVersion, ["libtorch"] = TorchSharp.torch.__version__,
+                ["threads"] = TorchSharp.torch.get_num_threads().ToString(), ["device"] = device.ToString(),
+                ["machine"] = $"{Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}",
+                ["run time this invocation"] = $"{clock.Elapsed.TotalSeconds:F0} s", ["finished (UTC)"] = DateTime.UtcNow.ToString("u"),
+            };
+            var result = RobustReport.Build(cfg, eval, subset, env);
+            result.Write(outDir, eval);
+            var t = new Table().AddColumns("attack", "evaluated", "rule", "accuracy (mean ± std over seeds)", "95% interval", "worst of resubmissions");
+            foreach (var r in result.Rows)
+                t.AddRow(Markup.Escape(r.Attack), r.Defended ? "ADP" : "bare", r.Rule, $"{100 * r.Mean:F1}% ± {100 * r.Std:F1}",
+                    $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1}", $"{100 * r.WorstCase:F1}%");
+            AnsiConsole.Write(t);
+            foreach (var (label, protocol) in result.Rows.Select(r => (r.Attack, r.Protocol)).Distinct())
+                AnsiConsole.MarkupLine(Markup.Escape($"  {label}: {protocol}"));
+            AnsiConsole.MarkupLine(Markup.Escape($"  {subset.Description}; S={cfg.Runs}, {cfg.Resubmissions} resubmission(s), seeds {string.Join(",", cfg.Seeds)}"));
+            foreach (var f in result.SanityFindings) AnsiConsole.MarkupLine($"[red]sanity check violated:[/] {Markup.Escape(f)}");
+            if (result.SanityFindings.Count == 0) AnsiConsole.MarkupLine("[green]sanity checks hold[/]");
+            AnsiConsole.MarkupLine(Markup.Escape($"report: {Path.Combine(outDir, "report.md")} (and results.json, results.csv, plots, example grids)"));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static List<T> ParseList<T>(string text, string option, Func<string, T> parse)
+    {
+        try { return text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(parse).ToList(); }
+        catch (FormatException) { throw new AdpException($"{option}: expected a comma-separated list of numbers, got '{text}'"); }
+    }
+
+    /// <summary>Parses "kind=pgd,target=bpda,eps=0.3,..." into an attack.</summary>
+    public static AttackSpec ParseAttack(string text)
+    {
+        var spec = new AttackSpec();
+        foreach (var pair in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = pair.Split('=', 2);
+            if (kv.Length != 2) throw new AdpException($"--attack '{text}': expected key=value pairs, got '{pair}'");
+            string k = kv[0].ToLowerInvariant(), v = kv[1];
+            double D() => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : throw new AdpException($"--attack: {k} expects a number, got '{v}'");
+            int I() => int.TryParse(v, out var i) ? i : throw new AdpException($"--attack: {k} expects an integer, got '{v}'");
+            bool B() => bool.TryParse(v, out var b) ? b : throw new AdpException($"--attack: {k} expects true or false, got '{v}'");
+            spec = k switch
+            {
+                "name" => spec with { Name = v },
+                "kind" => spec with { Kind = Enum.TryParse<AttackKind>(v, true, out var kind) ? kind : throw new AdpException($"--attack: kind must be none, fgsm, pgd or apgd, got '{v}'") },
+                "target" => spec with { Target = Enum.TryParse<AttackTarget>(v.Replace("-", ""), true, out var tg) ? tg : throw new AdpException($"--attack: target must be bare, blind, bpda, bpda-mean, bpda-score or full, got '{v}'") },
+                "norm" => spec with { Norm = v.ToLowerInvariant() switch { "linf" => Norm.Linf, "l2" => Norm.L2, _ => throw new AdpException($"--attack: norm must be linf or l2, got '{v}'") } },
+                "eps" => spec with { Epsilon = D() },
+                "step" => spec with { Step = D() },
+                "iters" => spec with { Iterations = I() },
+                "restarts" => spec with { Restarts = I() },
+                "eot" => spec with { Eot = I() },
+                "random-start" => spec with { RandomStart = B() },
+                "best" => spec with { ReturnBest = B() },
+                "loss" => spec with { Loss = v.ToLowerInvariant() switch { "ce" => AttackLoss.CrossEntropy, "margin" or "cw" => AttackLoss.Margin, "dlr" => AttackLoss.Dlr, _ => throw new AdpException($"--attack: loss must be ce, margin or dlr, got '{v}'") } },
+                _ => throw new AdpException($"--attack: unknown key '{k}' (name, kind, target, norm, eps, step, iters, restarts, eot, random-start, best, loss)"),
+            };
+        }
+        return spec;
+    }
+}

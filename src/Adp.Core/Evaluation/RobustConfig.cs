@@ -1,0 +1,106 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Adp.Attacks;
+using Adp.Purification;
+
+namespace Adp.Evaluation;
+
+/// <summary>What is attacked and what is evaluated.</summary>
+public enum AttackTarget
+{
+    /// <summary>Attack and evaluate the bare classifier.</summary>
+    Bare,
+    /// <summary>Preprocessor-blind: attack the bare classifier, evaluate the defense.</summary>
+    Blind,
+    /// <summary>BPDA+EOT as in the paper (sign vote), evaluate the defense.</summary>
+    Bpda,
+    /// <summary>BPDA+EOT with the mean gradient (standard EOT).</summary>
+    BpdaMean,
+    /// <summary>Score-aware BPDA: ½ BPDA sign + ½ sign of h.</summary>
+    BpdaScore,
+    /// <summary>Full gradient through the differentiable purifier, EOT.</summary>
+    Full,
+}
+
+public enum AttackKind { None, Fgsm, Pgd, Apgd }
+
+/// <summary>One attack of an evaluation, as plain settings.</summary>
+public sealed record AttackSpec
+{
+    public string Name { get; init; } = "";
+    public AttackKind Kind { get; init; } = AttackKind.Pgd;
+    public AttackTarget Target { get; init; } = AttackTarget.Blind;
+    public Norm Norm { get; init; } = Norm.Linf;
+    public double Epsilon { get; init; } = 0.3;
+    /// <summary>Step size; 0 means ε/4.</summary>
+    public double Step { get; init; } = 0;
+    public int Iterations { get; init; } = 40;
+    public int Restarts { get; init; } = 1;
+    public bool RandomStart { get; init; } = true;
+    public AttackLoss Loss { get; init; } = AttackLoss.CrossEntropy;
+    public int Eot { get; init; } = 1;
+    public bool ReturnBest { get; init; } = false;
+
+    public string Label => Name.Length > 0 ? Name : $"{Target}-{Kind}-eps{Epsilon:G3}";
+    public bool EvaluatesDefense => Target != AttackTarget.Bare;
+
+    public string Protocol() => Kind == AttackKind.None
+        ? $"no attack ({(EvaluatesDefense ? "defended" : "bare")})"
+        : $"{Kind} {Target} {(Norm == Norm.Linf ? "ℓ∞" : "ℓ2")} ε={Epsilon:G4} step={EffectiveStep:G4} iters={Iterations} restarts={Restarts} " +
+          $"{(RandomStart ? "random start" : "no random start")} loss={Loss}" +
+          (Target is AttackTarget.Bpda or AttackTarget.BpdaMean or AttackTarget.BpdaScore or AttackTarget.Full ? $" EOT={Eot}" : "") +
+          (ReturnBest ? " best-iterate" : "");
+
+    public double EffectiveStep => Step > 0 ? Step : Epsilon / 4;
+}
+
+/// <summary>A robustness evaluation: data, models, purifier, attacks, decision rules, seeds, resubmissions.</summary>
+public sealed record RobustConfig
+{
+    public string Dataset { get; init; } = "fashion-mnist";
+    public int Images { get; init; } = 64;
+    public required string Classifier { get; init; }
+    public required string Score { get; init; }
+    public PurifierSettings Purifier { get; init; } = new();
+    public int Runs { get; init; } = 10;
+    public List<DecisionRule> Rules { get; init; } = [DecisionRule.MeanSoftmax, DecisionRule.LogitSum, DecisionRule.MajorityVote];
+    public List<long> Seeds { get; init; } = [0];
+    /// <summary>How often each adversarial input is resubmitted to the randomized defense (worst case reported).</summary>
+    public int Resubmissions { get; init; } = 1;
+    public int BatchSize { get; init; } = 32;
+    public List<AttackSpec> Attacks { get; init; } = [];
+    /// <summary>Purification step counts at which the defense is re-evaluated on the adversarial inputs of the first
+    /// defended attack (the "accuracy vs purification steps" plot); empty for none.</summary>
+    public List<int> StepsCurve { get; init; } = [];
+    /// <summary>Adds an unbounded PGD on the bare classifier (sanity check: ≈ 0%).</summary>
+    public bool SanityUnbounded { get; init; } = true;
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter() },
+        PropertyNameCaseInsensitive = true,
+    };
+
+    public static RobustConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new AdpException($"--config {path}: file not found");
+        try
+        {
+            return JsonSerializer.Deserialize<RobustConfig>(File.ReadAllText(path), Json)
+                   ?? throw new AdpException($"--config {path}: empty configuration");
+        }
+        catch (JsonException e)
+        {
+            throw new AdpException($"--config {path}: not a valid evaluation configuration ({e.Message.Split('.')[0]})");
+        }
+    }
+
+    public List<AttackSpec> AllAttacks()
+    {
+        var list = new List<AttackSpec>(Attacks);
+        if (SanityUnbounded && !list.Any(a => a.Target == AttackTarget.Bare && a.Epsilon >= 1))
+            list.Add(new AttackSpec { Name = "sanity: unbounded PGD on bare", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 1.0, Step = 0.1, Iterations = 20, Loss = AttackLoss.Margin });
+        return list;
+    }
+}

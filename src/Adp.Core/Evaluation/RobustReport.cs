@@ -1,0 +1,184 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Adp.Data;
+using Adp.IO;
+using ScottPlot;
+
+namespace Adp.Evaluation;
+
+public sealed record RobustRow(string Attack, string Protocol, bool Defended, double Epsilon, string Rule, IReadOnlyList<double> PerSeed,
+    double Mean, double Std, long PooledCorrect, long PooledTotal, double CiLow, double CiHigh, double WorstCase, double Seconds);
+
+/// <summary>Aggregates a finished <see cref="RobustEvaluation"/> into rows, runs the sanity checks, and writes the
+/// report folder: results.json, results.csv, report.md, plots and an image grid.</summary>
+public sealed class RobustReport
+{
+    public required RobustConfig Config { get; init; }
+    public required string DataDescription { get; init; }
+    public required List<RobustRow> Rows { get; init; }
+    public required List<string> SanityFindings { get; init; }
+    public required Dictionary<string, string> Environment { get; init; }
+    public Dictionary<int, double> StepsCurve { get; init; } = new();
+
+    public static RobustReport Build(RobustConfig config, RobustEvaluation eval, ImageDataset data, Dictionary<string, string> environment)
+    {
+        var attacks = config.AllAttacks();
+        var rows = new List<RobustRow>();
+        for (int a = 0; a < attacks.Count; a++)
+        {
+            var spec = attacks[a];
+            var rules = spec.EvaluatesDefense ? config.Rules.Select(r => r.ToString()).ToList() : [RobustEvaluation.BareRule];
+            foreach (var rule in rules)
+            {
+                var perSeed = new List<double>();
+                var worst = new List<double>();
+                long correct = 0, total = 0;
+                double seconds = 0;
+                foreach (var seed in config.Seeds)
+                {
+                    if (!eval.Cells.TryGetValue(RobustEvaluation.CellKey(a, seed), out var cell) || !cell.Correct.TryGetValue(rule, out var res)) continue;
+                    var first = res[0];
+                    perSeed.Add(first.Average());
+                    correct += first.Sum();
+                    total += first.Count;
+                    seconds += cell.Seconds;
+                    worst.Add(Enumerable.Range(0, first.Count).Average(i => res.All(r => i < r.Count && r[i] == 1) ? 1.0 : 0.0));
+                }
+                if (perSeed.Count == 0) continue;
+                var (mean, std) = Statistics.MeanStd(perSeed);
+                var (lo, hi) = Statistics.Wilson(correct, total);
+                rows.Add(new RobustRow(spec.Label, spec.Protocol(), spec.EvaluatesDefense, spec.Kind == AttackKind.None ? 0 : spec.Epsilon, rule,
+                    perSeed, mean, std, correct, total, lo, hi, worst.Average(), seconds));
+            }
+        }
+        var curve = new Dictionary<int, double>();
+        foreach (var cell in eval.Cells.Values)
+            foreach (var (t, list) in cell.StepsCurve)
+                curve[t] = list.Average();
+        return new RobustReport
+        {
+            Config = config, DataDescription = data.Description, Rows = rows, Environment = environment,
+            SanityFindings = Sanity(rows), StepsCurve = curve,
+        };
+    }
+
+    /// <summary>The checks a reviewer expects; each violation is one finding (empty when all hold).</summary>
+    public static List<string> Sanity(List<RobustRow> rows)
+    {
+        var findings = new List<string>();
+        // Accuracy does not rise with ε (same target/kind/rule), beyond the 95% interval.
+        foreach (var group in rows.Where(r => r.Epsilon > 0).GroupBy(r => (Kind: r.Protocol.Split(' ')[0], Target: r.Protocol.Split(' ')[1], r.Rule)))
+        {
+            var sorted = group.OrderBy(r => r.Epsilon).ToList();
+            for (int i = 1; i < sorted.Count; i++)
+                if (sorted[i].CiLow > sorted[i - 1].CiHigh)
+                    findings.Add($"accuracy rises with ε: {sorted[i].Attack} ({sorted[i].Mean:P1}) > {sorted[i - 1].Attack} ({sorted[i - 1].Mean:P1}) under {group.Key.Rule}");
+        }
+        // full-gradient ≤ BPDA ≤ preprocessor-blind at the same ε and rule.
+        string[] order = ["Full", "Bpda", "Blind"];
+        foreach (var group in rows.Where(r => r.Defended && r.Epsilon > 0).GroupBy(r => (r.Epsilon, r.Rule)))
+        {
+            double Best(string target) => group.Where(r => r.Protocol.Split(' ')[1] == target || (target == "Bpda" && r.Protocol.Split(' ')[1].StartsWith("Bpda")))
+                .Select(r => r.Mean).DefaultIfEmpty(double.NaN).Min();
+            for (int i = 0; i + 1 < order.Length; i++)
+            {
+                double stronger = Best(order[i]), weaker = Best(order[i + 1]);
+                if (!double.IsNaN(stronger) && !double.IsNaN(weaker) && stronger > weaker + 1e-9)
+                    findings.Add($"{order[i]} attack ({stronger:P1}) is weaker than {order[i + 1]} ({weaker:P1}) at ε={group.Key.Epsilon} under {group.Key.Rule}");
+            }
+        }
+        // An unbounded attack on the bare classifier reaches about 0%.
+        foreach (var r in rows.Where(r => !r.Defended && r.Epsilon >= 1))
+            if (r.Mean > 0.01) findings.Add($"unbounded attack '{r.Attack}' leaves the bare classifier at {r.Mean:P1} (expected ≈ 0%)");
+        return findings;
+    }
+
+    public void Write(string dir, RobustEvaluation eval)
+    {
+        Directory.CreateDirectory(dir);
+        var json = JsonSerializer.SerializeToUtf8Bytes(new
+        {
+            config = Config, data = DataDescription, rows = Rows, sanity = SanityFindings, stepsCurve = StepsCurve, environment = Environment,
+        }, RobustConfig.Json);
+        AtomicFile.Write(Path.Combine(dir, "results.json"), json);
+
+        var csv = new StringBuilder("attack,protocol,defended,epsilon,rule,mean_accuracy,std_over_seeds,seeds,pooled_correct,pooled_total,ci95_low,ci95_high,worst_case_resubmissions,seconds\n");
+        foreach (var r in Rows)
+            csv.AppendLine(string.Join(",", Quote(r.Attack), Quote(r.Protocol), r.Defended, F(r.Epsilon), r.Rule, F(r.Mean), F(r.Std), r.PerSeed.Count,
+                r.PooledCorrect, r.PooledTotal, F(r.CiLow), F(r.CiHigh), F(r.WorstCase), F(r.Seconds)));
+        AtomicFile.Write(Path.Combine(dir, "results.csv"), Encoding.UTF8.GetBytes(csv.ToString()));
+        AtomicFile.Write(Path.Combine(dir, "report.md"), Encoding.UTF8.GetBytes(Markdown()));
+        WritePlots(dir);
+        foreach (var (label, (clean, adv, purified)) in eval.Examples)
+            PngImages.WriteGrid(Path.Combine(dir, $"examples-{Slug(label)}.png"),
+                [Enumerable.Range(0, (int)clean.shape[0]).Select(i => clean[i]).ToList(),
+                 Enumerable.Range(0, (int)adv.shape[0]).Select(i => adv[i]).ToList(),
+                 Enumerable.Range(0, (int)purified.shape[0]).Select(i => purified[i]).ToList()], 2);
+    }
+
+    public string Markdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"# Robustness evaluation: {Config.Dataset}");
+        sb.AppendLine();
+        sb.AppendLine($"- Data: {DataDescription}");
+        sb.AppendLine($"- Classifier: `{Config.Classifier}`; score model: `{Config.Score}`");
+        sb.AppendLine($"- Defense: ADP {Config.Purifier.Describe()}, S = {Config.Runs} runs, resubmissions = {Config.Resubmissions}");
+        sb.AppendLine($"- Seeds: {string.Join(", ", Config.Seeds)}; batch {Config.BatchSize}");
+        foreach (var (k, v) in Environment) sb.AppendLine($"- {k}: {v}");
+        sb.AppendLine();
+        sb.AppendLine("| attack | protocol | rule | accuracy (mean ± std over seeds) | 95% interval (pooled) | worst case over resubmissions | time |");
+        sb.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (var r in Rows)
+            sb.AppendLine($"| {r.Attack} | {r.Protocol} | {r.Rule} | {100 * r.Mean:F1}% ± {100 * r.Std:F1} ({r.PerSeed.Count} seed{(r.PerSeed.Count == 1 ? "" : "s")}) | " +
+                          $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1} ({r.PooledCorrect}/{r.PooledTotal}) | {100 * r.WorstCase:F1}% | {r.Seconds:F0} s |");
+        sb.AppendLine();
+        if (StepsCurve.Count > 0)
+        {
+            sb.AppendLine("Accuracy vs purification steps (first defended attack, mean softmax): " +
+                          string.Join(", ", StepsCurve.OrderBy(kv => kv.Key).Select(kv => $"T={kv.Key}: {100 * kv.Value:F1}%")));
+            sb.AppendLine();
+        }
+        sb.AppendLine("## Sanity checks");
+        if (SanityFindings.Count == 0) sb.AppendLine("All hold: accuracy does not rise with ε; full gradient ≤ BPDA ≤ preprocessor-blind; unbounded attack on the bare classifier ≈ 0%.");
+        else foreach (var f in SanityFindings) sb.AppendLine($"- **VIOLATED**: {f}");
+        return sb.ToString();
+    }
+
+    private void WritePlots(string dir)
+    {
+        var defended = Rows.Where(r => r.Epsilon > 0).GroupBy(r => (Kind: r.Protocol.Split(' ')[0], Target: r.Protocol.Split(' ')[1], r.Rule)).Where(g => g.Count() >= 2).ToList();
+        if (defended.Count > 0)
+        {
+            var plot = new Plot();
+            foreach (var g in defended)
+            {
+                var pts = g.OrderBy(r => r.Epsilon).ToList();
+                var sc = plot.Add.Scatter(pts.Select(r => r.Epsilon).ToArray(), pts.Select(r => 100 * r.Mean).ToArray());
+                sc.LegendText = $"{g.Key.Kind} {g.Key.Target} {g.Key.Rule}";
+            }
+            plot.Axes.Bottom.Label.Text = "ε";
+            plot.Axes.Left.Label.Text = "accuracy (%)";
+            plot.Axes.SetLimitsY(0, 100);
+            plot.ShowLegend();
+            plot.Title($"{Config.Dataset}: accuracy vs ε");
+            Plots.SavePng(plot, Path.Combine(dir, "accuracy-vs-epsilon.png"), 800, 500);
+        }
+        if (StepsCurve.Count >= 2)
+        {
+            var plot = new Plot();
+            var pts = StepsCurve.OrderBy(kv => kv.Key).ToList();
+            plot.Add.Scatter(pts.Select(kv => (double)kv.Key).ToArray(), pts.Select(kv => 100 * kv.Value).ToArray());
+            plot.Axes.Bottom.Label.Text = "purification steps T";
+            plot.Axes.Left.Label.Text = "accuracy (%)";
+            plot.Axes.SetLimitsY(0, 100);
+            plot.Title($"{Config.Dataset}: accuracy vs purification steps");
+            Plots.SavePng(plot, Path.Combine(dir, "accuracy-vs-steps.png"), 800, 500);
+        }
+    }
+
+    private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+    private static string Quote(string s) => "\"" + s.Replace("\"", "\"\"") + "\"";
+    public static string Slug(string s) => new(s.Select(c => char.IsLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-').ToArray());
+}
