@@ -14,6 +14,7 @@ root.Subcommands.Add(PurifyCommands.CreatePurify());
 root.Subcommands.Add(PurifyCommands.CreateClassify());
 root.Subcommands.Add(ModelCommands.CreateExport());
 root.Subcommands.Add(ModelCommands.CreateImport());
+root.Subcommands.Add(ModelCommands.CreateStrip());
 
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)

@@ -28,6 +28,22 @@ public static class ModelCommands
         return cmd;
     }
 
+    public static Command CreateStrip()
+    {
+        var input = new Argument<string>("checkpoint") { Description = "a score-model or classifier checkpoint" };
+        var output = new Option<string>("--out") { Description = "where to write the copy", Required = true };
+        var cmd = new Command("strip", "Copy a checkpoint without its optimizer state (smaller, for shipping; not resumable)");
+        cmd.Arguments.Add(input);
+        cmd.Options.Add(output);
+        cmd.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            IO.Checkpoint.Strip(parse.GetValue(input)!, parse.GetValue(output)!);
+            AnsiConsole.MarkupLine(Markup.Escape($"wrote {parse.GetValue(output)} ({new FileInfo(parse.GetValue(output)!).Length / 1e6:F1} MB)"));
+            return 0;
+        }));
+        return cmd;
+    }
+
     public static Command CreateImport()
     {
         var input = new Option<string>("--safetensors") { Description = "PyTorch NCSNv2 state_dict as safetensors", Required = true };

@@ -71,6 +71,15 @@ public static class Checkpoint
         ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(r);
     }
 
+    /// <summary>Writes a copy without the optimizer state (for shipping; such a copy cannot be resumed).</summary>
+    public static void Strip(string path, string outPath)
+    {
+        using var f = SafeTensors.Load(path);
+        if (!f.Metadata.ContainsKey(KindKey)) throw new AdpException($"{path}: not an adp checkpoint");
+        var meta = new Dictionary<string, string>(f.Metadata) { ["stripped"] = "optimizer state removed; not resumable" };
+        SafeTensors.Save(outPath, f.Tensors.Where(kv => kv.Key != OptimizerTensor), meta);
+    }
+
     public static string Require(SafeTensors.File f, string key) =>
         f.Metadata.TryGetValue(key, out var v) ? v : throw new AdpException($"{f.Path}: checkpoint metadata lacks '{key}'");
 }
