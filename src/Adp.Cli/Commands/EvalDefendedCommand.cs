@@ -24,8 +24,7 @@ public static partial class EvalCommands
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
-            var (clf, cinfo) = ClassifierFile.Load(parse.GetValue(classifier)!, device);
-            var (net, sinfo) = ScoreModelFile.Load(parse.GetValue(score)!, null, device);
+            var (clf, cinfo, net, sinfo) = CliSupport.LoadDefense(parse.GetValue(classifier)!, parse.GetValue(score)!, device);
             using var _c = clf;
             using var _s = net;
             var spec = DatasetRegistry.Get(cinfo.Dataset);

@@ -65,8 +65,7 @@ public static partial class EvalCommands
             if (cfg.BatchSize < 1) throw new AdpException($"--batch-size: expected at least 1, got {cfg.BatchSize}");
 
             var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
-            var (clf, cinfo) = ClassifierFile.Load(cfg.Classifier, device);
-            var (net, sinfo) = ScoreModelFile.Load(cfg.Score, null, device);
+            var (clf, cinfo, net, sinfo) = CliSupport.LoadDefense(cfg.Classifier, cfg.Score, device);
             foreach (var p in clf.parameters()) p.requires_grad_(false);
             foreach (var p in net.parameters()) p.requires_grad_(false);
             var spec = DatasetRegistry.Get(parse.GetValue(dataset) ?? cinfo.Dataset);

@@ -91,12 +91,9 @@ public static class PurifyCommands
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
-            var (clf, cinfo) = ClassifierFile.Load(parse.GetValue(classifier)!, device);
-            var (net, sinfo) = ScoreModelFile.Load(parse.GetValue(score)!, null, device);
+            var (clf, cinfo, net, sinfo) = CliSupport.LoadDefense(parse.GetValue(classifier)!, parse.GetValue(score)!, device);
             using var _c = clf;
             using var _s = net;
-            if (cinfo.Config.Channels != sinfo.Config.Channels || cinfo.Config.ImageSize != sinfo.Config.ImageSize)
-                throw new AdpException($"{cinfo.Path}: classifier takes {cinfo.Config.Channels}×{cinfo.Config.ImageSize}² images but the score model {sinfo.Path} takes {sinfo.Config.Channels}×{sinfo.Config.ImageSize}²");
             var classes = DatasetRegistry.All.FirstOrDefault(d => d.Name == cinfo.Dataset)?.ClassNames;
             var defense = new DefendedClassifier(clf, purifier.Build(parse, net), parse.GetValue(runs));
             var r = parse.GetValue(rule);

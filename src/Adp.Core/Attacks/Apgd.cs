@@ -18,17 +18,7 @@ public sealed class Apgd(ThreatModel threat) : IAttack
         var t = Threat;
         t.Validate();
         using var g = new Generator((ulong)t.Seed, CPU);
-        using var scope = NewDisposeScope();
-        Tensor? best = null, bestLoss = null;
-        for (int r = 0; r < t.Restarts; r++)
-        {
-            var (adv, loss) = RunOnce(model, images, labels, g);
-            if (best is null) { best = adv; bestLoss = loss; continue; }
-            var better = loss.gt(bestLoss!);
-            best = where(better.view(-1, 1, 1, 1), adv, best);
-            bestLoss = where(better, loss, bestLoss!);
-        }
-        return best!.MoveToOuterDisposeScope();
+        return Restarts.KeepStrongest(t.Restarts, () => RunOnce(model, images, labels, g));
     }
 
     private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, Generator g)
