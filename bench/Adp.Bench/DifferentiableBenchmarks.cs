@@ -15,6 +15,30 @@ public static class DifferentiableBenchmarks
         return line is null ? double.NaN : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
     }
 
+    /// <summary>One iteration of full-gradient PGD+EOT (the attack's gradient oracle with n_EOT fresh noise draws
+    /// through the differentiable purifier, classifier included) at the paper's purifier settings: time per image
+    /// and peak memory.</summary>
+    public static void FullGradientIteration(Dictionary<string, string> kv)
+    {
+        string score = kv.GetValueOrDefault("score", "models/mnist-score.ckpt");
+        string clfPath = kv.GetValueOrDefault("classifier", "models/mnist-smallcnn.ckpt");
+        int eot = int.Parse(kv.GetValueOrDefault("eot", "20")), batch = int.Parse(kv.GetValueOrDefault("batch", "32"));
+        var (net, info) = ScoreModelFile.Load(score);
+        var (clf, _) = ClassifierFile.Load(clfPath);
+        foreach (var p in net.parameters().Concat(clf.parameters())) p.requires_grad_(false);
+        using var test = DatasetLoader.Load(info.Dataset, Split.Test, kv.GetValueOrDefault("data"));
+        var x = test.Images(0, batch);
+        var y = test.Labels.narrow(0, 0, batch);
+        var model = new Adp.Attacks.FullGradientEotModel(clf, new DifferentiablePurifier(net, new PurifierSettings()), eot);
+        using var g = new Generator(0, CPU);
+        var sw = Stopwatch.StartNew();
+        var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
+        sw.Stop();
+        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} T=10 σ=0.25 batch={batch}: " +
+                          $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB, " +
+                          $"|direction| {dir.norm().item<float>():G3}");
+    }
+
     /// <summary>One forward+backward through the differentiable purifier (batch of test images): time and the
     /// process's peak memory. Run once per setting in a fresh process (peak memory only grows).</summary>
     public static void Gradient(Dictionary<string, string> kv)

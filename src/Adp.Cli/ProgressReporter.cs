@@ -44,9 +44,9 @@ public static class ProgressReporter
         {
             if (clock.Elapsed.TotalSeconds - lastPrint < 10 && p.Iteration != p.TotalIterations) return;
             lastPrint = clock.Elapsed.TotalSeconds;
-            double eta = p.ImagesPerSecond > 0 ? 0 : 0;
-            Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title} {p.Iteration}/{p.TotalIterations} loss {p.Loss:F4} {p.ImagesPerSecond:F1} img/s elapsed {clock.Elapsed:hh\\:mm\\:ss}{(p.Note is null ? "" : " " + p.Note)}");
-            _ = eta;
+            var eta = p.Iteration > 0 ? TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / p.Iteration * (p.TotalIterations - p.Iteration)) : TimeSpan.Zero;
+            Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title} {p.Iteration}/{p.TotalIterations} loss {p.Loss:F4} {p.ImagesPerSecond:F1} img/s " +
+                              $"elapsed {clock.Elapsed:hh\\:mm\\:ss} eta {eta:hh\\:mm\\:ss}{(p.Note is null ? "" : " " + p.Note)}");
         }, token);
         if (token.IsCancellationRequested) Console.WriteLine("interrupted: checkpoint written");
         return result;
