@@ -51,7 +51,8 @@ public sealed class DefendedClassifier(nn.Module<Tensor, Tensor> classifier, IPu
     public int Runs { get; } = runs >= 1 ? runs : throw new AdpException($"--runs: expected at least 1, got {runs}");
     public IPurifier Purifier { get; } = purifier;
     public nn.Module<Tensor, Tensor> Classifier { get; } = classifier;
-    public int MaxBatch { get; init; } = 1000;
+    /// <summary>Images per score-network batch; NCSNv2 activations cost megabytes per image, so this bounds memory.</summary>
+    public int MaxBatch { get; init; } = 500;
 
     /// <summary>Classifies a batch; all randomness comes from <paramref name="generator"/>, so the result depends
     /// only on the generator's state, the batch and <see cref="MaxBatch"/>.</summary>
