@@ -38,7 +38,7 @@ public static partial class EvalCommands
             AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}; classifier {cinfo.Path}; score model {sinfo.Path} ({sinfo.Weights} weights); {defense.Purifier.Describe()}, S={defense.Runs}, seed {parse.GetValue(seed)}"));
             ProgressReporter.Run("defended", subset.Count, (report, token) =>
                 r = DefendedEvaluation.Run(defense, subset, parse.GetValue(batch), parse.GetValue(seed), device,
-                    done => report(new Training.TrainingProgress(done, subset.Count, double.NaN, 0))));
+                    done => { token.ThrowIfCancellationRequested(); report(new Training.TrainingProgress(done, subset.Count, double.NaN, 0)); }));
             var t = new Table().AddColumns("classifier", "decision rule", "natural accuracy", "95% interval");
             var (blo, bhi) = bare.Interval;
             t.AddRow("bare", "-", $"{100 * bare.Accuracy:F2}%", $"{100 * blo:F1} – {100 * bhi:F1}");
