@@ -132,6 +132,31 @@ public class AttackTests
         Assert.True(((adv - x).abs() - 0.05).abs().max().item<float>() < 1e-5);
     }
 
+    /// <summary>A purifier that returns its input: every EOT sample then sees the same gradient.</summary>
+    private sealed class IdentityPurifier : IPurifier
+    {
+        public string Describe() => "identity";
+        public PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false) => new()
+        {
+            Images = x.clone(), StepSizes = zeros(1, x.shape[0]), StepsTaken = zeros(new long[] { x.shape[0] }, ScalarType.Int64),
+        };
+    }
+
+    [Fact]
+    public void Bpda_WithIdentityPurifier_AggregatesTheClassifierGradient()
+    {
+        var (model, _) = TwoClassLinear();
+        var x = rand(new long[] { 3, 1, 4, 4 }, generator: new Generator(6, CPU));
+        var y = tensor(new long[] { 0, 1, 1 });
+        using var g = new Generator(1, CPU);
+        var (l0, grad) = new ClassifierModel(model).LossAndDirection(x, y, AttackLoss.CrossEntropy, g);
+        var (lv, vote) = new BpdaEotModel(model, new IdentityPurifier(), 3, BpdaAggregation.SignVote).LossAndDirection(x, y, AttackLoss.CrossEntropy, g);
+        var (lm, mean) = new BpdaEotModel(model, new IdentityPurifier(), 3, BpdaAggregation.Mean).LossAndDirection(x, y, AttackLoss.CrossEntropy, g);
+        Assert.True((vote - 3 * grad.sign()).abs().max().item<float>() == 0);     // Σ_j sign(∇_j) over 3 equal samples
+        Assert.True((mean - grad).abs().max().item<float>() < 1e-6);             // mean of equal gradients
+        Assert.True((lv - l0).abs().max().item<float>() < 1e-6 && (lm - l0).abs().max().item<float>() < 1e-6);
+    }
+
     [Fact]
     public void DlrAndMarginLosses_OnKnownLogits()
     {

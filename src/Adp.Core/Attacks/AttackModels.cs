@@ -51,27 +51,37 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
 {
     public string Describe() => $"BPDA+EOT ({aggregation}, n_EOT={eotSamples}) through {purifier.Describe()}";
 
+    /// <summary>Images per purification batch: the n_EOT copies of a batch are purified together in chunks of this size.</summary>
+    public int MaxBatch { get; init; } = 500;
+
     public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, Generator g)
     {
         if (eotSamples < 1) throw new AdpException($"--eot: expected at least 1, got {eotSamples}");
         using var scope = NewDisposeScope();
-        Tensor? sum = null, lossSum = null;
-        for (int j = 0; j < eotSamples; j++)
+        long n = x.shape[0];
+        // All n_EOT purifications of the batch go through the score network together (sample-major rows).
+        var copies = x.detach().repeat(eotSamples, 1, 1, 1);
+        var ys = y.repeat(eotSamples);
+        var losses = new List<Tensor>();
+        var grads = new List<Tensor>();
+        for (long start = 0; start < copies.shape[0]; start += MaxBatch)
         {
-            using var r = purifier.Purify(x.detach(), g);
-            var (l, grad) = new ClassifierModel(classifier).LossAndDirection(r.Images, y, loss, g);
-            var contribution = aggregation == BpdaAggregation.Mean ? grad : grad.sign();
-            sum = sum is null ? contribution : sum + contribution;
-            lossSum = lossSum is null ? l : lossSum + l;
+            long m = Math.Min(MaxBatch, copies.shape[0] - start);
+            using var r = purifier.Purify(copies.narrow(0, start, m), g);
+            var (l, grad) = new ClassifierModel(classifier).LossAndDirection(r.Images, ys.narrow(0, start, m), loss, g);
+            losses.Add(l);
+            grads.Add(grad);
         }
-        var direction = aggregation == BpdaAggregation.Mean ? sum! / eotSamples : sum!;
+        var perSample = cat(grads).view([eotSamples, n, .. x.shape.Skip(1)]);
+        var direction = aggregation == BpdaAggregation.Mean ? perSample.mean([0]) : perSample.sign().sum(dim: 0);
         if (aggregation == BpdaAggregation.ScoreAware)
         {
             if (score is null) throw new AdpException("score-aware BPDA needs the score model");
             using var _ = no_grad();
             direction = 0.5 * direction.sign() + 0.5 * score.forward(x.detach()).sign();
         }
-        return ((lossSum! / eotSamples).MoveToOuterDisposeScope(), direction.MoveToOuterDisposeScope());
+        var meanLoss = cat(losses).view(eotSamples, n).mean([0]);
+        return (meanLoss.MoveToOuterDisposeScope(), direction.MoveToOuterDisposeScope());
     }
 }
 
