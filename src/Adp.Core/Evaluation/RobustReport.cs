@@ -52,10 +52,9 @@ public sealed class RobustReport
                     perSeed, mean, std, correct, total, lo, hi, worst.Average(), seconds));
             }
         }
-        var curve = new Dictionary<int, double>();
-        foreach (var cell in eval.Cells.Values)
-            foreach (var (t, list) in cell.StepsCurve)
-                curve[t] = list.Average();
+        // Pooled over seeds: every cell of the steps-curve attack contributes its images.
+        var curve = eval.Cells.Values.SelectMany(c => c.StepsCurve).GroupBy(kv => kv.Key)
+            .ToDictionary(g => g.Key, g => g.SelectMany(kv => kv.Value).Average());
         return new RobustReport
         {
             Config = config, DataDescription = data.Description, Rows = rows, Environment = environment,
