@@ -13,13 +13,8 @@ public sealed class Apgd(ThreatModel threat) : IAttack
     public ThreatModel Threat { get; } = threat;
     public string Describe() => $"APGD {Threat.Describe()} (step size adaptive from 2ε)";
 
-    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels)
-    {
-        var t = Threat;
-        t.Validate();
-        using var g = new Generator((ulong)t.Seed, CPU);
-        return Restarts.KeepStrongest(t.Restarts, () => RunOnce(model, images, labels, g));
-    }
+    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels) =>
+        Restarts.Run(Threat, g => RunOnce(model, images, labels, g));
 
     private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, Generator g)
     {

@@ -14,13 +14,8 @@ public sealed class Pgd(ThreatModel threat) : IAttack
     public bool ReturnBest { get; init; }
     public string Describe() => $"PGD {Threat.Describe()}{(ReturnBest ? " best-iterate" : " final-iterate")}";
 
-    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels)
-    {
-        var t = Threat;
-        t.Validate();
-        using var g = new Generator((ulong)t.Seed, CPU);
-        return Restarts.KeepStrongest(t.Restarts, () => RunOnce(model, images, labels, g));
-    }
+    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels) =>
+        Restarts.Run(Threat, g => RunOnce(model, images, labels, g));
 
     private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, Generator g)
     {

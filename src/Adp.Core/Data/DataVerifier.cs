@@ -52,8 +52,9 @@ public static class DataVerifier
         {
             if (spec.Format == DataFormat.Idx)
             {
-                string md5 = RawFiles.Md5OfFile(path);
-                byte[] content = RawFiles.ReadContent(path);
+                byte[] fileBytes = File.ReadAllBytes(path);
+                string md5 = RawFiles.Md5(fileBytes);
+                byte[] content = RawFiles.Decompress(fileBytes, path);
                 string detail = "md5 " + md5;
                 if (md5 != file.Md5)
                 {

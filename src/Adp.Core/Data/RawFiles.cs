@@ -6,21 +6,20 @@ namespace Adp.Data;
 /// <summary>Reading whole data files (gzipped or not) with errors that name the file.</summary>
 public static class RawFiles
 {
-    public static bool IsGzip(string path)
-    {
-        using var fs = File.OpenRead(path);
-        return fs.ReadByte() == 0x1f && fs.ReadByte() == 0x8b;
-    }
-
     /// <summary>The file's content, decompressed if it is gzipped.</summary>
     public static byte[] ReadContent(string path)
     {
         if (!File.Exists(path)) throw new AdpException($"{path}: file not found");
-        if (!IsGzip(path)) return File.ReadAllBytes(path);
+        return Decompress(File.ReadAllBytes(path), path);
+    }
+
+    /// <summary>The bytes of a file as read, decompressed if they are gzipped (errors name <paramref name="path"/>).</summary>
+    public static byte[] Decompress(byte[] bytes, string path)
+    {
+        if (bytes.Length < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b) return bytes;
         try
         {
-            using var fs = File.OpenRead(path);
-            using var gz = new GZipStream(fs, CompressionMode.Decompress);
+            using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
             using var ms = new MemoryStream();
             gz.CopyTo(ms);
             return ms.ToArray();
