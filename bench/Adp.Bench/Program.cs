@@ -11,6 +11,8 @@ switch (name)
 {
     case "dsm": ScoreBenchmarks.DsmTraining(kv); break;
     case "forward": ScoreBenchmarks.Forward(kv); break;
+    case "ops": OpBenchmarks.Ops(kv); break;
+    case "determinism": DeterminismCheck.Run(kv); break;
     case "purify": PurificationBenchmarks.Purification(kv); break;
     case "grad": DifferentiableBenchmarks.Gradient(kv); break;
     case "clf": ClassifierBenchmarks.Training(kv); break;

@@ -19,15 +19,16 @@ public class DifferentiablePurifierTests
     }
 
     [Theory]
-    [InlineData(true, false)]
-    [InlineData(false, false)]
-    [InlineData(true, true)]
-    public void Gradient_MatchesFiniteDifferences(bool checkpointing, bool faithful)
+    [InlineData(true, false, 64)]
+    [InlineData(false, false, 64)]
+    [InlineData(true, true, 64)]
+    [InlineData(true, false, 1)]  // one image per network call and per backward recomputation
+    public void Gradient_MatchesFiniteDifferences(bool checkpointing, bool faithful, int chunk)
     {
         var (net, x, eps) = Tiny();
         // Small σ so that few pixels sit on the clip boundary (where the gradient is one-sided).
         var s = new PurifierSettings(Sigma: 0.05, Steps: 3, Faithful: faithful);
-        var p = new DifferentiablePurifier(net, s) { Checkpointing = checkpointing };
+        var p = new DifferentiablePurifier(net, s) { Checkpointing = checkpointing, Chunk = chunk };
         var w = randn(x.shape, dtype: ScalarType.Float64, generator: new Generator(2, CPU));
         // Loss = ⟨w, purify(x)⟩; α is held fixed (detached), so the finite difference must also hold it fixed:
         // evaluate both sides with the step sizes of the unperturbed input, via a recorded-α purifier.

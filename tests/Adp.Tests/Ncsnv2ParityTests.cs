@@ -43,4 +43,27 @@ public class Ncsnv2ParityTests
         using var _ = no_grad();
         AssertClose(f.Get("h_x"), net.forward(f.Get("x")), 1e-4, 1e-4, "h_x");
     }
+
+    [Fact]
+    public void ChannelsLastLayout_ComputesTheSameFunction_AndExportsCorrectly()
+    {
+        manual_seed(3);
+        using var net = new Ncsnv2(new ScoreModelConfig(3, 32, 8, 1.0, 0.01, 4));
+        using var x = rand(4, 3, 32, 32, generator: new Generator(5));
+        using var _ = no_grad();
+        net.ChannelsLast = false;
+        using var nchw = net.forward(x);
+        net.ChannelsLast = true;
+        using var cl = net.forward(x);
+        // the weights now live NHWC in memory; the output must not depend on that
+        Assert.Equal(1, net.get_parameter("end_conv.weight")!.stride()[1]);
+        AssertClose(nchw, cl, 1e-5, 1e-5, "channels-last vs NCHW");
+
+        // export after the layout change writes the logical (NCHW) order, so a fresh model reproduces the output
+        var path = Path.Combine(Directory.CreateTempSubdirectory("adp-cl-").FullName, "m.safetensors");
+        ScoreModelFile.ExportSafeTensors(net, path);
+        using var back = ScoreModelFile.ImportPyTorch(path, net.Config);
+        back.ChannelsLast = false;
+        AssertClose(cl, back.forward(x), 1e-5, 1e-5, "exported and re-imported");
+    }
 }

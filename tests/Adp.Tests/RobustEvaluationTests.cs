@@ -71,4 +71,45 @@ public class RobustEvaluationTests
                 Assert.Equal(lists, resumed.Cells[key].Correct[rule]);
         Assert.Equal(8, whole.Cells["1|0"].Correct["MeanSoftmax"][1].Count);  // resubmission 2 of 2 covers all images
     }
+
+    [Fact]
+    public void IterationsCurve_EndsAtTheFinalResult_AndStartsAtTheCleanOne()
+    {
+        torch.manual_seed(4);
+        var clf = Classifier.Create(ClassifierConfig.SmallCnn());
+        clf.eval();
+        var score = new Ncsnv2(new ScoreModelConfig(1, 28, 4, 1, 0.01, 3));
+        score.eval();
+        using var noise = ScoreTrainingTests.SyntheticDataset(16, seed: 5);
+        // labels = the untrained classifier's own predictions, so clean accuracy is 100% and the attack has room
+        Tensor own;
+        using (no_grad()) own = clf.forward(noise.Images(0, 16, CPU)).argmax(1);
+        using var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Train, noise.Images(0, 16, CPU).mul(255).round().to(ScalarType.Byte), own);
+        var cfg = new RobustConfig
+        {
+            Classifier = "c", Score = "s", Images = 16, BatchSize = 8, Seeds = [0], SanityUnbounded = false,
+            Attacks =
+            [
+                new AttackSpec { Kind = AttackKind.None, Target = AttackTarget.Bare },
+                new AttackSpec { Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 0.5, Iterations = 6, RandomStart = false, IterationsCurve = [0, 2, 6] },
+            ],
+        };
+        var eval = new RobustEvaluation(cfg, data, clf, score, CPU, Directory.CreateTempSubdirectory("adp-iters-").FullName);
+        eval.Run();
+        var clean = eval.Cells[RobustEvaluation.CellKey(0, 0)].Correct[RobustEvaluation.BareRule][0];
+        var attacked = eval.Cells[RobustEvaluation.CellKey(1, 0)];
+        Assert.Equal(new[] { 0, 2, 6 }, attacked.IterationsCurve.Keys.Order());
+        Assert.Equal(16, clean.Sum());
+        Assert.Equal(clean, attacked.IterationsCurve[0]);                                  // no random start: k = 0 is the clean image
+        Assert.Equal(attacked.Correct[RobustEvaluation.BareRule][0], attacked.IterationsCurve[6]);  // k = Iterations is the result
+        Assert.True(attacked.IterationsCurve[6].Sum() < clean.Sum(), "the attack must have lowered accuracy for this test to mean anything");
+
+        var report = RobustReport.Build(cfg, eval, data, new());
+        Assert.Equal(3, report.IterationsCurves.Single().Value.Count);
+        var dir = Directory.CreateTempSubdirectory("adp-iters-report-").FullName;
+        report.Write(dir, eval);
+        Assert.True(File.Exists(Path.Combine(dir, "accuracy-vs-iterations.png")));
+        Assert.Contains("Accuracy vs attack iterations", File.ReadAllText(Path.Combine(dir, "report.md")));
+        Assert.Throws<AdpException>(() => (cfg.Attacks[1] with { Restarts = 2 }).Validate());
+    }
 }

@@ -12,6 +12,10 @@ public sealed class Pgd(ThreatModel threat) : IAttack
 {
     public ThreatModel Threat { get; } = threat;
     public bool ReturnBest { get; init; }
+    /// <summary>Called with (k, iterate after k steps) for k = 0 … Iterations of every restart; used to measure
+    /// robust accuracy against the attack budget from one run (PGD with a fixed step makes the k-step iterate
+    /// exactly what a k-iteration attack returns).</summary>
+    public Action<int, Tensor>? OnIterate { get; init; }
     public string Describe() => $"PGD {Threat.Describe()}{(ReturnBest ? " best-iterate" : " final-iterate")}";
 
     public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels) =>
@@ -22,12 +26,14 @@ public sealed class Pgd(ThreatModel threat) : IAttack
         var t = Threat;
         var adv = t.RandomStart && t.Epsilon > 0 ? Projection.RandomStart(x, t.Norm, t.Epsilon, g) : x.clone();
         Tensor? bestAdv = null, bestLoss = null;
+        OnIterate?.Invoke(0, adv);
         for (int k = 0; k < t.Iterations; k++)
         {
             using var step = NewDisposeScope();
             var (loss, direction) = model.LossAndDirection(adv, y, t.Loss, g);
             if (ReturnBest) Track(adv, loss, ref bestAdv, ref bestLoss, step);
             adv = Projection.Project(adv + Projection.Step(direction, t.Norm, t.StepSize), x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
+            OnIterate?.Invoke(k + 1, adv);
         }
         var (finalLoss, _) = model.LossAndDirection(adv, y, t.Loss, g);
         if (!ReturnBest) return (adv, finalLoss);

@@ -40,6 +40,18 @@ public sealed record AttackSpec
     public AttackLoss Loss { get; init; } = AttackLoss.CrossEntropy;
     public int Eot { get; init; } = 1;
     public bool ReturnBest { get; init; } = false;
+    /// <summary>Attack iterations at which the evaluated model (the defense: mean softmax, one submission; or the
+    /// bare classifier) is also evaluated on the intermediate iterate: robust accuracy vs attack budget from a single run. PGD, final iterate, one restart only.</summary>
+    public List<int> IterationsCurve { get; init; } = [];
+
+    public void Validate()
+    {
+        if (IterationsCurve.Count == 0) return;
+        if (Kind != AttackKind.Pgd || Restarts != 1 || ReturnBest)
+            throw new AdpException($"attack '{Label}': IterationsCurve needs Kind Pgd with one restart and the final iterate");
+        if (IterationsCurve.Any(k => k < 0 || k > Iterations))
+            throw new AdpException($"attack '{Label}': IterationsCurve entries must lie in 0…{Iterations}");
+    }
 
     public string Label => Name.Length > 0 ? Name : $"{Target}-{Kind}-eps{Epsilon:G3}";
     public bool EvaluatesDefense => Target != AttackTarget.Bare;

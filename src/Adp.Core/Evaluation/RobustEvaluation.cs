@@ -17,6 +17,8 @@ public sealed class CellState
     public Dictionary<string, List<List<int>>> Correct { get; set; } = new();
     /// <summary>steps T → per-image correctness under mean softmax (only for the steps-curve attack).</summary>
     public Dictionary<int, List<int>> StepsCurve { get; set; } = new();
+    /// <summary>attack iterations k → per-image correctness under mean softmax on the k-step iterate.</summary>
+    public Dictionary<int, List<int>> IterationsCurve { get; set; } = new();
     public double Seconds { get; set; }
 }
 
@@ -43,6 +45,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         if (File.Exists(ProgressPath))
             Cells = JsonSerializer.Deserialize<Dictionary<string, CellState>>(File.ReadAllText(ProgressPath)) ?? new();
         var attacks = config.AllAttacks();
+        foreach (var spec in attacks) spec.Validate();
         int batches = (data.Count + config.BatchSize - 1) / config.BatchSize;
         int curveAttack = attacks.FindIndex(a => a.EvaluatesDefense && a.Kind != AttackKind.None);
         long total = (long)attacks.Count * config.Seeds.Count * batches, done = Cells.Values.Sum(c => (long)c.BatchesDone);
@@ -70,11 +73,14 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         int start = batch * config.BatchSize, n = Math.Min(config.BatchSize, data.Count - start);
         var x = data.Images(start, n, device);
         var y = data.Labels.narrow(0, start, n).to(device);
-        var adv = spec.Kind == AttackKind.None ? x : Attack(spec, attackIndex, seed, batch).Perturb(AttackModel(spec), x, y);
+        var iterates = new SortedDictionary<int, Tensor>();  // outside every dispose scope (the attack's own scopes end first)
+        var adv = spec.Kind == AttackKind.None ? x : Attack(spec, attackIndex, seed, batch, iterates).Perturb(AttackModel(spec), x, y);
+        foreach (var t in iterates.Values) scope.Attach(t);
         if (!spec.EvaluatesDefense)
         {
             using var _ = no_grad();
             Append(cell, BareRule, 0, classifier.forward(adv).argmax(1).eq(y));
+            foreach (var (k, xk) in iterates) AppendCurve(cell, k, classifier.forward(xk).argmax(1).eq(y));
         }
         else
         {
@@ -84,6 +90,12 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
                 using var g = new Generator(Seeds.MixTorch(seed, attackIndex, batch, r, 11), CPU);
                 using var o = defense.Classify(adv, g);
                 foreach (var rule in config.Rules) Append(cell, rule.ToString(), r, o.Predict(rule).eq(y));
+            }
+            foreach (var (k, xk) in iterates)
+            {
+                using var g = new Generator(Seeds.MixTorch(seed, attackIndex, batch, k, 17), CPU);
+                using var o = defense.Classify(xk, g);
+                AppendCurve(cell, k, o.Predict(DecisionRule.MeanSoftmax).eq(y));
             }
             if (stepsCurve)
                 foreach (var t in config.StepsCurve)
@@ -114,14 +126,22 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         lists[resubmission].AddRange(correct.to(ScalarType.Int32).cpu().data<int>().ToArray());
     }
 
-    private IAttack Attack(AttackSpec s, int attackIndex, long seed, int batch)
+    private static void AppendCurve(CellState cell, int k, Tensor correct)
     {
+        if (!cell.IterationsCurve.TryGetValue(k, out var list)) cell.IterationsCurve[k] = list = [];
+        list.AddRange(correct.to(ScalarType.Int32).cpu().data<int>().ToArray());
+    }
+
+    private IAttack Attack(AttackSpec s, int attackIndex, long seed, int batch, IDictionary<int, Tensor> iterates)
+    {
+        Action<int, Tensor>? onIterate = s.IterationsCurve.Count == 0 ? null
+            : (k, adv) => { if (s.IterationsCurve.Contains(k)) iterates[k] = adv.detach().clone().DetachFromDisposeScope(); };
         var threat = new ThreatModel(s.Norm, s.Epsilon, s.EffectiveStep, s.Iterations, s.Restarts, s.RandomStart, s.Loss,
             (long)Seeds.MixTorch(seed, attackIndex, batch, 7));
         return s.Kind switch
         {
             AttackKind.Fgsm => new Fgsm(threat),
-            AttackKind.Pgd => new Pgd(threat) { ReturnBest = s.ReturnBest },
+            AttackKind.Pgd => new Pgd(threat) { ReturnBest = s.ReturnBest, OnIterate = onIterate },
             AttackKind.Apgd => new Apgd(threat),
             _ => throw new AdpException($"attack '{s.Label}': unknown kind {s.Kind}"),
         };

@@ -20,6 +20,8 @@ public sealed class RobustReport
     public required List<string> SanityFindings { get; init; }
     public required Dictionary<string, string> Environment { get; init; }
     public Dictionary<int, double> StepsCurve { get; init; } = new();
+    /// <summary>attack label → (attack iterations → accuracy under mean softmax, pooled over seeds).</summary>
+    public Dictionary<string, SortedDictionary<int, double>> IterationsCurves { get; init; } = new();
 
     public static RobustReport Build(RobustConfig config, RobustEvaluation eval, ImageDataset data, Dictionary<string, string> environment)
     {
@@ -55,10 +57,18 @@ public sealed class RobustReport
         // Pooled over seeds: every cell of the steps-curve attack contributes its images.
         var curve = eval.Cells.Values.SelectMany(c => c.StepsCurve).GroupBy(kv => kv.Key)
             .ToDictionary(g => g.Key, g => g.SelectMany(kv => kv.Value).Average());
+        var iterationCurves = new Dictionary<string, SortedDictionary<int, double>>();
+        for (int a = 0; a < attacks.Count; a++)
+        {
+            var cells = config.Seeds.Select(seed => eval.Cells.GetValueOrDefault(RobustEvaluation.CellKey(a, seed))).OfType<CellState>();
+            var points = cells.SelectMany(c => c.IterationsCurve).GroupBy(kv => kv.Key)
+                .ToDictionary(g => g.Key, g => g.SelectMany(kv => kv.Value).Average());
+            if (points.Count > 0) iterationCurves[attacks[a].Label] = new SortedDictionary<int, double>(points);
+        }
         return new RobustReport
         {
             Config = config, DataDescription = data.Description, Rows = rows, Environment = environment,
-            SanityFindings = Sanity(rows), StepsCurve = curve,
+            SanityFindings = Sanity(rows), StepsCurve = curve, IterationsCurves = iterationCurves,
         };
     }
 
@@ -98,7 +108,7 @@ public sealed class RobustReport
         Directory.CreateDirectory(dir);
         var json = JsonSerializer.SerializeToUtf8Bytes(new
         {
-            config = Config, data = DataDescription, rows = Rows, sanity = SanityFindings, stepsCurve = StepsCurve, environment = Environment,
+            config = Config, data = DataDescription, rows = Rows, sanity = SanityFindings, stepsCurve = StepsCurve, iterationsCurves = IterationsCurves, environment = Environment,
         }, RobustConfig.Json);
         AtomicFile.Write(Path.Combine(dir, "results.json"), json);
 
@@ -139,6 +149,12 @@ public sealed class RobustReport
                           string.Join(", ", StepsCurve.OrderBy(kv => kv.Key).Select(kv => $"T={kv.Key}: {100 * kv.Value:F1}%")));
             sb.AppendLine();
         }
+        foreach (var (label, pts) in IterationsCurves)
+        {
+            sb.AppendLine($"Accuracy vs attack iterations, {label} (mean softmax, one submission): " +
+                          string.Join(", ", pts.Select(kv => $"{kv.Key}: {100 * kv.Value:F1}%")));
+            sb.AppendLine();
+        }
         sb.AppendLine("## Sanity checks");
         if (SanityFindings.Count == 0) sb.AppendLine("All hold: accuracy does not rise with ε; full gradient ≤ BPDA ≤ preprocessor-blind; unbounded attack on the bare classifier ≈ 0%.");
         else foreach (var f in SanityFindings) sb.AppendLine($"- **VIOLATED**: {f}");
@@ -147,34 +163,33 @@ public sealed class RobustReport
 
     private void WritePlots(string dir)
     {
-        var defended = Rows.Where(r => r.Epsilon > 0).GroupBy(r => (Kind: r.Protocol.Split(' ')[0], Target: r.Protocol.Split(' ')[1], r.Rule)).Where(g => g.Count() >= 2).ToList();
-        if (defended.Count > 0)
-        {
-            var plot = new Plot();
-            foreach (var g in defended)
-            {
-                var pts = g.OrderBy(r => r.Epsilon).ToList();
-                var sc = plot.Add.Scatter(pts.Select(r => r.Epsilon).ToArray(), pts.Select(r => 100 * r.Mean).ToArray());
-                sc.LegendText = $"{g.Key.Kind} {g.Key.Target} {g.Key.Rule}";
-            }
-            plot.Axes.Bottom.Label.Text = "ε";
-            plot.Axes.Left.Label.Text = "accuracy (%)";
-            plot.Axes.SetLimitsY(0, 100);
-            plot.ShowLegend();
-            plot.Title($"{Config.Dataset}: accuracy vs ε");
-            Plots.SavePng(plot, Path.Combine(dir, "accuracy-vs-epsilon.png"), 800, 500);
-        }
+        var byEpsilon = Rows.Where(r => r.Epsilon > 0).GroupBy(r => (Kind: r.Protocol.Split(' ')[0], Target: r.Protocol.Split(' ')[1], r.Rule)).Where(g => g.Count() >= 2)
+            .Select(g => ($"{g.Key.Kind} {g.Key.Target} {g.Key.Rule}", g.OrderBy(r => r.Epsilon).Select(r => (r.Epsilon, r.Mean)).ToList())).ToList();
+        AccuracyPlot(dir, "accuracy-vs-epsilon.png", "accuracy vs ε", "ε", byEpsilon);
         if (StepsCurve.Count >= 2)
+            AccuracyPlot(dir, "accuracy-vs-steps.png", "accuracy vs purification steps", "purification steps T",
+                [("", StepsCurve.OrderBy(kv => kv.Key).Select(kv => ((double)kv.Key, kv.Value)).ToList())]);
+        var byIterations = IterationsCurves.Where(c => c.Value.Count >= 2)
+            .Select(c => (c.Key, c.Value.Select(kv => ((double)kv.Key, kv.Value)).ToList())).ToList();
+        AccuracyPlot(dir, "accuracy-vs-iterations.png", "robust accuracy vs attack iterations", "attack iterations", byIterations);
+    }
+
+    /// <summary>One accuracy (%) line per series against x; nothing is written without a series.</summary>
+    private void AccuracyPlot(string dir, string file, string title, string xLabel, List<(string Label, List<(double X, double Accuracy)> Points)> series)
+    {
+        if (series.Count == 0) return;
+        var plot = new Plot();
+        foreach (var (label, pts) in series)
         {
-            var plot = new Plot();
-            var pts = StepsCurve.OrderBy(kv => kv.Key).ToList();
-            plot.Add.Scatter(pts.Select(kv => (double)kv.Key).ToArray(), pts.Select(kv => 100 * kv.Value).ToArray());
-            plot.Axes.Bottom.Label.Text = "purification steps T";
-            plot.Axes.Left.Label.Text = "accuracy (%)";
-            plot.Axes.SetLimitsY(0, 100);
-            plot.Title($"{Config.Dataset}: accuracy vs purification steps");
-            Plots.SavePng(plot, Path.Combine(dir, "accuracy-vs-steps.png"), 800, 500);
+            var sc = plot.Add.Scatter(pts.Select(p => p.X).ToArray(), pts.Select(p => 100 * p.Accuracy).ToArray());
+            if (label.Length > 0) sc.LegendText = label;
         }
+        plot.Axes.Bottom.Label.Text = xLabel;
+        plot.Axes.Left.Label.Text = "accuracy (%)";
+        plot.Axes.SetLimitsY(0, 100);
+        if (series.Any(s => s.Label.Length > 0)) plot.ShowLegend();
+        plot.Title($"{Config.Dataset}: {title}");
+        Plots.SavePng(plot, Path.Combine(dir, file), 800, 500);
     }
 
     private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);

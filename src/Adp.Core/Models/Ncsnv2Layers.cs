@@ -29,10 +29,11 @@ public sealed class InstanceNormPlusPlus : Module<Tensor, Tensor>
         var means = x.mean([2, 3]);
         var (v, m) = torch.var_mean(means, -1, unbiased: true, keepdim: true);
         var normMeans = (means - m) / (v + 1e-5).sqrt();
-        var (xv, xm) = torch.var_mean(x, [2, 3], unbiased: false, keepdim: true);
-        var h = (x - xm) / (xv + 1e-5).sqrt();
-        h = h + normMeans.unsqueeze(-1).unsqueeze(-1) * alpha.view(1, -1, 1, 1);
-        return (gamma.view(1, -1, 1, 1) * h + beta.view(1, -1, 1, 1)).MoveToOuterDisposeScope();
+        // Two-pass statistics and one fused multiply-add: libtorch's var_mean over H,W is ~10× slower here.
+        var centered = x - means.unsqueeze(-1).unsqueeze(-1);
+        var scale = (centered.square().mean([2, 3], keepdim: true) + 1e-5).rsqrt() * gamma.view(1, -1, 1, 1);
+        var shift = (beta + normMeans * (gamma * alpha)).unsqueeze(-1).unsqueeze(-1);
+        return torch.addcmul(shift, centered, scale, 1.0).MoveToOuterDisposeScope();
     }
 }
 
@@ -97,8 +98,9 @@ public sealed class ResidualBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.forward(F.elu(normalize1.forward(x), 1.0, false));
-        h = conv2.forward(F.elu(normalize2.forward(h), 1.0, false));
+        // in-place ELU on the fresh norm outputs (their backward needs no output of the norm)
+        var h = conv1.forward(F.elu(normalize1.forward(x), 1.0, true));
+        h = conv2.forward(F.elu(normalize2.forward(h), 1.0, true));
         var s = shortcut is null ? x : shortcut.forward(x);
         return (s + h).MoveToOuterDisposeScope();
     }
@@ -156,6 +158,20 @@ public sealed class CrpBlock : Module<Tensor, Tensor>
             x = path + x;
         }
         return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>5×5 max-pool, stride 1, padding 2, as the running maximum of shifted views along W then H
+    /// (max is separable): the same values as max_pool2d at a fraction of libtorch's CPU cost for stride 1.</summary>
+    internal static Tensor MaxPool5(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long h = x.shape[2], w = x.shape[3];
+        var p = F.pad(x, [2, 2, 2, 2], value: double.NegativeInfinity);
+        var rows = p.narrow(3, 0, w);
+        for (int k = 1; k < 5; k++) rows = torch.maximum(rows, p.narrow(3, k, w));
+        var r = rows.narrow(2, 0, h);
+        for (int k = 1; k < 5; k++) r = torch.maximum(r, rows.narrow(2, k, h));
+        return r.MoveToOuterDisposeScope();
     }
 }
 

@@ -14,6 +14,10 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
     public PurifierSettings Settings { get; } = settings;
     public bool Checkpointing { get; init; } = true;
 
+    /// <summary>Images per network call, also per backward recomputation (so the graph held at once is that of
+    /// one chunk); see <see cref="AdaptiveStepPurifier.NetworkChunk"/>.</summary>
+    public int Chunk { get; init; } = AdaptiveStepPurifier.DefaultNetworkChunk;
+
     /// <summary>Purified images with a graph back to <paramref name="x"/> (x₀ = clip(x + σε)).</summary>
     public Tensor Purify(Tensor x, Tensor eps)
     {
@@ -32,17 +36,19 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
             if (idx.shape[0] > 0)
             {
                 var xr = cur.index_select(0, idx);
-                Tensor alpha, go;
+                Tensor alpha, go, h;
                 using (no_grad())
                 {
-                    alpha = AdaptiveStepPurifier.StepSize(score, xr.detach(), s, out var g);
-                    g.Dispose();
+                    alpha = AdaptiveStepPurifier.StepSize(score, xr.detach(), s, out h, Chunk);
                     go = alpha.gt(s.Tau);
                     alpha = alpha * go;
                 }
+                // The checkpointed step reuses h(x_t) from the step-size probe for its forward value, so each
+                // step costs the two probe calls plus one recomputation with graph in backward.
                 var next = Checkpointing
-                    ? CheckpointedStep.apply(xr, new StepState(score, alpha, s.Faithful))
+                    ? CheckpointedStep.apply(xr, new StepState(score, alpha, s.Faithful, h, Chunk))
                     : AdaptiveStepPurifier.Advance(xr, alpha, score.forward(xr), s.Faithful);
+                h.Dispose();
                 cur = cur.index_copy(0, idx, next);
                 running = running.index_copy(0, idx, go);
             }
@@ -52,7 +58,7 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
         return cur.MoveToOuterDisposeScope();
     }
 
-    private sealed record StepState(nn.Module<Tensor, Tensor> Score, Tensor Alpha, bool Faithful);
+    private sealed record StepState(nn.Module<Tensor, Tensor> Score, Tensor Alpha, bool Faithful, Tensor? H, int Chunk);
 
     /// <summary>x ↦ Advance(x, α, h(x)) with h's graph recomputed in backward instead of stored.</summary>
     private sealed class CheckpointedStep : autograd.SingleTensorFunction<CheckpointedStep>
@@ -64,7 +70,8 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
             var x = (Tensor)vars[0];
             var state = (StepState)vars[1];
             ctx.save_for_backward([x, state.Alpha]);  // saved variables outlive the caller's dispose scope
-            ctx.save_data("state", state with { Alpha = null! });
+            ctx.save_data("state", state with { Alpha = null!, H = null });
+            if (state.H is not null) return AdaptiveStepPurifier.Advance(x, state.Alpha, state.H, state.Faithful);
             using var g = state.Score.forward(x);
             return AdaptiveStepPurifier.Advance(x, state.Alpha, g, state.Faithful);
         }
@@ -76,10 +83,16 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
             var state = (StepState)ctx.get_data("state");
             using var enable = enable_grad();
             using var scope = NewDisposeScope();
-            var xr = x.detach().requires_grad_(true);
-            var y = AdaptiveStepPurifier.Advance(xr, alpha, state.Score.forward(xr), state.Faithful);
-            var grad = autograd.grad([y], [xr], [gradOutput])[0];
-            return [grad.MoveToOuterDisposeScope(), null!];  // one entry per input; the state gets none
+            long n = x.shape[0], chunk = state.Chunk > 0 ? state.Chunk : n;
+            var grads = new List<Tensor>();
+            for (long start = 0; start < n; start += chunk)
+            {
+                long m = Math.Min(chunk, n - start);
+                var xr = x.narrow(0, start, m).detach().requires_grad_(true);
+                var y = AdaptiveStepPurifier.Advance(xr, alpha.narrow(0, start, m), state.Score.forward(xr), state.Faithful);
+                grads.Add(autograd.grad([y], [xr], [gradOutput.narrow(0, start, m)])[0]);
+            }
+            return [cat(grads).MoveToOuterDisposeScope(), null!];  // one entry per input; the state gets none
         }
     }
 }

@@ -48,6 +48,7 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
         torch.manual_seed((long)Seeds.MixTorch(options.Seed, 3));  // weight initialization follows the seed
         var net = new Ncsnv2(options.Model);
         var ema = new Ncsnv2(options.Model);
+        net.ChannelsLast = ema.ChannelsLast = false;  // see Ncsnv2.ChannelsLast
         net.to(device); ema.to(device);
         using var sigmas = tensor(options.Model.Sigmas().Select(s => (float)s).ToArray(), device: device);
         var opt = optim.Adam(net.parameters(), options.LearningRate);
