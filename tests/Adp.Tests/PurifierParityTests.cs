@@ -36,21 +36,29 @@ public class PurifierParityTests(ITestOutputHelper output)
     [ReferenceFact]
     public void FaithfulMode_StepSizesMatch_WithinConditioning()
     {
+        // The stated 1e-4 relative, plus the reference's own float32 uncertainty: its z = ⟨g,g′⟩/⟨g,g⟩ carries
+        // rounding noise up to ~2e-6, and α = λδ/(1−z) turns that into 2e-6/(1−z) relative. Measured with
+        // bench/pytorch/alpha_conditioning.py: the paper network in PyTorch 1.13 on this machine misses the reference
+        // α by 1.2e-3 (float32) and even the float64 computation by 1.2e-3, all at steps where 1−z ≈ 1e-3, and by
+        // ≤ 1.3e-4 where 1−z ≥ 4e-3. So a flat 1e-4 is unattainable for any implementation, PyTorch included.
         using var f = SafeTensors.Load(TestEnvironment.ReferenceFile("ncsnv2_mnist_ngf16_a.safetensors"));
         using var net = Ncsnv2ParityTests.LoadReference(f, 1, 28);
         using var noGrad = no_grad();
         var it = f.Get("adp_iterates");
-        var steps = f.Get("adp_step_sizes");
+        var steps = f.Get("adp_step_sizes").to(ScalarType.Float64);
         var s = new PurifierSettings(Faithful: true);
-        double worst = 0;
+        double worst = 0, worstRatio = 0;
         for (int t = 0; t < steps.shape[0]; t++)
         {
-            var alpha = AdaptiveStepPurifier.StepSize(net, it[t], s, out _);
-            var rel = ((alpha - steps[t]).abs() / steps[t]).max().item<float>();
-            worst = Math.Max(worst, rel);
+            var alpha = AdaptiveStepPurifier.StepSize(net, it[t], s, out _).to(ScalarType.Float64);
+            var rel = (alpha - steps[t]).abs() / steps[t];
+            var oneMinusZ = (s.Lambda * s.Delta) / steps[t];   // from the reference's α (unclamped range)
+            var tolerance = 1e-4 + 2e-6 / oneMinusZ;
+            worst = Math.Max(worst, rel.max().item<double>());
+            worstRatio = Math.Max(worstRatio, (rel / tolerance).max().item<double>());
         }
-        output.WriteLine($"worst relative step-size difference {worst:G3}");
-        Assert.True(worst < 2e-3, $"step sizes differ by {worst:G3} relative");
+        output.WriteLine($"worst relative step-size difference {worst:G3}; worst fraction of its tolerance {worstRatio:G3}");
+        Assert.True(worstRatio <= 1, $"a step size differs by more than 1e-4 + 2e-6/(1−z) relative (worst {worstRatio:G3} of the tolerance)");
     }
 
     [ReferenceFact]
