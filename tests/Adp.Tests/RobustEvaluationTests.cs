@@ -28,7 +28,7 @@ public class RobustEvaluationTests
         {
             Row("Pgd Blind a", true, 0.1, 0.5), Row("Pgd Blind b", true, 0.3, 0.9),      // rises with ε
             Row("Pgd Bpda c", true, 0.3, 0.95),                                          // BPDA weaker than blind
-            Row("Pgd Full d", true, 0.3, 0.97),                                          // full weaker than BPDA
+            Row("Pgd Full d", true, 0.3, 0.995),                                         // full weaker than BPDA
             Row("Pgd Bare e", false, 1.0, 0.4),                                          // unbounded not ≈ 0
         };
         var findings = RobustReport.Sanity(bad);
@@ -36,6 +36,11 @@ public class RobustEvaluationTests
         Assert.Contains(findings, f => f.StartsWith("Bpda attack"));
         Assert.Contains(findings, f => f.StartsWith("Full attack"));
         Assert.Contains(findings, f => f.Contains("unbounded"));
+
+        // An inversion inside the 95% intervals (1,000 images: 0.62 vs 0.60) is a note, not a violation.
+        var noisy = new List<RobustRow> { Row("Pgd Blind a", true, 0.3, 0.60), Row("Pgd Bpda c", true, 0.3, 0.62) };
+        Assert.Empty(RobustReport.Sanity(noisy));
+        Assert.Contains(RobustReport.Notes(noisy), n => n.StartsWith("Bpda attack") && n.EndsWith("within the 95% intervals"));
     }
 
     [Fact]

@@ -105,6 +105,7 @@ public static partial class EvalCommands
             AnsiConsole.MarkupLine(Markup.Escape($"  {subset.Description}; S={cfg.Runs}, {cfg.Resubmissions} resubmission(s), seeds {string.Join(",", cfg.Seeds)}"));
             foreach (var f in result.SanityFindings) AnsiConsole.MarkupLine($"[red]sanity check violated:[/] {Markup.Escape(f)}");
             if (result.SanityFindings.Count == 0) AnsiConsole.MarkupLine("[green]sanity checks hold[/]");
+            foreach (var n in result.SanityNotes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
             AnsiConsole.MarkupLine(Markup.Escape($"report: {Path.Combine(outDir, "report.md")} (and results.json, results.csv, plots, example grids)"));
             return 0;
         }));
