@@ -38,23 +38,17 @@ public static class ScoreBenchmarks
     public static void Forward(Dictionary<string, string> kv)
     {
         int ngf = Int(kv, "ngf", 16), batch = Int(kv, "batch", 100), iters = Int(kv, "iters", 10);
-        bool bf16 = kv.GetValueOrDefault("dtype") == "bf16", cl = kv.GetValueOrDefault("layout") == "cl", clx = kv.GetValueOrDefault("layout") == "clx";
-        using var net = new Ncsnv2(new ScoreModelConfig(1, 28, ngf, 1.0, 0.01, 10));
+        // dtype=bf16: weights and input in bfloat16; layout=nchw: the NCHW layout of the first version
+        bool bf16 = kv.GetValueOrDefault("dtype") == "bf16", nchw = kv.GetValueOrDefault("layout") == "nchw";
+        using var net = new Ncsnv2(new ScoreModelConfig(1, 28, ngf, 1.0, 0.01, 10)) { ChannelsLast = !nchw };
         net.eval();
         using var _ = no_grad();
         var x = rand(batch, 1, 28, 28);
         if (bf16) { net.to(ScalarType.BFloat16); x = x.to(ScalarType.BFloat16); }
-        if (cl)
-        {
-            // channels-last by strides: NHWC storage viewed as NCHW
-            foreach (var p in net.parameters()) if (p.dim() == 4) p.set_(p.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2));
-            x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-        }
-        if (clx) x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
         for (int i = 0; i < 2; i++) net.forward(x).Dispose();
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < iters; i++) net.forward(x).Dispose();
-        Console.WriteLine($"score-forward ngf={ngf} batch={batch} bf16={bf16} cl={cl} 28x28x1: {iters * batch / sw.Elapsed.TotalSeconds:F1} images/s");
+        Console.WriteLine($"score-forward ngf={ngf} batch={batch} {(bf16 ? "bf16" : "fp32")} {(nchw ? "NCHW" : "channels-last")} 28x28x1: {iters * batch / sw.Elapsed.TotalSeconds:F1} images/s");
     }
 }
 
