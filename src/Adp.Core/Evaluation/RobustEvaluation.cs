@@ -80,7 +80,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         {
             using var _ = no_grad();
             Append(cell, BareRule, 0, classifier.forward(adv).argmax(1).eq(y));
-            foreach (var (k, xk) in iterates) AppendCurve(cell, k, classifier.forward(xk).argmax(1).eq(y));
+            foreach (var (k, xk) in iterates) AppendCurve(cell.IterationsCurve, k, classifier.forward(xk).argmax(1).eq(y));
         }
         else
         {
@@ -95,7 +95,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             {
                 using var g = new Generator(Seeds.MixTorch(seed, attackIndex, batch, k, 17), CPU);
                 using var o = defense.Classify(xk, g);
-                AppendCurve(cell, k, o.Predict(DecisionRule.MeanSoftmax).eq(y));
+                AppendCurve(cell.IterationsCurve, k, o.Predict(DecisionRule.MeanSoftmax).eq(y));
             }
             if (stepsCurve)
                 foreach (var t in config.StepsCurve)
@@ -103,8 +103,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
                     var d = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier with { Steps = t }), config.Runs);
                     using var g = new Generator(Seeds.MixTorch(seed, attackIndex, batch, t, 13), CPU);
                     using var o = d.Classify(adv, g);
-                    if (!cell.StepsCurve.TryGetValue(t, out var list)) cell.StepsCurve[t] = list = [];
-                    list.AddRange(o.Predict(DecisionRule.MeanSoftmax).eq(y).to(ScalarType.Int32).cpu().data<int>().ToArray());
+                    AppendCurve(cell.StepsCurve, t, o.Predict(DecisionRule.MeanSoftmax).eq(y));
                 }
         }
         if (batch == 0 && seed == config.Seeds[0])
@@ -126,9 +125,10 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         lists[resubmission].AddRange(correct.to(ScalarType.Int32).cpu().data<int>().ToArray());
     }
 
-    private static void AppendCurve(CellState cell, int k, Tensor correct)
+    /// <summary>Adds per-image correctness at curve point <paramref name="k"/> (purification steps or attack iterations).</summary>
+    private static void AppendCurve(Dictionary<int, List<int>> curve, int k, Tensor correct)
     {
-        if (!cell.IterationsCurve.TryGetValue(k, out var list)) cell.IterationsCurve[k] = list = [];
+        if (!curve.TryGetValue(k, out var list)) curve[k] = list = [];
         list.AddRange(correct.to(ScalarType.Int32).cpu().data<int>().ToArray());
     }
 

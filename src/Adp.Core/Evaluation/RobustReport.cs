@@ -66,10 +66,11 @@ public sealed class RobustReport
                 .ToDictionary(g => g.Key, g => g.SelectMany(kv => kv.Value).Average());
             if (points.Count > 0) iterationCurves[attacks[a].Label] = new SortedDictionary<int, double>(points);
         }
+        var (violations, notes) = Check(rows);
         return new RobustReport
         {
             Config = config, DataDescription = data.Description, Rows = rows, Environment = environment,
-            SanityFindings = Sanity(rows), SanityNotes = Notes(rows), StepsCurve = curve, IterationsCurves = iterationCurves,
+            SanityFindings = violations, SanityNotes = notes, StepsCurve = curve, IterationsCurves = iterationCurves,
         };
     }
 
