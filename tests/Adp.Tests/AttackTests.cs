@@ -136,7 +136,7 @@ public class AttackTests
     private sealed class IdentityPurifier : IPurifier
     {
         public string Describe() => "identity";
-        public PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false) => new()
+        public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false) => new()
         {
             Images = x.clone(), StepSizes = zeros(1, x.shape[0]), StepsTaken = zeros(new long[] { x.shape[0] }, ScalarType.Int64),
         };

@@ -29,6 +29,7 @@ public static partial class TrainCommands
         var emaRate = new Option<double>("--ema") { Description = "EMA rate of the weights", DefaultValueFactory = _ => 0.999 };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var every = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
+        var keepEvery = new Option<int>("--keep-every") { Description = "also keep a snapshot OUT.iterN.ckpt (no optimizer state) every N iterations (0 = none)", DefaultValueFactory = _ => 0 };
         var trainImages = new Option<int>("--train-images") { Description = "use only the first N training images (0 = all)", DefaultValueFactory = _ => 0 };
         var noFlip = new Option<bool>("--no-flip") { Description = "disable horizontal flips even where the data set allows them" };
         var weights = new Option<WeightsChoice>("--purification-weights") { Description = "weights purification uses by default: Model (paper) or Ema", DefaultValueFactory = _ => WeightsChoice.Model };
@@ -36,7 +37,7 @@ public static partial class TrainCommands
         var resume = new Option<bool>("--resume") { Description = "continue the run stored in --out (its settings; --iterations may raise the total)" };
 
         var cmd = new Command("score", "Train an NCSNv2 score model with denoising score matching");
-        foreach (var o in new Option[] { dataset, ngf, sigmaMax, sigmaMin, levels, iterations, batch, lr, emaRate, seed, every, trainImages, noFlip, weights, output, resume })
+        foreach (var o in new Option[] { dataset, ngf, sigmaMax, sigmaMin, levels, iterations, batch, lr, emaRate, seed, every, keepEvery, trainImages, noFlip, weights, output, resume })
             cmd.Options.Add(o);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -48,6 +49,7 @@ public static partial class TrainCommands
                 if (!File.Exists(outPath)) throw new AdpException($"--resume: checkpoint {outPath} not found");
                 opts = ScoreTrainer.ReadOptions(outPath);
                 if (parse.GetResult(iterations) is { Implicit: false }) opts = opts with { Iterations = parse.GetValue(iterations) };
+                if (parse.GetResult(keepEvery) is { Implicit: false }) opts = opts with { KeepEvery = parse.GetValue(keepEvery) };
             }
             else
             {
@@ -66,6 +68,7 @@ public static partial class TrainCommands
                     Dataset = name, Model = model, Iterations = Positive(parse.GetValue(iterations), "--iterations"),
                     BatchSize = (int)Positive(parse.GetValue(batch), "--batch-size"), LearningRate = parse.GetValue(lr),
                     EmaRate = parse.GetValue(emaRate), Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(every),
+                    KeepEvery = Math.Max(0, parse.GetValue(keepEvery)),
                     TrainImages = parse.GetValue(trainImages), HorizontalFlip = !parse.GetValue(noFlip),
                     PurificationWeights = parse.GetValue(weights), Device = CliSupport.ResolveDevice(parse),
                 };

@@ -13,10 +13,10 @@ public sealed class Apgd(ThreatModel threat) : IAttack
     public ThreatModel Threat { get; } = threat;
     public string Describe() => $"APGD {Threat.Describe()} (step size adaptive from 2ε)";
 
-    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels) =>
-        Restarts.Run(Threat, g => RunOnce(model, images, labels, g));
+    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null) =>
+        Restarts.Run(Threat, random, g => RunOnce(model, images, labels, g));
 
-    private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, Generator g)
+    private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
     {
         var t = Threat;
         int n = t.Iterations;

@@ -11,7 +11,8 @@ namespace Adp.Attacks;
 public interface IAttackModel
 {
     string Describe();
-    (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, Generator g);
+    /// <summary>Per-image loss (N) and ascent direction (N×C×H×W) at x; EOT noise comes from <paramref name="random"/> (N rows).</summary>
+    (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random);
 }
 
 /// <summary>The bare classifier: exact gradients.</summary>
@@ -19,7 +20,7 @@ public sealed class ClassifierModel(nn.Module<Tensor, Tensor> classifier) : IAtt
 {
     public string Describe() => "bare classifier";
 
-    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, Generator g)
+    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
     {
         using var enable = enable_grad();
         using var scope = NewDisposeScope();
@@ -54,7 +55,7 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
     /// <summary>Images per purification batch: the n_EOT copies of a batch are purified together in chunks of this size.</summary>
     public int MaxBatch { get; init; } = 500;
 
-    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, Generator g)
+    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
     {
         if (eotSamples < 1) throw new AdpException($"--eot: expected at least 1, got {eotSamples}");
         using var scope = NewDisposeScope();
@@ -62,13 +63,14 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
         // All n_EOT purifications of the batch go through the score network together (sample-major rows).
         var copies = x.detach().repeat(eotSamples, 1, 1, 1);
         var ys = y.repeat(eotSamples);
+        var noise = random.Repeat(eotSamples);
         var losses = new List<Tensor>();
         var grads = new List<Tensor>();
         for (long start = 0; start < copies.shape[0]; start += MaxBatch)
         {
             long m = Math.Min(MaxBatch, copies.shape[0] - start);
-            using var r = purifier.Purify(copies.narrow(0, start, m), g);
-            var (l, grad) = new ClassifierModel(classifier).LossAndDirection(r.Images, ys.narrow(0, start, m), loss, g);
+            using var r = purifier.Purify(copies.narrow(0, start, m), noise.Narrow(start, m));
+            var (l, grad) = new ClassifierModel(classifier).LossAndDirection(r.Images, ys.narrow(0, start, m), loss, noise);
             losses.Add(l);
             grads.Add(grad);
         }
@@ -93,7 +95,7 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
 {
     public string Describe() => $"full gradient through the purifier, EOT n={eotSamples}, {purifier.Settings.Describe()}";
 
-    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, Generator g)
+    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
     {
         if (eotSamples < 1) throw new AdpException($"--eot: expected at least 1, got {eotSamples}");
         using var scope = NewDisposeScope();
@@ -103,7 +105,7 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
             using var inner = NewDisposeScope();
             using var enable = enable_grad();
             var xr = x.detach().requires_grad_(true);
-            var eps = randn(x.shape, generator: g).to(x.device);
+            var eps = random.Randn(x.shape).to(x.dtype).to(x.device);
             var l = Losses.PerImage(classifier.forward(purifier.Purify(xr, eps)), y, loss);
             var grad = autograd.grad([l.sum()], [xr])[0];
             gradSum = gradSum is null ? grad.MoveToOuterDisposeScope() : (gradSum + grad).MoveToOuterDisposeScope();

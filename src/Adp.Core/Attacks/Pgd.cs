@@ -18,10 +18,10 @@ public sealed class Pgd(ThreatModel threat) : IAttack
     public Action<int, Tensor>? OnIterate { get; init; }
     public string Describe() => $"PGD {Threat.Describe()}{(ReturnBest ? " best-iterate" : " final-iterate")}";
 
-    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels) =>
-        Restarts.Run(Threat, g => RunOnce(model, images, labels, g));
+    public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null) =>
+        Restarts.Run(Threat, random, g => RunOnce(model, images, labels, g));
 
-    private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, Generator g)
+    private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
     {
         var t = Threat;
         var adv = t.RandomStart && t.Epsilon > 0 ? Projection.RandomStart(x, t.Norm, t.Epsilon, g) : x.clone();

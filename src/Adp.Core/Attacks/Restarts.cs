@@ -4,12 +4,14 @@ namespace Adp.Attacks;
 
 internal static class Restarts
 {
-    /// <summary>Validates the threat model, seeds one generator from it, and keeps the strongest of its restarts.</summary>
-    public static Tensor Run(ThreatModel threat, Func<Generator, (Tensor Adv, Tensor Loss)> runOnce)
+    /// <summary>Validates the threat model and keeps the strongest of its restarts, all drawing from
+    /// <paramref name="random"/> or, without one, from a generator seeded with the threat model's seed.</summary>
+    public static Tensor Run(ThreatModel threat, RandomSource? random, Func<RandomSource, (Tensor Adv, Tensor Loss)> runOnce)
     {
         threat.Validate();
         using var g = new Generator((ulong)threat.Seed, CPU);
-        return KeepStrongest(threat.Restarts, () => runOnce(g));
+        var source = random ?? g;
+        return KeepStrongest(threat.Restarts, () => runOnce(source));
     }
 
     /// <summary>Runs an attack <paramref name="count"/> times and keeps, per image, the result of highest loss.</summary>

@@ -93,17 +93,17 @@ public static class Projection
     }
 
     /// <summary>A uniformly random start inside the ε-ball (ℓ∞: uniform per pixel; ℓ2: uniform direction, radius ε·u^(1/d)).</summary>
-    public static Tensor RandomStart(Tensor x, Norm norm, double eps, Generator g)
+    public static Tensor RandomStart(Tensor x, Norm norm, double eps, RandomSource g)
     {
         using var scope = NewDisposeScope();
         Tensor delta;
-        if (norm == Norm.Linf) delta = (rand(x.shape, generator: g).to(x.device) * 2 - 1) * eps;
+        if (norm == Norm.Linf) delta = (g.Rand(x.shape).to(x.dtype).to(x.device) * 2 - 1) * eps;
         else
         {
             long d = x[0].numel();
-            var dir = randn(x.shape, generator: g).to(x.device);
+            var dir = g.Randn(x.shape).to(x.dtype).to(x.device);
             dir = dir / dir.flatten(1).norm(1).view(-1, 1, 1, 1);
-            var r = rand(new long[] { x.shape[0], 1, 1, 1 }, generator: g).to(x.device).pow(1.0 / d) * eps;
+            var r = g.Rand(new long[] { x.shape[0], 1, 1, 1 }).to(x.dtype).to(x.device).pow(1.0 / d) * eps;
             delta = dir * r;
         }
         return (x + delta).clamp(0, 1).MoveToOuterDisposeScope();

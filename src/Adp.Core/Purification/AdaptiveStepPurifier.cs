@@ -45,10 +45,11 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
 
     public const int DefaultNetworkChunk = 64;
 
-    /// <summary>Purifies with fresh noise drawn from <paramref name="generator"/> (a CPU generator).</summary>
-    public PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false)
+    /// <summary>Purifies with fresh noise drawn from <paramref name="random"/> (one row per image).</summary>
+    public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {
-        using var eps = randn(x.shape, generator: generator).to(x.device);
+        using var draw = random.Randn(x.shape);
+        using var eps = draw.to(x.dtype).to(x.device);
         return Purify(x, eps, keepTrajectory);
     }
 

@@ -54,21 +54,23 @@ public sealed class DefendedClassifier(nn.Module<Tensor, Tensor> classifier, IPu
     /// <summary>Images per score-network batch; NCSNv2 activations cost megabytes per image, so this bounds memory.</summary>
     public int MaxBatch { get; init; } = 500;
 
-    /// <summary>Classifies a batch; all randomness comes from <paramref name="generator"/>, so the result depends
-    /// only on the generator's state, the batch and <see cref="MaxBatch"/>.</summary>
-    public DefenseOutput Classify(Tensor x, Generator generator)
+    /// <summary>Classifies a batch (N×C×H×W in [0,1]); all randomness comes from <paramref name="random"/> (N rows;
+    /// run s of image i uses copy s of row i). With a <see cref="PerImageSource"/> each image's result is independent of
+    /// the rest of the batch and of <see cref="MaxBatch"/>.</summary>
+    public DefenseOutput Classify(Tensor x, RandomSource random)
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0];
         var logits = new List<Tensor>();
         var steps = new List<Tensor>();
         var repeated = x.repeat(Runs, 1, 1, 1);  // run-major: rows [s·N, (s+1)·N) are run s
+        var copies = random.Repeat(Runs);
         using (no_grad())
         {
             for (long start = 0; start < Runs * n; start += MaxBatch)
             {
                 long m = Math.Min(MaxBatch, Runs * n - start);
-                using var r = Purifier.Purify(repeated.narrow(0, start, m), generator);
+                using var r = Purifier.Purify(repeated.narrow(0, start, m), copies.Narrow(start, m));
                 logits.Add(Classifier.forward(r.Images));
                 steps.Add(r.StepsTaken.clone());
             }

@@ -8,5 +8,6 @@ public interface IPurifier
     /// <summary>One line naming the purifier and its settings, for reports.</summary>
     string Describe();
 
-    PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false);
+    /// <summary>Purifies x (N×C×H×W in [0,1]) with noise drawn from <paramref name="random"/> (N rows).</summary>
+    PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false);
 }

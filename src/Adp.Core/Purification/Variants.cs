@@ -13,7 +13,7 @@ public sealed class DetectionGatedPurifier(nn.Module<Tensor, Tensor> score, Puri
 
     public string Describe() => $"ADP detection-gated (‖h‖ > {threshold} → σ={settings.Sigma}, else σ={reducedSigma}) {settings.Describe()}";
 
-    public PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false)
+    public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {
         using var scope = NewDisposeScope();
         Tensor sigma;
@@ -22,7 +22,7 @@ public sealed class DetectionGatedPurifier(nn.Module<Tensor, Tensor> score, Puri
             var norm = score.forward(x).flatten(1).norm(1);
             sigma = where(norm.gt(threshold), settings.Sigma, reducedSigma).to(x.dtype);
         }
-        var eps = randn(x.shape, generator: generator).to(x.device);
+        var eps = random.Randn(x.shape).to(x.device);
         var r = _inner.Purify(x, eps, sigma, keepTrajectory);
         scope.MoveToOuter(r.Images, r.StepSizes, r.StepsTaken);
         if (r.Trajectory is not null) scope.MoveToOuter(r.Trajectory);
@@ -36,7 +36,7 @@ public sealed class ReinjectionPurifier(nn.Module<Tensor, Tensor> score, Purifie
 {
     public string Describe() => $"ADP with re-injection σ = {string.Join(" → ", sigmas)}; each stage {settings.Describe()}";
 
-    public PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false)
+    public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {
         if (sigmas.Count == 0) throw new AdpException("re-injection: expected at least one σ");
         using var scope = NewDisposeScope();
@@ -47,7 +47,7 @@ public sealed class ReinjectionPurifier(nn.Module<Tensor, Tensor> score, Purifie
         long calls = 0;
         foreach (var sigma in sigmas)
         {
-            var r = new AdaptiveStepPurifier(score, settings with { Sigma = sigma }).Purify(cur, generator, keepTrajectory);
+            var r = new AdaptiveStepPurifier(score, settings with { Sigma = sigma }).Purify(cur, random, keepTrajectory);
             cur = r.Images;
             steps.Add(r.StepSizes);
             if (r.Trajectory is not null) trajectories.Add(r.Trajectory);
@@ -71,11 +71,11 @@ public sealed class TweediePurifier(nn.Module<Tensor, Tensor> score, double sigm
 {
     public string Describe() => $"one-shot Tweedie σ={sigma}";
 
-    public PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false)
+    public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var x0 = (x + sigma * randn(x.shape, generator: generator).to(x.device)).clamp_(0, 1);
+        var x0 = (x + sigma * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
         var xhat = (x0 + sigma * score.forward(x0)).clamp_(0, 1);
         long n = x.shape[0];
         return new PurificationResult
@@ -99,18 +99,18 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
 {
     public string Describe() => $"Langevin σ={sigma} level σ={sigmaLevel} K={steps} η={stepScale}·σ²";
 
-    public PurificationResult Purify(Tensor x, Generator generator, bool keepTrajectory = false)
+    public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         double eta = stepScale * sigmaLevel * sigmaLevel;
-        var cur = (x + sigma * randn(x.shape, generator: generator).to(x.device)).clamp_(0, 1);
+        var cur = (x + sigma * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
         var trajectory = keepTrajectory ? new List<Tensor> { cur.clone() } : null;
         for (int k = 0; k < steps; k++)
         {
             using var step = NewDisposeScope();
             var s = score.forward(cur) / sigmaLevel;
-            var next = (cur + eta * s + Math.Sqrt(2 * eta) * randn(x.shape, generator: generator).to(x.device)).clamp_(0, 1);
+            var next = (cur + eta * s + Math.Sqrt(2 * eta) * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
             cur.copy_(next);
             if (trajectory is not null && (k + 1) % Math.Max(1, steps / 10) == 0) trajectory.Add(cur.clone().MoveToOuterDisposeScope());
         }

@@ -26,6 +26,9 @@ public sealed record ScoreTrainingOptions
     public int TrainImages { get; init; } = 0;
     public string Device { get; init; } = "cpu";
     public double GradClip { get; init; } = 0;
+    /// <summary>Also keep a snapshot without optimizer state (<c>OUT.iterN.ckpt</c>) every N iterations (0 = none), for
+    /// measuring purification against training time.</summary>
+    public int KeepEvery { get; init; } = 0;
 }
 
 /// <summary>
@@ -83,6 +86,8 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
             progress?.Invoke(new TrainingProgress(Iteration, options.Iterations, LastLoss, ips));
             if (options.CheckpointEvery > 0 && Iteration % options.CheckpointEvery == 0 && Iteration < options.Iterations)
                 Save(net, ema, opt);
+            if (options.KeepEvery > 0 && Iteration % options.KeepEvery == 0)
+                Save(net, ema, null, SnapshotPath(checkpointPath, Iteration));
         }
         Save(net, ema, opt);
         return Iteration;
@@ -102,7 +107,11 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
         foreach (var (k, v) in net.state_dict()) dst[k].mul_(rate).add_(v, alpha: 1 - rate);
     }
 
-    private void Save(Ncsnv2 net, Ncsnv2 ema, optim.Optimizer opt)
+    /// <summary>Where <c>--keep-every</c> snapshots go: next to the checkpoint, named by iteration.</summary>
+    public static string SnapshotPath(string checkpointPath, long iteration) =>
+        Path.ChangeExtension(checkpointPath, null) + $".iter{iteration}.ckpt";
+
+    private void Save(Ncsnv2 net, Ncsnv2 ema, optim.Optimizer? opt, string? path = null)
     {
         var meta = new Dictionary<string, string>
         {
@@ -116,7 +125,8 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
             [OptionsKey] = JsonSerializer.Serialize(options),
             ["saved_utc"] = DateTime.UtcNow.ToString("O"),
         };
-        Checkpoint.Save(checkpointPath, ScoreModelFile.Kind, [("model.", net), ("ema.", ema)], meta, Checkpoint.OptimizerBytes(opt));
+        Checkpoint.Save(path ?? checkpointPath, ScoreModelFile.Kind, [("model.", net), ("ema.", ema)], meta,
+            opt is null ? null : Checkpoint.OptimizerBytes(opt));
     }
 
     private void LoadState(Ncsnv2 net, Ncsnv2 ema, optim.Optimizer opt)
