@@ -9,7 +9,10 @@ namespace Adp.Cli;
 /// (nohup logs). Ctrl-C and SIGTERM cancel the token so the job can write a checkpoint and exit.</summary>
 public static class ProgressReporter
 {
-    public static T Run<T>(string title, long total, Func<Action<TrainingProgress>, CancellationToken, T> job)
+    /// <summary>Runs <paramref name="job"/> with progress output. <paramref name="status"/>, when given, describes what the
+    /// job is doing right now (e.g. the attack iteration); redirected output then gets a line at least every
+    /// <see cref="HeartbeatSeconds"/> even inside a long stage.</summary>
+    public static T Run<T>(string title, long total, Func<Action<TrainingProgress>, CancellationToken, T> job, Func<string>? status = null)
     {
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
@@ -17,7 +20,7 @@ public static class ProgressReporter
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
         try
         {
-            if (!CliSupport.Interactive) return RunPlain(title, job, cts.Token);
+            if (!CliSupport.Interactive) return RunPlain(title, job, cts.Token, status);
             T result = default!;
             AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
@@ -27,7 +30,7 @@ public static class ProgressReporter
                     result = job(p =>
                     {
                         task.Value = p.Iteration;
-                        task.Description = Markup.Escape($"{title} loss {p.Loss:F4} {p.ImagesPerSecond:F0} img/s{(p.Note is null ? "" : " " + p.Note)}");
+                        task.Description = Markup.Escape($"{title}{Fields(p)}");
                     }, cts.Token);
                 });
             if (cts.IsCancellationRequested) AnsiConsole.MarkupLine("[yellow]interrupted: checkpoint written[/]");
@@ -36,17 +39,43 @@ public static class ProgressReporter
         finally { Console.CancelKeyPress -= onCancel; }
     }
 
-    private static T RunPlain<T>(string title, Func<Action<TrainingProgress>, CancellationToken, T> job, CancellationToken token)
+    /// <summary>Longest silence of redirected output while a job with a status runs.</summary>
+    public const int HeartbeatSeconds = 30;
+
+    /// <summary>The fields of a progress line that mean something for this job (no "loss NaN" for evaluations).</summary>
+    private static string Fields(TrainingProgress p) =>
+        (double.IsFinite(p.Loss) ? $" loss {p.Loss:F4}" : "") + (p.ImagesPerSecond > 0 ? $" {p.ImagesPerSecond:F1} img/s" : "") +
+        (p.Note is null ? "" : " " + p.Note);
+
+    private static T RunPlain<T>(string title, Func<Action<TrainingProgress>, CancellationToken, T> job, CancellationToken token, Func<string>? status)
     {
         var clock = Stopwatch.StartNew();
         double lastPrint = -1e9;
+        TrainingProgress? last = null;
+        var gate = new object();
+        string Eta(TrainingProgress p) => p.Iteration > 0
+            ? TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / p.Iteration * (p.TotalIterations - p.Iteration)).ToString(@"hh\:mm\:ss") : "?";
+        using var heartbeat = status is null ? null : new Timer(_ =>
+        {
+            lock (gate)
+            {
+                if (clock.Elapsed.TotalSeconds - lastPrint < HeartbeatSeconds - 1) return;
+                lastPrint = clock.Elapsed.TotalSeconds;
+                var done = last is null ? "" : $" {last.Iteration}/{last.TotalIterations}";
+                Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title}{done} working: {status()} elapsed {clock.Elapsed:hh\\:mm\\:ss}" +
+                                  (last is null ? "" : $" eta {Eta(last)}"));
+            }
+        }, null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
         var result = job(p =>
         {
-            if (clock.Elapsed.TotalSeconds - lastPrint < 10 && p.Iteration != p.TotalIterations) return;
-            lastPrint = clock.Elapsed.TotalSeconds;
-            var eta = p.Iteration > 0 ? TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / p.Iteration * (p.TotalIterations - p.Iteration)) : TimeSpan.Zero;
-            Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title} {p.Iteration}/{p.TotalIterations} loss {p.Loss:F4} {p.ImagesPerSecond:F1} img/s " +
-                              $"elapsed {clock.Elapsed:hh\\:mm\\:ss} eta {eta:hh\\:mm\\:ss}{(p.Note is null ? "" : " " + p.Note)}");
+            lock (gate)
+            {
+                last = p;
+                if (clock.Elapsed.TotalSeconds - lastPrint < 10 && p.Iteration != p.TotalIterations) return;
+                lastPrint = clock.Elapsed.TotalSeconds;
+                Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title} {p.Iteration}/{p.TotalIterations}{Fields(p)} " +
+                                  $"elapsed {clock.Elapsed:hh\\:mm\\:ss} eta {Eta(p)}");
+            }
         }, token);
         if (token.IsCancellationRequested) Console.WriteLine("interrupted: checkpoint written");
         return result;

@@ -35,6 +35,26 @@ public sealed class PurifierOptions
         return s;
     }
 
+    /// <summary><paramref name="baseline"/> with only the options given on the command line replaced (for flags over a
+    /// configuration file).</summary>
+    public PurifierSettings Override(PurifierSettings baseline, ParseResult p)
+    {
+        bool Given(Option o) => p.GetResult(o) is { Implicit: false };
+        var s = baseline with
+        {
+            Sigma = Given(Sigma) ? p.GetValue(Sigma) : baseline.Sigma,
+            Steps = Given(Steps) ? p.GetValue(Steps) : baseline.Steps,
+            Lambda = Given(Lambda) ? p.GetValue(Lambda) : baseline.Lambda,
+            Delta = Given(Delta) ? p.GetValue(Delta) : baseline.Delta,
+            AlphaMin = Given(AlphaMin) ? p.GetValue(AlphaMin) : baseline.AlphaMin,
+            AlphaMax = Given(AlphaMax) ? p.GetValue(AlphaMax) : baseline.AlphaMax,
+            Tau = Given(Tau) ? p.GetValue(Tau) : baseline.Tau,
+            Faithful = Given(Faithful) ? p.GetValue(Faithful) : baseline.Faithful,
+        };
+        s.Validate();
+        return s;
+    }
+
     /// <summary>The purifier the options describe, over a score network.</summary>
     public IPurifier Build(ParseResult p, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score)
     {

@@ -10,9 +10,9 @@ namespace Adp.Tests;
 
 public class RobustEvaluationTests
 {
-    private static RobustRow Row(string protocol, bool defended, double eps, double acc, string rule = "MeanSoftmax") =>
-        new(protocol, protocol, defended, eps, rule, [acc], acc, 0, (long)(acc * 1000), 1000,
-            Statistics.Wilson((long)(acc * 1000), 1000).Low, Statistics.Wilson((long)(acc * 1000), 1000).High, acc, 1);
+    internal static RobustRow Row(string protocol, bool defended, double eps, double acc, string rule = "MeanSoftmax") =>
+        new(protocol, protocol, defended, eps, rule, [acc], acc, 0, 1000,
+            Statistics.Wilson((long)(acc * 1000), 1000).Low, Statistics.Wilson((long)(acc * 1000), 1000).High, "Wilson", null, null, 1);
 
     [Fact]
     public void SanityChecks_FlagEachViolation_AndPassConsistentResults()
@@ -33,8 +33,8 @@ public class RobustEvaluationTests
         };
         var findings = RobustReport.Sanity(bad);
         Assert.Contains(findings, f => f.Contains("rises with ε"));
-        Assert.Contains(findings, f => f.StartsWith("Bpda attack"));
-        Assert.Contains(findings, f => f.StartsWith("Full attack"));
+        Assert.Contains(findings, f => f.Contains("Bpda attack ("));
+        Assert.Contains(findings, f => f.Contains("Full attack ("));
         Assert.Contains(findings, f => f.Contains("unbounded"));
 
         // An inversion inside the 95% intervals (1,000 images: 0.62 vs 0.60) is a note, not a violation.
@@ -65,16 +65,17 @@ public class RobustEvaluationTests
 
         using var cts = new CancellationTokenSource();
         var first = new RobustEvaluation(cfg, data, clf, score, CPU, b);
-        first.Run((_, done, _) => { if (done == 3) cts.Cancel(); }, cts.Token);
-        Assert.Equal(3, first.Cells.Values.Sum(c => c.BatchesDone));
+        first.Run((_, done, _, _) => { if (done == 12) cts.Cancel(); }, cts.Token);
+        Assert.Equal(12, first.Progress.Cells.Values.Sum(c => c.Indices.Count));
         var resumed = new RobustEvaluation(cfg, data, clf, score, CPU, b);
         resumed.Run();
 
-        Assert.Equal(whole.Cells.Keys.Order(), resumed.Cells.Keys.Order());
-        foreach (var (key, cell) in whole.Cells)
+        Assert.Equal(whole.Progress.Cells.Keys.Order(), resumed.Progress.Cells.Keys.Order());
+        foreach (var (key, cell) in whole.Progress.Cells)
             foreach (var (rule, lists) in cell.Correct)
-                Assert.Equal(lists, resumed.Cells[key].Correct[rule]);
-        Assert.Equal(8, whole.Cells["1|0"].Correct["MeanSoftmax"][1].Count);  // resubmission 2 of 2 covers all images
+                Assert.Equal(lists, resumed.Progress.Cells[key].Correct[rule]);
+        var bpda = whole.Progress.Cells[EvaluationProgress.CellKey(cfg.Attacks[1], 0)];
+        Assert.Equal(8, bpda.Correct["MeanSoftmax"][1].Count);  // resubmission 2 of 2 covers all images
     }
 
     [Fact]
@@ -101,8 +102,8 @@ public class RobustEvaluationTests
         };
         var eval = new RobustEvaluation(cfg, data, clf, score, CPU, Directory.CreateTempSubdirectory("adp-iters-").FullName);
         eval.Run();
-        var clean = eval.Cells[RobustEvaluation.CellKey(0, 0)].Correct[RobustEvaluation.BareRule][0];
-        var attacked = eval.Cells[RobustEvaluation.CellKey(1, 0)];
+        var clean = eval.Progress.Cells[EvaluationProgress.CellKey(cfg.Attacks[0], 0)].Correct[RobustEvaluation.BareRule][0];
+        var attacked = eval.Progress.Cells[EvaluationProgress.CellKey(cfg.Attacks[1], 0)];
         Assert.Equal(new[] { 0, 2, 6 }, attacked.IterationsCurve.Keys.Order());
         Assert.Equal(16, clean.Sum());
         Assert.Equal(clean, attacked.IterationsCurve[0]);                                  // no random start: k = 0 is the clean image

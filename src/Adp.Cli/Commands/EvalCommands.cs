@@ -15,6 +15,10 @@ public static partial class EvalCommands
         eval.Subcommands.Add(CreateClean());
         eval.Subcommands.Add(CreateDefended());
         eval.Subcommands.Add(CreateRobust());
+        eval.Subcommands.Add(CreateReport());
+        eval.Subcommands.Add(CreateMerge());
+        eval.Subcommands.Add(CreateCompare());
+        eval.Subcommands.Add(CreateReplay());
         return eval;
     }
 

@@ -30,10 +30,11 @@ public static partial class EvalCommands
             AllowMultipleArgumentsPerToken = false,
         };
         var stepsCurve = new Option<string?>("--steps-curve") { Description = "comma-separated T values for the accuracy-vs-steps plot" };
+        var shard = new Option<string?>("--shard") { Description = "K/N: evaluate only images i with i mod N = K (merge the N folders with `adp eval merge`)" };
         var output = new Option<string>("--out") { Description = "report folder (rerun with the same folder to resume)", Required = true };
         var purifier = new PurifierOptions();
         var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense under attacks; writes a report folder");
-        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, output }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, output }) cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -45,6 +46,9 @@ public static partial class EvalCommands
                     Classifier = parse.GetValue(classifier) ?? throw new AdpException("--classifier is required (or --config)"),
                     Score = parse.GetValue(score) ?? throw new AdpException("--score is required (or --config)"),
                 };
+            if (parse.GetResult(purifier.Kind) is { Implicit: false } && parse.GetValue(purifier.Kind) != "adp")
+                throw new AdpException("--purifier: eval robust evaluates the ADP purifier (adp); the variants run in `eval defended`, `purify` and `classify`");
+            var (shardIndex, shardCount) = parse.GetValue(shard) is { } sh ? ParseShard(sh) : (cfg.ShardIndex, cfg.ShardCount);
             cfg = cfg with
             {
                 Classifier = parse.GetValue(classifier) ?? cfg.Classifier,
@@ -56,13 +60,11 @@ public static partial class EvalCommands
                 Seeds = parse.GetValue(seeds) is { } s ? ParseList(s, "--seeds", long.Parse) : cfg.Seeds,
                 StepsCurve = parse.GetValue(stepsCurve) is { } sc ? ParseList(sc, "--steps-curve", int.Parse) : cfg.StepsCurve,
                 Attacks = parse.GetValue(attack) is { Length: > 0 } a ? a.Select(ParseAttack).ToList() : cfg.Attacks,
+                Purifier = purifier.Override(cfgPath is null ? new PurifierSettings() : cfg.Purifier, parse),
+                ShardIndex = shardIndex, ShardCount = shardCount,
             };
-            if (cfgPath is null || parse.GetResult(purifier.Sigma) is { Implicit: false } || parse.GetResult(purifier.Steps) is { Implicit: false })
-                cfg = cfg with { Purifier = purifier.Read(parse) };
             if (cfg.Attacks.Count == 0) throw new AdpException("no attacks: pass --attack (repeatable) or a --config with \"Attacks\"");
-            if (cfg.Runs < 1) throw new AdpException($"--runs: expected at least 1, got {cfg.Runs}");
-            if (cfg.Resubmissions < 1) throw new AdpException($"--resubmissions: expected at least 1, got {cfg.Resubmissions}");
-            if (cfg.BatchSize < 1) throw new AdpException($"--batch-size: expected at least 1, got {cfg.BatchSize}");
+            cfg.Validate();
 
             var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
             var (clf, cinfo, net, sinfo) = CliSupport.LoadDefense(cfg.Classifier, cfg.Score, device);
@@ -75,41 +77,72 @@ public static partial class EvalCommands
             using var test = DatasetLoader.Load(spec, Split.Test, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
             using var subset = test.Take(cfg.Images);
             var outDir = parse.GetValue(output)!;
+            var eval = new RobustEvaluation(cfg, subset, clf, net, device, outDir)
+            {
+                ClassifierHash = RobustEvaluation.Sha256(cfg.Classifier), ScoreHash = RobustEvaluation.Sha256(cfg.Score),
+            };
+            EvaluationProgress.Load(outDir)?.RequireFingerprint(eval.Fingerprint(), outDir);  // before config.json is replaced
             Directory.CreateDirectory(outDir);
             AtomicFile.Write(Path.Combine(outDir, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg, RobustConfig.Json));
 
-            AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}; {cinfo.Config.Describe()}; ADP {cfg.Purifier.Describe()}, S={cfg.Runs}; seeds {string.Join(",", cfg.Seeds)}; report → {outDir}"));
-            var eval = new RobustEvaluation(cfg, subset, clf, net, device, outDir);
+            AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}{(cfg.ShardCount > 1 ? $", shard {cfg.Shard}" : "")}; {cinfo.Config.Describe()}; " +
+                                                 $"ADP {cfg.Purifier.Describe()}, S={cfg.Runs}; seeds {string.Join(",", cfg.Seeds)}; report → {outDir}"));
             var clock = System.Diagnostics.Stopwatch.StartNew();
             ProgressReporter.Run("robust", 1, (report, token) =>
             {
-                eval.Run((label, done, total) => report(new Training.TrainingProgress(done, total, double.NaN, 0, label)), token);
+                eval.Run((label, done, total, note) => report(new Training.TrainingProgress(done, total, double.NaN, 0, $"images — {label}, {note}")), token);
                 return 0;
-            });
-            var env = new Dictionary<string, string>
-            {
-                ["adp version"] = Checkpoint.ToolkitVersion, ["libtorch"] = TorchSharp.torch.__version__,
-                ["threads"] = TorchSharp.torch.get_num_threads().ToString(), ["device"] = device.ToString(),
-                ["machine"] = $"{Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}",
-                ["run time this invocation"] = $"{clock.Elapsed.TotalSeconds:F0} s", ["finished (UTC)"] = DateTime.UtcNow.ToString("u"),
-            };
+            }, () => eval.Activity);
+            var env = Environment(device);
+            env["run time this invocation"] = $"{clock.Elapsed.TotalSeconds:F0} s";
             var result = RobustReport.Build(cfg, eval, subset, env);
             result.Write(outDir, eval);
-            var t = new Table().AddColumns("attack", "evaluated", "rule", "accuracy (mean ± std over seeds)", "95% interval", "worst of resubmissions");
-            foreach (var r in result.Rows)
-                t.AddRow(Markup.Escape(r.Attack), r.Defended ? "ADP" : "bare", r.Rule, $"{100 * r.Mean:F1}% ± {100 * r.Std:F1}",
-                    $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1}", $"{100 * r.WorstCase:F1}%");
-            AnsiConsole.Write(t);
-            foreach (var (label, protocol) in result.Rows.Select(r => (r.Attack, r.Protocol)).Distinct())
-                AnsiConsole.MarkupLine(Markup.Escape($"  {label}: {protocol}"));
-            AnsiConsole.MarkupLine(Markup.Escape($"  {subset.Description}; S={cfg.Runs}, {cfg.Resubmissions} resubmission(s), seeds {string.Join(",", cfg.Seeds)}"));
-            foreach (var f in result.SanityFindings) AnsiConsole.MarkupLine($"[red]sanity check violated:[/] {Markup.Escape(f)}");
-            if (result.SanityFindings.Count == 0) AnsiConsole.MarkupLine("[green]sanity checks hold[/]");
-            foreach (var n in result.SanityNotes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
-            AnsiConsole.MarkupLine(Markup.Escape($"report: {Path.Combine(outDir, "report.md")} (and results.json, results.csv, plots, example grids)"));
+            PrintReport(result, $"{subset.Description}; S={cfg.Runs}, {cfg.Resubmissions} resubmission(s), seeds {string.Join(",", cfg.Seeds)}");
+            AnsiConsole.MarkupLine(Markup.Escape($"report: {Path.Combine(outDir, "report.md")} (and results.json, results.csv, plots, example grids, " +
+                                                 "adversarial examples in adv/)"));
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>Versions and machine facts every report records.</summary>
+    internal static Dictionary<string, string> Environment(TorchSharp.torch.Device device) => new()
+    {
+        ["adp version"] = Checkpoint.ToolkitVersion, ["libtorch"] = TorchSharp.torch.__version__,
+        ["threads"] = TorchSharp.torch.get_num_threads().ToString(), ["device"] = device.ToString(),
+        ["machine"] = $"{System.Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}",
+        ["finished (UTC)"] = DateTime.UtcNow.ToString("u"),
+    };
+
+    /// <summary>The report's table, protocols, sanity verdicts and notes on the terminal.</summary>
+    internal static void PrintReport(RobustReport result, string footer)
+    {
+        var t = new Table().AddColumns("attack", "evaluated", "rule", "accuracy (mean ± std over seeds)", "95% interval over images",
+            "worst of resubmissions", "per-run worst");
+        foreach (var r in result.Rows)
+            t.AddRow(Markup.Escape(r.Attack), r.Defended ? "ADP" : "bare", r.Rule, $"{100 * r.Mean:F1}% ± {100 * r.Std:F1}",
+                $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1}", r.WorstOfResubmissions is { } w ? $"{100 * w:F1}%" : "–",
+                r.PerRunWorst is { } p ? $"{100 * p:F1}%" : "–");
+        AnsiConsole.Write(t);
+        foreach (var (label, protocol) in result.Rows.Select(r => (r.Attack, r.Protocol)).Distinct())
+            AnsiConsole.MarkupLine(Markup.Escape($"  {label}: {protocol}"));
+        AnsiConsole.MarkupLine(Markup.Escape($"  {footer}"));
+        foreach (var c in result.Checks)
+        {
+            var (colour, word) = c.Status switch
+            {
+                CheckStatus.Held => ("green", "held"), CheckStatus.Violated => ("red", "VIOLATED"), _ => ("grey", "not run"),
+            };
+            AnsiConsole.MarkupLine($"[{colour}]sanity check {word}:[/] {Markup.Escape(c.Name)} — {Markup.Escape(c.Detail)}");
+        }
+        foreach (var n in result.SanityNotes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
+    }
+
+    private static (int Index, int Count) ParseShard(string text)
+    {
+        var parts = text.Split('/');
+        if (parts.Length == 2 && int.TryParse(parts[0], out int k) && int.TryParse(parts[1], out int n) && n >= 1 && k >= 0 && k < n) return (k, n);
+        throw new AdpException($"--shard: expected K/N with 0 ≤ K < N (e.g. 0/4), got '{text}'");
     }
 
     private static List<T> ParseList<T>(string text, string option, Func<string, T> parse)

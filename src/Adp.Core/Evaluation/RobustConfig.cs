@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Adp.Attacks;
@@ -12,8 +13,10 @@ public enum AttackTarget
     Bare,
     /// <summary>Preprocessor-blind: attack the bare classifier, evaluate the defense.</summary>
     Blind,
-    /// <summary>BPDA+EOT as in the paper (sign vote), evaluate the defense.</summary>
+    /// <summary>BPDA+EOT as the paper's research code did it, evaluate the defense.</summary>
     Bpda,
+    /// <summary>BPDA+EOT with a per-pixel vote of the n_EOT gradient signs (this toolkit's earlier "paper" rule).</summary>
+    BpdaSignVote,
     /// <summary>BPDA+EOT with the mean gradient (standard EOT).</summary>
     BpdaMean,
     /// <summary>Score-aware BPDA: ½ BPDA sign + ½ sign of h.</summary>
@@ -46,6 +49,10 @@ public sealed record AttackSpec
 
     public void Validate()
     {
+        if (Epsilon < 0) throw new AdpException($"attack '{Label}': eps must be ≥ 0, got {Epsilon}");
+        if (Iterations < 0) throw new AdpException($"attack '{Label}': iters must be ≥ 0, got {Iterations}");
+        if (Restarts < 1) throw new AdpException($"attack '{Label}': restarts must be ≥ 1, got {Restarts}");
+        if (Eot < 1) throw new AdpException($"attack '{Label}': eot must be ≥ 1, got {Eot}");
         if (IterationsCurve.Count == 0) return;
         if (Kind != AttackKind.Pgd || Restarts != 1 || ReturnBest)
             throw new AdpException($"attack '{Label}': IterationsCurve needs Kind Pgd with one restart and the final iterate");
@@ -60,10 +67,30 @@ public sealed record AttackSpec
         ? $"no attack ({(EvaluatesDefense ? "defended" : "bare")})"
         : $"{Kind} {Target} {(Norm == Norm.Linf ? "ℓ∞" : "ℓ2")} ε={Epsilon:G4} step={EffectiveStep:G4} iters={Iterations} restarts={Restarts} " +
           $"{(RandomStart ? "random start" : "no random start")} loss={Loss}" +
-          (Target is AttackTarget.Bpda or AttackTarget.BpdaMean or AttackTarget.BpdaScore or AttackTarget.Full ? $" EOT={Eot}" : "") +
+          (IsRandomizedTarget ? $" EOT={Eot}" : "") +
           (ReturnBest ? " best-iterate" : "");
 
     public double EffectiveStep => Step > 0 ? Step : Epsilon / 4;
+
+    /// <summary>True when the attack's gradient passes through the randomized purifier (BPDA or full gradient), so
+    /// EOT over its noise matters.</summary>
+    [JsonIgnore]
+    public bool IsRandomizedTarget => Target is AttackTarget.Bpda or AttackTarget.BpdaSignVote or AttackTarget.BpdaMean
+        or AttackTarget.BpdaScore or AttackTarget.Full;
+
+    /// <summary>Everything about the attack that decides its outcome (not its display name), as one string.</summary>
+    public string Canonical() => string.Join("|", Kind, Target, Norm, Epsilon.ToString("R", CultureInfo.InvariantCulture),
+        EffectiveStep.ToString("R", CultureInfo.InvariantCulture), Iterations, Restarts, RandomStart, Loss, Eot, ReturnBest,
+        string.Join(",", IterationsCurve));
+
+    /// <summary>A stable 63-bit id of <see cref="Canonical"/>: it keys the attack's results and its random streams, so
+    /// renaming or reordering attacks changes neither.</summary>
+    public long Id()
+    {
+        ulong h = 14695981039346656037;  // FNV-1a over UTF-8, then mixed
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes(Canonical())) { h ^= b; h *= 1099511628211; }
+        return (long)(Adp.Training.Seeds.Mix((long)h) & 0x7fffffffffffffff);
+    }
 }
 
 /// <summary>A robustness evaluation: data, models, purifier, attacks, decision rules, seeds, resubmissions.</summary>
@@ -86,6 +113,39 @@ public sealed record RobustConfig
     public List<int> StepsCurve { get; init; } = [];
     /// <summary>Adds an unbounded PGD on the bare classifier (sanity check: ≈ 0%).</summary>
     public bool SanityUnbounded { get; init; } = true;
+    /// <summary>Evaluate only images whose index i (0 ≤ i &lt; <see cref="Images"/>) has i mod ShardCount = ShardIndex.</summary>
+    public int ShardIndex { get; init; } = 0;
+    public int ShardCount { get; init; } = 1;
+
+    /// <summary>Data set indices this configuration evaluates, ascending.</summary>
+    public List<int> ImageIndices() => Enumerable.Range(0, Images).Where(i => i % ShardCount == ShardIndex).ToList();
+
+    [JsonIgnore]
+    public string Shard => $"{ShardIndex}/{ShardCount}";
+
+    /// <summary>Checks what can be checked without the models and data; throws <see cref="AdpException"/> naming the
+    /// option.</summary>
+    public void Validate()
+    {
+        if (Images < 1) throw new AdpException($"--images: expected at least 1, got {Images}");
+        if (Runs < 1) throw new AdpException($"--runs: expected at least 1, got {Runs}");
+        if (Resubmissions < 1) throw new AdpException($"--resubmissions: expected at least 1, got {Resubmissions}");
+        if (BatchSize < 1) throw new AdpException($"--batch-size: expected at least 1, got {BatchSize}");
+        if (Seeds.Count == 0) throw new AdpException("--seeds: expected at least one seed");
+        var repeated = Seeds.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
+        if (repeated is not null)
+            throw new AdpException($"--seeds: seed {repeated.Key} is given {repeated.Count()} times; repeated seeds repeat the same draws " +
+                                   "and would be counted as independent");
+        if (Rules.Count == 0 || Rules.Distinct().Count() != Rules.Count) throw new AdpException("Rules: expected distinct decision rules");
+        if (ShardCount < 1 || ShardIndex < 0 || ShardIndex >= ShardCount)
+            throw new AdpException($"--shard: expected K/N with 0 ≤ K < N, got {ShardIndex}/{ShardCount}");
+        if (ShardCount > Images) throw new AdpException($"--shard: {ShardCount} shards for {Images} images leaves empty shards");
+        if (StepsCurve.Any(t => t < 0)) throw new AdpException("--steps-curve: expected non-negative step counts");
+        Purifier.Validate();
+        foreach (var a in AllAttacks()) a.Validate();
+        var dup = AllAttacks().GroupBy(a => a.Id()).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new AdpException($"attacks '{dup.First().Label}' and '{dup.Skip(1).First().Label}' are the same attack");
+    }
 
     public static readonly JsonSerializerOptions Json = new()
     {

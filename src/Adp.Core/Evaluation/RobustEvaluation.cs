@@ -1,143 +1,333 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Adp.Attacks;
 using Adp.Data;
 using Adp.IO;
 using Adp.Purification;
-using Adp.Training;
 using static TorchSharp.torch;
 
 namespace Adp.Evaluation;
 
-/// <summary>Per-image outcomes of one (attack, seed) cell, filled batch by batch (so a killed run resumes).</summary>
+/// <summary>Per-image outcomes of one (attack, seed) cell. Every list is aligned with <see cref="Indices"/>.</summary>
 public sealed class CellState
 {
-    public int BatchesDone { get; set; }
-    /// <summary>rule name → resubmission → per-image correctness (1/0), in image order.</summary>
+    public string Attack { get; set; } = "";
+    public string Protocol { get; set; } = "";
+    public long Seed { get; set; }
+    /// <summary>Data set indices of the images evaluated so far, in evaluation order.</summary>
+    public List<int> Indices { get; set; } = [];
+    /// <summary>rule name → resubmission → per-image correctness (1/0).</summary>
     public Dictionary<string, List<List<int>>> Correct { get; set; } = new();
+    /// <summary>Defended cells: per image, how many of its S·R purification runs (S runs × R resubmissions) were
+    /// classified correctly on their own; the per-run worst case counts an image robust only when all were.</summary>
+    public List<int> RunsCorrect { get; set; } = [];
     /// <summary>steps T → per-image correctness under mean softmax (only for the steps-curve attack).</summary>
     public Dictionary<int, List<int>> StepsCurve { get; set; } = new();
     /// <summary>attack iterations k → per-image correctness under mean softmax on the k-step iterate.</summary>
     public Dictionary<int, List<int>> IterationsCurve { get; set; } = new();
     public double Seconds { get; set; }
+
+    /// <summary>Position of each evaluated image in the lists.</summary>
+    public Dictionary<int, int> Positions() => Indices.Select((idx, pos) => (idx, pos)).ToDictionary(p => p.idx, p => p.pos);
+}
+
+/// <summary>What a report folder holds: the fingerprint of everything that decides a result, and the cells.</summary>
+public sealed class EvaluationProgress
+{
+    public const int CurrentFormat = 2;
+    public int Format { get; set; } = CurrentFormat;
+    /// <summary>field → value; a resume or merge refuses a folder whose fingerprint differs.</summary>
+    public Dictionary<string, string> Fingerprint { get; set; } = new();
+    /// <summary>"attack id|seed" → cell.</summary>
+    public Dictionary<string, CellState> Cells { get; set; } = new();
+
+    public static string CellKey(AttackSpec attack, long seed) => $"{attack.Id():x16}|{seed}";
+
+    public static string PathIn(string dir) => Path.Combine(dir, "progress.json");
+
+    /// <summary>Reads DIR/progress.json, or null when the folder has none. Progress files of the first format (cells
+    /// keyed by attack position, images in order) are converted using DIR/config.json.</summary>
+    public static EvaluationProgress? Load(string dir)
+    {
+        var path = PathIn(dir);
+        if (!File.Exists(path)) return null;
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
+        catch (JsonException) { throw new AdpException($"{path}: not a valid progress file (unreadable JSON)"); }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new AdpException($"{path}: not a valid progress file");
+            if (doc.RootElement.TryGetProperty("Format", out _))
+                return doc.RootElement.Deserialize<EvaluationProgress>() ?? throw new AdpException($"{path}: empty progress file");
+            return FromLegacy(dir, doc.RootElement.Deserialize<Dictionary<string, LegacyCell>>()
+                                   ?? throw new AdpException($"{path}: empty progress file"));
+        }
+    }
+
+    private sealed class LegacyCell
+    {
+        public int BatchesDone { get; set; }
+        public Dictionary<string, List<List<int>>> Correct { get; set; } = new();
+        public Dictionary<int, List<int>> StepsCurve { get; set; } = new();
+        public Dictionary<int, List<int>> IterationsCurve { get; set; } = new();
+        public double Seconds { get; set; }
+    }
+
+    private static EvaluationProgress FromLegacy(string dir, Dictionary<string, LegacyCell> legacy)
+    {
+        var config = RobustConfig.Load(Path.Combine(dir, "config.json"));
+        var attacks = config.AllAttacks();
+        var progress = new EvaluationProgress { Fingerprint = RobustEvaluation.ConfigFingerprint(config, "?", "?", "?") };
+        progress.Fingerprint["converted from"] = "progress format 1 (images 0…N−1 in order)";
+        foreach (var (key, c) in legacy)
+        {
+            var parts = key.Split('|');
+            if (parts.Length != 2 || !int.TryParse(parts[0], out int a) || a < 0 || a >= attacks.Count || !long.TryParse(parts[1], out long seed))
+                throw new AdpException($"{PathIn(dir)}: cell '{key}' does not match {Path.Combine(dir, "config.json")}");
+            int n = c.Correct.Values.FirstOrDefault()?.FirstOrDefault()?.Count ?? 0;
+            progress.Cells[CellKey(attacks[a], seed)] = new CellState
+            {
+                Attack = attacks[a].Label, Protocol = attacks[a].Protocol(), Seed = seed, Indices = Enumerable.Range(0, n).ToList(),
+                Correct = c.Correct, StepsCurve = c.StepsCurve, IterationsCurve = c.IterationsCurve, Seconds = c.Seconds,
+            };
+        }
+        return progress;
+    }
+
+    public void Save(string dir) => AtomicFile.Write(PathIn(dir), JsonSerializer.SerializeToUtf8Bytes(this));
+
+    /// <summary>Throws an <see cref="AdpException"/> naming the first field where <paramref name="wanted"/> differs
+    /// from this folder's fingerprint (fields in <paramref name="ignore"/> are not compared).</summary>
+    public void RequireFingerprint(Dictionary<string, string> wanted, string dir, params string[] ignore)
+    {
+        foreach (var key in Fingerprint.Keys.Union(wanted.Keys).Except(ignore))
+        {
+            var have = Fingerprint.GetValueOrDefault(key, "(absent)");
+            var want = wanted.GetValueOrDefault(key, "(absent)");
+            if (have != want)
+                throw new AdpException($"{dir}: holds results computed with {key} = {have}, not {want}; use another folder " +
+                                       $"(or delete {PathIn(dir)} to start over)");
+        }
+    }
 }
 
 /// <summary>
-/// Runs a <see cref="RobustConfig"/>: for every attack and seed, adversarial examples for the first N test
-/// images (batch by batch), then the bare or defended classification of each, resubmitted R times to the
-/// randomized defense. Progress is saved after every batch in <c>progress.json</c>; rerunning with the same
-/// report folder resumes.
+/// Runs a <see cref="RobustConfig"/>: for every attack and seed, adversarial examples for the configuration's images
+/// (batch by batch), then the bare or defended classification of each, resubmitted R times to the randomized defense.
+/// Every random draw concerning image i (random start, EOT noise, the purification noise of every run and
+/// resubmission) comes from a stream keyed by (seed, data set index of i, attack id, purpose), so per-image outcomes
+/// do not depend on the batch size, the batch order or the shard (up to float rounding where libtorch picks
+/// other kernels for other batch sizes). Progress is saved per image after every batch in <c>progress.json</c>
+/// with a fingerprint of everything that decides a result; rerunning into the same folder computes only what is
+/// missing, and refuses a folder made with other settings. Adversarial examples are saved per cell in <c>adv/</c>.
 /// </summary>
 public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.Module<Tensor, Tensor> classifier,
     nn.Module<Tensor, Tensor> score, Device device, string reportDir)
 {
     public const string BareRule = "Bare";
-    private string ProgressPath => Path.Combine(reportDir, "progress.json");
-    public Dictionary<string, CellState> Cells { get; private set; } = new();
-    /// <summary>Clean, adversarial and purified images of the first batch per attack (seed 0), for the grid.</summary>
+
+    /// <summary>Random-stream purposes (the last key part after seed, image index and attack id).</summary>
+    private const long AttackPurpose = 1, ResubmissionPurpose = 2, IterationsPurpose = 3, StepsPurpose = 4, ExamplesPurpose = 5;
+
+    public EvaluationProgress Progress { get; private set; } = new();
+    /// <summary>Clean, adversarial and purified images of the first batch per attack (first seed), for the grid.</summary>
     public Dictionary<string, (Tensor Clean, Tensor Adv, Tensor Purified)> Examples { get; } = new();
+    /// <summary>SHA-256 of the classifier and score-model files (set by the caller; part of the fingerprint).</summary>
+    public string ClassifierHash { get; init; } = "?";
+    public string ScoreHash { get; init; } = "?";
+    /// <summary>What the evaluation is doing right now, for progress output (read from another thread).</summary>
+    public string Activity => _activity;
+    private volatile string _activity = "starting";
 
-    public static string CellKey(int attack, long seed) => $"{attack}|{seed}";
+    /// <summary>What decides every result of <paramref name="config"/> apart from the attack and seed of a cell (those key
+    /// the cells) and the image set (results are per image).</summary>
+    public static Dictionary<string, string> ConfigFingerprint(RobustConfig config, string testSplit, string classifierHash, string scoreHash) => new()
+    {
+        ["data set"] = config.Dataset,
+        ["test split"] = testSplit,
+        ["classifier sha256"] = classifierHash,
+        ["score model sha256"] = scoreHash,
+        ["purifier"] = config.Purifier.Describe(),
+        ["runs"] = config.Runs.ToString(),
+        ["decision rules"] = string.Join(",", config.Rules),
+        ["resubmissions"] = config.Resubmissions.ToString(),
+        ["steps curve"] = string.Join(",", config.StepsCurve),
+        ["shard"] = config.Shard,
+        ["randomness"] = "per image (seed, index, attack, purpose)",
+    };
 
-    public void Run(Action<string, long, long>? progress = null, CancellationToken cancel = default)
+    /// <summary>The fingerprint of this run (the test split is described without the image count, which may grow).</summary>
+    public Dictionary<string, string> Fingerprint() =>
+        ConfigFingerprint(config, $"{data.Spec.Name} {data.Split.ToString().ToLowerInvariant()}{(data.IsPartialTestSplit ? " (partial)" : "")}" +
+                                  $"{(data.Source == "embedded" ? " (embedded)" : "")}", ClassifierHash, ScoreHash);
+
+    public static string Sha256(string path)
+    {
+        using var f = File.OpenRead(path);
+        return Convert.ToHexString(SHA256.HashData(f)).ToLowerInvariant();
+    }
+
+    /// <summary>Progress callback: (stage, images done, images total, note).</summary>
+    public void Run(Action<string, long, long, string>? progress = null, CancellationToken cancel = default)
     {
         Directory.CreateDirectory(reportDir);
-        if (File.Exists(ProgressPath))
-            Cells = JsonSerializer.Deserialize<Dictionary<string, CellState>>(File.ReadAllText(ProgressPath)) ?? new();
+        config.Validate();
+        if (config.Images > data.Count) throw new AdpException($"--images: {config.Images} requested, {data.Description} has {data.Count}");
+        var fingerprint = Fingerprint();
+        var loaded = EvaluationProgress.Load(reportDir);
+        if (loaded is not null) loaded.RequireFingerprint(fingerprint, reportDir);
+        Progress = loaded ?? new EvaluationProgress { Fingerprint = fingerprint };
         var attacks = config.AllAttacks();
-        foreach (var spec in attacks) spec.Validate();
-        int batches = (data.Count + config.BatchSize - 1) / config.BatchSize;
+        var wanted = config.ImageIndices();
         int curveAttack = attacks.FindIndex(a => a.EvaluatesDefense && a.Kind != AttackKind.None);
-        long total = (long)attacks.Count * config.Seeds.Count * batches, done = Cells.Values.Sum(c => (long)c.BatchesDone);
-        for (int a = 0; a < attacks.Count; a++)
+        var todo = new List<(AttackSpec Spec, long Seed, CellState Cell, List<int> Missing)>();
+        foreach (var (spec, a) in attacks.Select((s, a) => (s, a)))
             foreach (var seed in config.Seeds)
             {
-                var key = CellKey(a, seed);
-                var cell = Cells.TryGetValue(key, out var c) ? c : Cells[key] = new CellState();
-                for (int b = cell.BatchesDone; b < batches; b++)
-                {
-                    if (cancel.IsCancellationRequested) return;
-                    var clock = Stopwatch.StartNew();
-                    RunBatch(attacks[a], a, seed, b, cell, a == curveAttack);
-                    cell.Seconds += clock.Elapsed.TotalSeconds;
-                    cell.BatchesDone = b + 1;
-                    AtomicFile.Write(ProgressPath, JsonSerializer.SerializeToUtf8Bytes(Cells));
-                    progress?.Invoke($"{attacks[a].Label} seed {seed}", ++done, total);
-                }
+                var key = EvaluationProgress.CellKey(spec, seed);
+                if (!Progress.Cells.TryGetValue(key, out var cell))
+                    Progress.Cells[key] = cell = new CellState { Attack = spec.Label, Protocol = spec.Protocol(), Seed = seed };
+                var done = cell.Indices.ToHashSet();
+                todo.Add((spec, seed, cell, wanted.Where(i => !done.Contains(i)).ToList()));
+            }
+        long total = todo.Sum(t => (long)t.Missing.Count), finished = 0;
+        foreach (var (spec, seed, cell, missing) in todo)
+            for (int start = 0; start < missing.Count; start += config.BatchSize)
+            {
+                if (cancel.IsCancellationRequested) return;
+                var batch = missing.GetRange(start, Math.Min(config.BatchSize, missing.Count - start));
+                var clock = Stopwatch.StartNew();
+                RunBatch(spec, seed, batch, cell, attacks.IndexOf(spec) == curveAttack);
+                cell.Seconds += clock.Elapsed.TotalSeconds;
+                Progress.Save(reportDir);
+                finished += batch.Count;
+                progress?.Invoke($"{spec.Label} seed {seed}", finished, total, $"images {batch[0]}…{batch[^1]}");
             }
     }
 
-    private void RunBatch(AttackSpec spec, int attackIndex, long seed, int batch, CellState cell, bool stepsCurve)
+    private void RunBatch(AttackSpec spec, long seed, List<int> indices, CellState cell, bool stepsCurve)
     {
         using var scope = NewDisposeScope();
-        int start = batch * config.BatchSize, n = Math.Min(config.BatchSize, data.Count - start);
-        var x = data.Images(start, n, device);
-        var y = data.Labels.narrow(0, start, n).to(device);
+        long id = spec.Id();
+        var idx = tensor(indices.Select(i => (long)i).ToArray());
+        var x = data.Images(idx, device);
+        var y = data.Labels.index_select(0, idx).to(device);
+        PerImageSource Random(params long[] purpose) => PerImageSource.For(seed, indices.Select(i => (long)i), [id, .. purpose]);
         var iterates = new SortedDictionary<int, Tensor>();  // outside every dispose scope (the attack's own scopes end first)
-        var adv = spec.Kind == AttackKind.None ? x : Attack(spec, attackIndex, seed, batch, iterates).Perturb(AttackModel(spec), x, y);
+        string where = $"{spec.Label} seed {seed}, images {indices[0]}…{indices[^1]}";
+        int budget = spec.Kind == AttackKind.Fgsm ? 1 : (spec.Iterations + 1) * spec.Restarts;
+        var model = new TrackedModel(AttackModel(spec), k => _activity = $"{where}: attack gradient {k}/~{budget}");
+        _activity = $"{where}: {(spec.Kind == AttackKind.None ? "classifying" : "attacking")}";
+        var adv = spec.Kind == AttackKind.None ? x : Attack(spec, seed, iterates).Perturb(model, x, y, Random(AttackPurpose));
         foreach (var t in iterates.Values) scope.Attach(t);
+        if (spec.Kind != AttackKind.None) SaveAdversarial(spec, seed, indices, y, adv);
+        var correct = new Dictionary<string, List<Tensor>>();
+        Tensor? runsCorrect = null;
+        var iterationsCurve = new Dictionary<int, Tensor>();
+        var stepsCurvePoints = new Dictionary<int, Tensor>();
         if (!spec.EvaluatesDefense)
         {
             using var _ = no_grad();
-            Append(cell, BareRule, 0, classifier.forward(adv).argmax(1).eq(y));
-            foreach (var (k, xk) in iterates) AppendCurve(cell.IterationsCurve, k, classifier.forward(xk).argmax(1).eq(y));
+            correct[BareRule] = [classifier.forward(adv).argmax(1).eq(y)];
+            foreach (var (k, xk) in iterates) iterationsCurve[k] = classifier.forward(xk).argmax(1).eq(y);
         }
         else
         {
             var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier), config.Runs);
             for (int r = 0; r < config.Resubmissions; r++)
             {
-                using var g = new Generator(Seeds.MixTorch(seed, attackIndex, batch, r, 11), CPU);
-                using var o = defense.Classify(adv, g);
-                foreach (var rule in config.Rules) Append(cell, rule.ToString(), r, o.Predict(rule).eq(y));
+                _activity = $"{where}: defended classification, submission {r + 1}/{config.Resubmissions} (S={config.Runs})";
+                using var o = defense.Classify(adv, Random(ResubmissionPurpose, r));
+                foreach (var rule in config.Rules)
+                {
+                    if (!correct.TryGetValue(rule.ToString(), out var list)) correct[rule.ToString()] = list = [];
+                    list.Add(o.Predict(rule).eq(y));
+                }
+                var runs = o.RunPredictions().eq(y.view(1, -1)).sum(dim: 0);
+                runsCorrect = runsCorrect is null ? runs : runsCorrect + runs;
             }
             foreach (var (k, xk) in iterates)
             {
-                using var g = new Generator(Seeds.MixTorch(seed, attackIndex, batch, k, 17), CPU);
-                using var o = defense.Classify(xk, g);
-                AppendCurve(cell.IterationsCurve, k, o.Predict(DecisionRule.MeanSoftmax).eq(y));
+                _activity = $"{where}: defended classification of the {k}-iteration iterate";
+                using var o = defense.Classify(xk, Random(IterationsPurpose, k));
+                iterationsCurve[k] = o.Predict(DecisionRule.MeanSoftmax).eq(y);
             }
             if (stepsCurve)
                 foreach (var t in config.StepsCurve)
                 {
                     var d = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier with { Steps = t }), config.Runs);
-                    using var g = new Generator(Seeds.MixTorch(seed, attackIndex, batch, t, 13), CPU);
-                    using var o = d.Classify(adv, g);
-                    AppendCurve(cell.StepsCurve, t, o.Predict(DecisionRule.MeanSoftmax).eq(y));
+                    using var o = d.Classify(adv, Random(StepsPurpose, t));
+                    stepsCurvePoints[t] = o.Predict(DecisionRule.MeanSoftmax).eq(y);
                 }
         }
-        if (batch == 0 && seed == config.Seeds[0])
+        // Append only once everything of the batch is computed, so a cancelled batch leaves the cell consistent.
+        cell.Indices.AddRange(indices);
+        foreach (var (rule, perResubmission) in correct)
         {
-            int k = Math.Min(8, n);
+            if (!cell.Correct.TryGetValue(rule, out var lists)) cell.Correct[rule] = lists = [];
+            for (int r = 0; r < perResubmission.Count; r++)
+            {
+                while (lists.Count <= r) lists.Add([]);
+                lists[r].AddRange(Ints(perResubmission[r]));
+            }
+        }
+        if (runsCorrect is not null) cell.RunsCorrect.AddRange(Ints(runsCorrect));
+        foreach (var (k, c) in iterationsCurve) AppendCurve(cell.IterationsCurve, k, c);
+        foreach (var (t, c) in stepsCurvePoints) AppendCurve(cell.StepsCurve, t, c);
+        if (seed == config.Seeds[0] && !Examples.ContainsKey(spec.Label))
+        {
+            int k = Math.Min(8, indices.Count);
             Tensor purified;
-            using (var g = new Generator(1, CPU))
-            using (var r = new AdaptiveStepPurifier(score, config.Purifier).Purify(adv.narrow(0, 0, k), g))
+            using (var r = new AdaptiveStepPurifier(score, config.Purifier).Purify(adv.narrow(0, 0, k),
+                       PerImageSource.For(seed, indices.Take(k).Select(i => (long)i), id, ExamplesPurpose)))
                 purified = r.Images.clone();
-            Examples[spec.Label] = (x.narrow(0, 0, k).cpu().clone().MoveToOuterDisposeScope(), adv.narrow(0, 0, k).cpu().clone().MoveToOuterDisposeScope(),
-                purified.cpu().MoveToOuterDisposeScope());
+            Examples[spec.Label] = (x.narrow(0, 0, k).cpu().clone().MoveToOuterDisposeScope(),
+                adv.narrow(0, 0, k).cpu().clone().MoveToOuterDisposeScope(), purified.cpu().MoveToOuterDisposeScope());
         }
     }
 
-    private static void Append(CellState cell, string rule, int resubmission, Tensor correct)
+    /// <summary>Counts the gradient calls of an attack, for progress output.</summary>
+    private sealed class TrackedModel(IAttackModel inner, Action<int> onCall) : IAttackModel
     {
-        if (!cell.Correct.TryGetValue(rule, out var lists)) cell.Correct[rule] = lists = [];
-        while (lists.Count <= resubmission) lists.Add([]);
-        lists[resubmission].AddRange(correct.to(ScalarType.Int32).cpu().data<int>().ToArray());
+        private int _calls;
+        public string Describe() => inner.Describe();
+
+        public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
+        {
+            onCall(++_calls);
+            return inner.LossAndDirection(x, y, loss, random);
+        }
     }
 
-    /// <summary>Adds per-image correctness at curve point <paramref name="k"/> (purification steps or attack iterations).</summary>
+    private static int[] Ints(Tensor t) => t.to(ScalarType.Int32).cpu().data<int>().ToArray();
+
     private static void AppendCurve(Dictionary<int, List<int>> curve, int k, Tensor correct)
     {
         if (!curve.TryGetValue(k, out var list)) curve[k] = list = [];
-        list.AddRange(correct.to(ScalarType.Int32).cpu().data<int>().ToArray());
+        list.AddRange(Ints(correct));
     }
 
-    private IAttack Attack(AttackSpec s, int attackIndex, long seed, int batch, IDictionary<int, Tensor> iterates)
+    /// <summary>Where the adversarial examples of a cell are kept (see <see cref="AdversarialSet"/>).</summary>
+    public static string AdversarialPath(string dir, AttackSpec spec, long seed) =>
+        Path.Combine(dir, "adv", $"{RobustReport.Slug(spec.Label)}-{spec.Id():x16}-seed{seed}.safetensors");
+
+    private void SaveAdversarial(AttackSpec spec, long seed, List<int> indices, Tensor labels, Tensor adv)
+    {
+        var meta = new Dictionary<string, string>
+        {
+            ["attack"] = spec.Label, ["protocol"] = spec.Protocol(), ["seed"] = seed.ToString(), ["data set"] = config.Dataset,
+            ["classifier"] = config.Classifier, ["classifier sha256"] = ClassifierHash,
+            ["target"] = spec.EvaluatesDefense ? $"ADP {config.Purifier.Describe()}, S={config.Runs}" : "bare classifier",
+        };
+        AdversarialSet.Append(AdversarialPath(reportDir, spec, seed), indices, labels, adv, meta);
+    }
+
+    private IAttack Attack(AttackSpec s, long seed, IDictionary<int, Tensor> iterates)
     {
         Action<int, Tensor>? onIterate = s.IterationsCurve.Count == 0 ? null
             : (k, adv) => { if (s.IterationsCurve.Contains(k)) iterates[k] = adv.detach().clone().DetachFromDisposeScope(); };
-        var threat = new ThreatModel(s.Norm, s.Epsilon, s.EffectiveStep, s.Iterations, s.Restarts, s.RandomStart, s.Loss,
-            (long)Seeds.MixTorch(seed, attackIndex, batch, 7));
+        var threat = new ThreatModel(s.Norm, s.Epsilon, s.EffectiveStep, s.Iterations, s.Restarts, s.RandomStart, s.Loss, seed);
         return s.Kind switch
         {
             AttackKind.Fgsm => new Fgsm(threat),
@@ -151,9 +341,49 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     {
         AttackTarget.Bare or AttackTarget.Blind => new ClassifierModel(classifier),
         AttackTarget.Bpda => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.SignVote),
+        AttackTarget.BpdaSignVote => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.SignVote),
         AttackTarget.BpdaMean => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.Mean),
         AttackTarget.BpdaScore => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.ScoreAware, score),
         AttackTarget.Full => new FullGradientEotModel(classifier, new DifferentiablePurifier(score, config.Purifier), s.Eot),
         _ => throw new AdpException($"attack '{s.Label}': unknown target {s.Target}"),
     };
+}
+
+/// <summary>
+/// Saved adversarial examples of one attack cell: a safetensors file with <c>images</c> (N×C×H×W float32 in [0,1]),
+/// <c>indices</c> (N int64, data set test indices) and <c>labels</c> (N int64), plus metadata naming the attack, its
+/// protocol, seed and the model it was computed against. `adp eval replay` re-evaluates such a file.
+/// </summary>
+public static class AdversarialSet
+{
+    /// <summary>Adds (or replaces, by index) rows of the file at <paramref name="path"/>, written atomically.</summary>
+    public static void Append(string path, IReadOnlyList<int> indices, Tensor labels, Tensor images, IReadOnlyDictionary<string, string> meta)
+    {
+        using var scope = NewDisposeScope();
+        var newIdx = tensor(indices.Select(i => (long)i).ToArray());
+        Tensor allImages = images.detach().cpu().to(ScalarType.Float32), allLabels = labels.cpu().to(ScalarType.Int64), allIdx = newIdx;
+        if (File.Exists(path))
+        {
+            using var old = SafeTensors.Load(path);
+            var keep = old.Get("indices").data<long>().ToArray().Select((v, i) => (v, i)).Where(p => !indices.Contains((int)p.v))
+                .Select(p => (long)p.i).ToArray();
+            var k = tensor(keep);
+            allImages = cat([old.Get("images").index_select(0, k), allImages]);
+            allLabels = cat([old.Get("labels").index_select(0, k), allLabels]);
+            allIdx = cat([old.Get("indices").index_select(0, k), allIdx]);
+        }
+        SafeTensors.Save(path, [new("images", allImages.contiguous()), new("indices", allIdx), new("labels", allLabels)], meta);
+    }
+
+    /// <summary>Reads a file written by <see cref="Append"/>; throws <see cref="AdpException"/> naming what is wrong.</summary>
+    public static (Tensor Images, Tensor Indices, Tensor Labels, IReadOnlyDictionary<string, string> Meta) Read(string path)
+    {
+        using var f = SafeTensors.Load(path);
+        var images = f.Get("images");
+        var indices = f.Get("indices");
+        var labels = f.Get("labels");
+        if (images.dim() != 4 || indices.dim() != 1 || labels.dim() != 1 || images.shape[0] != indices.shape[0] || labels.shape[0] != indices.shape[0])
+            throw new AdpException($"{path}: expected images N×C×H×W with N indices and N labels");
+        return (images.to(ScalarType.Float32).clone(), indices.to(ScalarType.Int64).clone(), labels.to(ScalarType.Int64).clone(), f.Metadata);
+    }
 }

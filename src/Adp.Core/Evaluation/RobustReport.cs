@@ -7,131 +7,226 @@ using ScottPlot;
 
 namespace Adp.Evaluation;
 
+/// <summary>One row of a robustness report: an attack under one decision rule, over the configuration's images.</summary>
+/// <param name="PerSeed">accuracy per seed (first submission).</param>
+/// <param name="Mean">mean over seeds of the accuracy; equals the mean over images of each image's seed-averaged correctness.</param>
+/// <param name="Images">images evaluated (the unit of the interval).</param>
+/// <param name="CiLow">95% interval over images (see <paramref name="IntervalMethod"/>).</param>
+/// <param name="WorstOfResubmissions">share of images correct in every one of R resubmissions of the S-run decision (all
+/// seeds pooled); null when R = 1.</param>
+/// <param name="PerRunWorst">share of images that every single purification run (S runs × R resubmissions) classified
+/// correctly; null for the bare classifier.</param>
 public sealed record RobustRow(string Attack, string Protocol, bool Defended, double Epsilon, string Rule, IReadOnlyList<double> PerSeed,
-    double Mean, double Std, long PooledCorrect, long PooledTotal, double CiLow, double CiHigh, double WorstCase, double Seconds);
+    double Mean, double Std, int Images, double CiLow, double CiHigh, string IntervalMethod, double? WorstOfResubmissions, double? PerRunWorst,
+    double Seconds);
 
-/// <summary>Aggregates a finished <see cref="RobustEvaluation"/> into rows, runs the sanity checks, and writes the
-/// report folder: results.json, results.csv, report.md, plots and an image grid.</summary>
+public enum CheckStatus { Held, Violated, NotRun }
+
+/// <summary>The verdict of one sanity check; <see cref="Detail"/> says what was compared, or why nothing was.</summary>
+public sealed record SanityCheck(string Name, CheckStatus Status, string Detail);
+
+/// <summary>Aggregates a <see cref="RobustEvaluation"/>'s per-image results into rows, runs the sanity checks, and
+/// writes the report folder: results.json, results.csv, report.md, plots and an image grid.</summary>
 public sealed class RobustReport
 {
     public required RobustConfig Config { get; init; }
     public required string DataDescription { get; init; }
     public required List<RobustRow> Rows { get; init; }
-    public required List<string> SanityFindings { get; init; }
+    public required List<SanityCheck> Checks { get; init; }
+    /// <summary>Findings that are not violations: inversions inside the intervals, attacks that cannot be trusted.</summary>
     public List<string> SanityNotes { get; init; } = [];
     public required Dictionary<string, string> Environment { get; init; }
+    public Dictionary<string, string> Fingerprint { get; init; } = new();
     public Dictionary<int, double> StepsCurve { get; init; } = new();
     /// <summary>attack label → (attack iterations → accuracy under mean softmax, pooled over seeds).</summary>
     public Dictionary<string, SortedDictionary<int, double>> IterationsCurves { get; init; } = new();
 
-    public static RobustReport Build(RobustConfig config, RobustEvaluation eval, ImageDataset data, Dictionary<string, string> environment)
+    public IEnumerable<SanityCheck> Violations => Checks.Where(c => c.Status == CheckStatus.Violated);
+
+    public const string SingleSeedInterval = "Wilson score interval over images";
+    public const string BootstrapInterval = "image-level (cluster) bootstrap over images, 2,000 resamples, percentile";
+
+    public static RobustReport Build(RobustConfig config, RobustEvaluation eval, ImageDataset data, Dictionary<string, string> environment) =>
+        Build(config, eval.Progress, data.Description, environment);
+
+    /// <summary>Builds the report of <paramref name="config"/>'s images (its shard) from stored per-image results.</summary>
+    public static RobustReport Build(RobustConfig config, EvaluationProgress progress, string dataDescription, Dictionary<string, string> environment)
     {
         var attacks = config.AllAttacks();
+        var wanted = config.ImageIndices();
         var rows = new List<RobustRow>();
-        for (int a = 0; a < attacks.Count; a++)
+        var iterationCurves = new Dictionary<string, SortedDictionary<int, double>>();
+        var stepsCurve = new Dictionary<int, List<int>>();
+        foreach (var spec in attacks)
         {
-            var spec = attacks[a];
+            var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
+                .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
+            if (cells.Count == 0) continue;
             var rules = spec.EvaluatesDefense ? config.Rules.Select(r => r.ToString()).ToList() : [RobustEvaluation.BareRule];
             foreach (var rule in rules)
             {
+                var perImage = new double[wanted.Count];   // seed-averaged correctness
                 var perSeed = new List<double>();
-                var worst = new List<double>();
-                long correct = 0, total = 0;
-                double seconds = 0;
-                foreach (var seed in config.Seeds)
+                int allResubmissions = 0, allResubmissionsTotal = 0, allRuns = 0;
+                foreach (var cell in cells)
                 {
-                    if (!eval.Cells.TryGetValue(RobustEvaluation.CellKey(a, seed), out var cell) || !cell.Correct.TryGetValue(rule, out var res)) continue;
-                    var first = res[0];
+                    var pos = cell.Positions();
+                    var res = cell.Correct[rule];
+                    var first = wanted.Select(i => res[0][pos[i]]).ToList();
                     perSeed.Add(first.Average());
-                    correct += first.Sum();
-                    total += first.Count;
-                    seconds += cell.Seconds;
-                    worst.Add(Enumerable.Range(0, first.Count).Average(i => res.All(r => i < r.Count && r[i] == 1) ? 1.0 : 0.0));
+                    for (int j = 0; j < wanted.Count; j++) perImage[j] += first[j] / (double)cells.Count;
+                    allResubmissions += wanted.Count(i => res.All(r => r[pos[i]] == 1));
+                    allResubmissionsTotal += wanted.Count;
+                    if (cell.RunsCorrect.Count == cell.Indices.Count)
+                        allRuns += wanted.Count(i => cell.RunsCorrect[pos[i]] == config.Runs * config.Resubmissions);
                 }
-                if (perSeed.Count == 0) continue;
                 var (mean, std) = Statistics.MeanStd(perSeed);
-                var (lo, hi) = Statistics.Wilson(correct, total);
+                var (lo, hi, method) = ImageInterval(perImage, cells.Count, Seed(spec, rule));
                 rows.Add(new RobustRow(spec.Label, spec.Protocol(), spec.EvaluatesDefense, spec.Kind == AttackKind.None ? 0 : spec.Epsilon, rule,
-                    perSeed, mean, std, correct, total, lo, hi, worst.Average(), seconds));
+                    perSeed, mean, std, wanted.Count, lo, hi, method,
+                    config.Resubmissions > 1 ? (double)allResubmissions / allResubmissionsTotal : null,
+                    spec.EvaluatesDefense ? (double)allRuns / allResubmissionsTotal : null, cells.Sum(c => c.Seconds)));
+            }
+            var points = new SortedDictionary<int, double>();
+            foreach (var k in cells.SelectMany(c => c.IterationsCurve.Keys).Distinct())
+                points[k] = cells.SelectMany(c => { var pos = c.Positions(); return wanted.Select(i => c.IterationsCurve[k][pos[i]]); }).Average();
+            if (points.Count > 0) iterationCurves[spec.Label] = points;
+            foreach (var c in cells)
+            {
+                var pos = c.Positions();
+                foreach (var (t, list) in c.StepsCurve)
+                {
+                    if (!stepsCurve.TryGetValue(t, out var acc)) stepsCurve[t] = acc = [];
+                    acc.AddRange(wanted.Select(i => list[pos[i]]));
+                }
             }
         }
-        // Pooled over seeds: every cell of the steps-curve attack contributes its images.
-        var curve = eval.Cells.Values.SelectMany(c => c.StepsCurve).GroupBy(kv => kv.Key)
-            .ToDictionary(g => g.Key, g => g.SelectMany(kv => kv.Value).Average());
-        var iterationCurves = new Dictionary<string, SortedDictionary<int, double>>();
-        for (int a = 0; a < attacks.Count; a++)
-        {
-            var cells = config.Seeds.Select(seed => eval.Cells.GetValueOrDefault(RobustEvaluation.CellKey(a, seed))).OfType<CellState>();
-            var points = cells.SelectMany(c => c.IterationsCurve).GroupBy(kv => kv.Key)
-                .ToDictionary(g => g.Key, g => g.SelectMany(kv => kv.Value).Average());
-            if (points.Count > 0) iterationCurves[attacks[a].Label] = new SortedDictionary<int, double>(points);
-        }
-        var (violations, notes) = Check(rows);
+        var (checks, notes) = Check(rows, attacks);
         return new RobustReport
         {
-            Config = config, DataDescription = data.Description, Rows = rows, Environment = environment,
-            SanityFindings = violations, SanityNotes = notes, StepsCurve = curve, IterationsCurves = iterationCurves,
+            Config = config, DataDescription = dataDescription, Rows = rows, Environment = environment, Fingerprint = progress.Fingerprint,
+            Checks = checks, SanityNotes = notes, StepsCurve = stepsCurve.ToDictionary(kv => kv.Key, kv => kv.Value.Average()),
+            IterationsCurves = iterationCurves,
         };
     }
 
-    /// <summary>The checks a reviewer expects; each violation is one finding (empty when all hold). An ordering
-    /// counts as violated when the 95% intervals separate; inversions inside them are <see cref="SanityNotes"/>.</summary>
-    public static List<string> Sanity(List<RobustRow> rows) => Check(rows).Violations;
+    private static long Seed(AttackSpec spec, string rule) => (long)Adp.Training.Seeds.Mix(spec.Id(), rule.Length, rule[0]);
 
-    /// <summary>Attack-strength inversions that lie within the 95% intervals (sampling noise at this image count).</summary>
-    public static List<string> Notes(List<RobustRow> rows) => Check(rows).Notes;
-
-    private static (List<string> Violations, List<string> Notes) Check(List<RobustRow> rows)
+    /// <summary>95% interval of a mean accuracy with the images as the unit. One seed: the per-image outcomes are
+    /// independent Bernoulli trials, so the Wilson interval over images. Several seeds on the same images: the seeds of
+    /// one image are correlated (the image decides most of it), so the images are resampled as clusters (bootstrap of
+    /// the per-image seed averages, percentile); where every image has the same average (0% or 100%), where the bootstrap
+    /// degenerates, the Wilson interval over images at the observed mean.</summary>
+    public static (double Low, double High, string Method) ImageInterval(IReadOnlyList<double> perImage, int seeds, long seed = 0)
     {
-        var findings = new List<string>();
-        var notes = new List<string>();
-        // Accuracy does not rise with ε (same target/kind/rule), beyond the 95% interval.
-        foreach (var group in rows.Where(r => r.Epsilon > 0).GroupBy(r => (Kind: r.Protocol.Split(' ')[0], Target: r.Protocol.Split(' ')[1], r.Rule)))
-        {
-            var sorted = group.OrderBy(r => r.Epsilon).ToList();
-            for (int i = 1; i < sorted.Count; i++)
-                if (sorted[i].CiLow > sorted[i - 1].CiHigh)
-                    findings.Add($"accuracy rises with ε: {sorted[i].Attack} ({sorted[i].Mean:P1}) > {sorted[i - 1].Attack} ({sorted[i - 1].Mean:P1}) under {group.Key.Rule}");
-        }
-        // full-gradient ≤ BPDA ≤ preprocessor-blind at the same ε and rule.
-        string[] order = ["Full", "Bpda", "Blind"];
-        foreach (var group in rows.Where(r => r.Defended && r.Epsilon > 0).GroupBy(r => (r.Epsilon, r.Rule)))
-        {
-            RobustRow? Strongest(string target) => group.Where(r => r.Protocol.Split(' ')[1] == target || (target == "Bpda" && r.Protocol.Split(' ')[1].StartsWith("Bpda")))
-                .OrderBy(r => r.Mean).FirstOrDefault();
-            for (int i = 0; i + 1 < order.Length; i++)
-            {
-                var (stronger, weaker) = (Strongest(order[i]), Strongest(order[i + 1]));
-                if (stronger is null || weaker is null || stronger.Mean <= weaker.Mean + 1e-9) continue;
-                var text = $"{order[i]} attack ({stronger.Mean:P1}, 95% {stronger.CiLow:P1}–{stronger.CiHigh:P1}) is weaker than {order[i + 1]} " +
-                           $"({weaker.Mean:P1}, 95% {weaker.CiLow:P1}–{weaker.CiHigh:P1}) at ε={group.Key.Epsilon} under {group.Key.Rule}";
-                if (stronger.CiLow > weaker.CiHigh) findings.Add(text);
-                else notes.Add(text + " — within the 95% intervals");
-            }
-        }
-        // An unbounded attack on the bare classifier reaches about 0%.
-        foreach (var r in rows.Where(r => !r.Defended && r.Epsilon >= 1))
-            if (r.Mean > 0.01) findings.Add($"unbounded attack '{r.Attack}' leaves the bare classifier at {r.Mean:P1} (expected ≈ 0%)");
-        return (findings, notes);
+        int n = perImage.Count;
+        double mean = perImage.Average();
+        var wilson = Statistics.Wilson((long)Math.Round(mean * n), n);
+        if (seeds <= 1 || perImage.All(v => v == perImage[0])) return (wilson.Low, wilson.High, SingleSeedInterval);
+        var (lo, hi) = Statistics.ClusterBootstrap(perImage, 2000, seed);
+        return (lo, hi, BootstrapInterval);
     }
 
-    public void Write(string dir, RobustEvaluation eval)
+    /// <summary>The checks a reviewer expects, each held, violated or not run (with the reason). An ordering counts as
+    /// violated when the 95% intervals separate; inversions inside them are notes.</summary>
+    public static (List<SanityCheck> Checks, List<string> Notes) Check(List<RobustRow> rows, IReadOnlyList<AttackSpec>? attacks = null)
+    {
+        var checks = new List<SanityCheck>();
+        var notes = new List<string>();
+        static string Target(RobustRow r) => r.Protocol.Split(' ') is { Length: > 1 } p ? p[1] : "";
+
+        // Accuracy does not rise with ε (same target, kind and rule), beyond the 95% interval.
+        var sweeps = rows.Where(r => r.Epsilon > 0 && r.Epsilon < 1).GroupBy(r => (Kind: r.Protocol.Split(' ')[0], Target: Target(r), r.Rule))
+            .Where(g => g.Select(r => r.Epsilon).Distinct().Count() >= 2).ToList();
+        if (sweeps.Count == 0)
+            checks.Add(new("accuracy falls as ε grows", CheckStatus.NotRun, "no attack was run at two or more ε with the same kind, target and rule"));
+        else
+        {
+            var found = new List<string>();
+            foreach (var group in sweeps)
+            {
+                var sorted = group.OrderBy(r => r.Epsilon).ToList();
+                for (int i = 1; i < sorted.Count; i++)
+                    if (sorted[i].CiLow > sorted[i - 1].CiHigh)
+                        found.Add($"{sorted[i].Attack} ({sorted[i].Mean:P1}) > {sorted[i - 1].Attack} ({sorted[i - 1].Mean:P1}) under {group.Key.Rule}");
+            }
+            checks.Add(found.Count == 0
+                ? new("accuracy falls as ε grows", CheckStatus.Held, $"{sweeps.Count} ε sweep(s) compared")
+                : new("accuracy falls as ε grows", CheckStatus.Violated, "accuracy rises with ε: " + string.Join("; ", found)));
+        }
+
+        // full-gradient ≤ BPDA ≤ preprocessor-blind at the same ε and rule.
+        string[] order = ["Full", "Bpda", "Blind"];
+        var compared = new List<string>();
+        var violated = new List<string>();
+        foreach (var group in rows.Where(r => r.Defended && r.Epsilon > 0).GroupBy(r => (r.Epsilon, r.Rule)))
+        {
+            RobustRow? Strongest(string target) => group.Where(r => Target(r) == target || (target == "Bpda" && Target(r).StartsWith("Bpda")))
+                .OrderBy(r => r.Mean).FirstOrDefault();
+            for (int i = 0; i + 1 < order.Length; i++)
+                for (int j = i + 1; j < order.Length; j++)
+                {
+                    var (stronger, weaker) = (Strongest(order[i]), Strongest(order[j]));
+                    if (stronger is null || weaker is null) continue;
+                    if (j == i + 2 && Strongest(order[i + 1]) is not null) continue;  // compared through the middle one
+                    compared.Add($"{order[i]} vs {order[j]} at ε={group.Key.Epsilon} ({group.Key.Rule})");
+                    if (stronger.Mean <= weaker.Mean + 1e-9) continue;
+                    var text = $"{order[i]} attack ({stronger.Mean:P1}, 95% {stronger.CiLow:P1}–{stronger.CiHigh:P1}) is weaker than {order[j]} " +
+                               $"({weaker.Mean:P1}, 95% {weaker.CiLow:P1}–{weaker.CiHigh:P1}) at ε={group.Key.Epsilon} under {group.Key.Rule}";
+                    if (stronger.CiLow > weaker.CiHigh) violated.Add(text);
+                    else notes.Add(text + " — within the 95% intervals");
+                }
+        }
+        checks.Add(compared.Count == 0
+            ? new("full gradient ≤ BPDA ≤ preprocessor-blind", CheckStatus.NotRun,
+                "no two of these attack kinds were run at the same ε in this report (`adp eval compare` checks across reports)")
+            : violated.Count == 0
+                ? new("full gradient ≤ BPDA ≤ preprocessor-blind", CheckStatus.Held, $"{compared.Count} pair(s) compared")
+                : new("full gradient ≤ BPDA ≤ preprocessor-blind", CheckStatus.Violated, string.Join("; ", violated)));
+
+        // An unbounded attack on the bare classifier reaches about 0%.
+        var unbounded = rows.Where(r => !r.Defended && r.Epsilon >= 1).ToList();
+        checks.Add(unbounded.Count == 0
+            ? new("unbounded attack on the bare classifier ≈ 0%", CheckStatus.NotRun, "no unbounded attack in this report")
+            : unbounded.FirstOrDefault(r => r.Mean > 0.01) is { } bad
+                ? new("unbounded attack on the bare classifier ≈ 0%", CheckStatus.Violated,
+                    $"unbounded attack '{bad.Attack}' leaves the bare classifier at {bad.Mean:P1} (expected ≈ 0%)")
+                : new("unbounded attack on the bare classifier ≈ 0%", CheckStatus.Held, string.Join(", ", unbounded.Select(r => $"{r.Attack}: {r.Mean:P1}"))));
+
+        // A randomized defense attacked through its noise without EOT: the gradient follows one noise draw.
+        foreach (var a in attacks ?? [])
+            if (a.Kind != AttackKind.None && a.IsRandomizedTarget && a.Eot == 1)
+                notes.Add($"'{a.Label}' attacks the randomized defense with EOT = 1: its gradient follows a single noise draw, so it " +
+                          "underestimates the attack and the robust accuracy is likely overstated (use EOT ≥ 10)");
+        return (checks, notes);
+    }
+
+    /// <summary>Violations of <see cref="Check"/>, one line each (empty when none).</summary>
+    public static List<string> Sanity(List<RobustRow> rows) => Check(rows).Checks.Where(c => c.Status == CheckStatus.Violated).Select(c => c.Detail).ToList();
+
+    /// <summary>Inversions inside the intervals and other notes of <see cref="Check"/>.</summary>
+    public static List<string> Notes(List<RobustRow> rows) => Check(rows).Notes;
+
+    public void Write(string dir, RobustEvaluation? eval = null)
     {
         Directory.CreateDirectory(dir);
         var json = JsonSerializer.SerializeToUtf8Bytes(new
         {
-            config = Config, data = DataDescription, rows = Rows, sanity = SanityFindings, sanityNotes = SanityNotes, stepsCurve = StepsCurve, iterationsCurves = IterationsCurves, environment = Environment,
+            config = Config, data = DataDescription, fingerprint = Fingerprint, rows = Rows, sanity = Checks, sanityNotes = SanityNotes,
+            stepsCurve = StepsCurve, iterationsCurves = IterationsCurves, environment = Environment,
         }, RobustConfig.Json);
         AtomicFile.Write(Path.Combine(dir, "results.json"), json);
 
-        var csv = new StringBuilder("attack,protocol,defended,epsilon,rule,mean_accuracy,std_over_seeds,seeds,pooled_correct,pooled_total,ci95_low,ci95_high,worst_case_resubmissions,seconds\n");
+        var csv = new StringBuilder("attack,protocol,defended,epsilon,rule,mean_accuracy,std_over_seeds,seeds,images,ci95_low,ci95_high,ci95_method," +
+                                    "worst_of_resubmissions,per_run_worst,seconds\n");
         foreach (var r in Rows)
             csv.AppendLine(string.Join(",", Quote(r.Attack), Quote(r.Protocol), r.Defended, F(r.Epsilon), r.Rule, F(r.Mean), F(r.Std), r.PerSeed.Count,
-                r.PooledCorrect, r.PooledTotal, F(r.CiLow), F(r.CiHigh), F(r.WorstCase), F(r.Seconds)));
+                r.Images, F(r.CiLow), F(r.CiHigh), Quote(r.IntervalMethod), r.WorstOfResubmissions is { } w ? F(w) : "",
+                r.PerRunWorst is { } p ? F(p) : "", F(r.Seconds)));
         AtomicFile.Write(Path.Combine(dir, "results.csv"), Encoding.UTF8.GetBytes(csv.ToString()));
         AtomicFile.Write(Path.Combine(dir, "report.md"), Encoding.UTF8.GetBytes(Markdown()));
         WritePlots(dir);
-        foreach (var (label, (clean, adv, purified)) in eval.Examples)
+        foreach (var (label, (clean, adv, purified)) in eval?.Examples ?? [])
             PngImages.WriteGrid(Path.Combine(dir, $"examples-{Slug(label)}.png"),
                 [Enumerable.Range(0, (int)clean.shape[0]).Select(i => clean[i]).ToList(),
                  Enumerable.Range(0, (int)adv.shape[0]).Select(i => adv[i]).ToList(),
@@ -143,17 +238,26 @@ public sealed class RobustReport
         var sb = new StringBuilder();
         sb.AppendLine($"# Robustness evaluation: {Config.Dataset}");
         sb.AppendLine();
-        sb.AppendLine($"- Data: {DataDescription}");
+        sb.AppendLine($"- Data: {DataDescription}{(Config.ShardCount > 1 ? $"; shard {Config.Shard} (images i with i mod {Config.ShardCount} = {Config.ShardIndex})" : "")}");
         sb.AppendLine($"- Classifier: `{Config.Classifier}`; score model: `{Config.Score}`");
-        sb.AppendLine($"- Defense: ADP {Config.Purifier.Describe()}, S = {Config.Runs} runs, resubmissions = {Config.Resubmissions}");
-        sb.AppendLine($"- Seeds: {string.Join(", ", Config.Seeds)}; batch {Config.BatchSize}");
+        sb.AppendLine($"- Defense: ADP {Config.Purifier.Describe()}, S = {Config.Runs} runs, resubmissions R = {Config.Resubmissions}");
+        sb.AppendLine($"- Seeds: {string.Join(", ", Config.Seeds)}; every random draw for image i comes from a stream keyed by (seed, i, attack, " +
+                      "purpose), so results do not depend on batch size or sharding");
         foreach (var (k, v) in Environment) sb.AppendLine($"- {k}: {v}");
         sb.AppendLine();
-        sb.AppendLine("| attack | protocol | rule | accuracy (mean ± std over seeds) | 95% interval (pooled) | worst case over resubmissions | time |");
-        sb.AppendLine("|---|---|---|---|---|---|---|");
+        sb.AppendLine("| attack | protocol | rule | accuracy (mean ± std over seeds) | 95% interval over images | worst of R resubmissions | per-run worst case | time |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var r in Rows)
             sb.AppendLine($"| {r.Attack} | {r.Protocol} | {r.Rule} | {100 * r.Mean:F1}% ± {100 * r.Std:F1} ({r.PerSeed.Count} seed{(r.PerSeed.Count == 1 ? "" : "s")}) | " +
-                          $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1} ({r.PooledCorrect}/{r.PooledTotal}) | {100 * r.WorstCase:F1}% | {r.Seconds:F0} s |");
+                          $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1} ({r.Images} images{(r.IntervalMethod == BootstrapInterval ? ", bootstrap" : "")}) | " +
+                          $"{(r.WorstOfResubmissions is { } w ? $"{100 * w:F1}%" : "–")} | {(r.PerRunWorst is { } p ? $"{100 * p:F1}%" : "–")} | {r.Seconds:F0} s |");
+        sb.AppendLine();
+        sb.AppendLine("Accuracy is that of the first submission, averaged over seeds. The 95% interval takes the images as the unit: " +
+                      $"with one seed the {SingleSeedInterval}; with several seeds on the same images an {BootstrapInterval} of the " +
+                      "per-image seed averages (seeds of one image are not independent trials). *Worst of R resubmissions*: an image counts " +
+                      "as robust only if the S-run decision is correct in every one of R resubmissions of the same adversarial input (all " +
+                      "seeds pooled; – where R = 1). *Per-run worst case*: robust only if every single purification run (S × R of them) " +
+                      "classifies it correctly, the per-evaluation worst case of the literature.");
         sb.AppendLine();
         if (StepsCurve.Count > 0)
         {
@@ -168,8 +272,8 @@ public sealed class RobustReport
             sb.AppendLine();
         }
         sb.AppendLine("## Sanity checks");
-        if (SanityFindings.Count == 0) sb.AppendLine("All hold: accuracy does not rise with ε; full gradient ≤ BPDA ≤ preprocessor-blind (up to the 95% intervals); unbounded attack on the bare classifier ≈ 0%.");
-        else foreach (var f in SanityFindings) sb.AppendLine($"- **VIOLATED**: {f}");
+        foreach (var c in Checks)
+            sb.AppendLine($"- {c.Name}: **{(c.Status switch { CheckStatus.Held => "held", CheckStatus.Violated => "VIOLATED", _ => "not run" })}** — {c.Detail}");
         foreach (var n in SanityNotes) sb.AppendLine($"- note: {n}");
         return sb.ToString();
     }

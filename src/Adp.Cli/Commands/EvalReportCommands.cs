@@ -1,0 +1,154 @@
+using System.CommandLine;
+using Adp.Evaluation;
+using Adp.Purification;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace Adp.Cli.Commands;
+
+public static partial class EvalCommands
+{
+    /// <summary>`adp eval report DIR…`: rebuilds report folders from their stored per-image results.</summary>
+    private static Command CreateReport()
+    {
+        var dirs = new Argument<string[]>("dirs") { Description = "report folders of `adp eval robust`", Arity = ArgumentArity.OneOrMore };
+        var cmd = new Command("report", "Rebuild a report folder (tables, intervals, sanity checks, plots) from its progress.json; no models needed");
+        cmd.Arguments.Add(dirs);
+        cmd.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            foreach (var dir in parse.GetValue(dirs)!)
+            {
+                var folder = ReportFolder.Load(dir);
+                var env = new Dictionary<string, string> { ["report rebuilt with adp version"] = IO.Checkpoint.ToolkitVersion };
+                var report = folder.Rewrite(env);
+                AnsiConsole.MarkupLine(Markup.Escape($"{dir}: {folder.DataDescription}"));
+                PrintReport(report, $"S={folder.Config.Runs}, {folder.Config.Resubmissions} resubmission(s), seeds {string.Join(",", folder.Config.Seeds)}");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>`adp eval merge DIR… --out DIR`: shard folders into one report.</summary>
+    private static Command CreateMerge()
+    {
+        var dirs = new Argument<string[]>("dirs") { Description = "shard folders (`adp eval robust --shard K/N`)", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--out") { Description = "folder for the merged report", Required = true };
+        var cmd = new Command("merge", "Merge the shard folders of one evaluation into one report; refuses other configurations, overlaps and gaps");
+        cmd.Arguments.Add(dirs);
+        cmd.Options.Add(output);
+        cmd.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            var outDir = parse.GetValue(output)!;
+            if (File.Exists(EvaluationProgress.PathIn(outDir)))
+                throw new AdpException($"--out {outDir}: already holds a report; choose an empty folder");
+            var merged = ReportFolder.Merge(parse.GetValue(dirs)!, outDir, new Dictionary<string, string> { ["adp version"] = IO.Checkpoint.ToolkitVersion });
+            var report = RobustReport.Build(merged.Config, merged.Progress, merged.DataDescription, new());
+            PrintReport(report, $"merged {parse.GetValue(dirs)!.Length} shard folders → {outDir}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>`adp eval compare DIR…`: the attack ordering per image across report folders.</summary>
+    private static Command CreateCompare()
+    {
+        var dirs = new Argument<string[]>("dirs") { Description = "report folders to compare (e.g. one per attack kind)", Arity = ArgumentArity.OneOrMore };
+        var rule = new Option<DecisionRule>("--rule") { DefaultValueFactory = _ => DecisionRule.MeanSoftmax };
+        var cmd = new Command("compare", "Per-image comparison of defended attacks across report folders: robust under every attack, ordering");
+        cmd.Arguments.Add(dirs);
+        cmd.Options.Add(rule);
+        cmd.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            var c = Comparison.Run(parse.GetValue(dirs)!, parse.GetValue(rule).ToString());
+            var t = new Table().AddColumns("folder", "attack", "target", "ε", "seeds", "accuracy (mean over seeds)", "robust in every seed");
+            foreach (var a in c.Attacks)
+                t.AddRow(Markup.Escape(a.Folder), Markup.Escape(a.Attack), a.Target, $"{a.Epsilon:G4}", a.Seeds.ToString(),
+                    $"{100 * a.Accuracy:F1}%", $"{100 * a.AllSeedsAccuracy:F1}%");
+            AnsiConsole.Write(t);
+            AnsiConsole.MarkupLine(Markup.Escape($"robust under every attack above (per image, every seed): {100 * c.RobustUnderAll:F1}% " +
+                                                 $"(95% Wilson interval over {c.Images} images {100 * c.CiLow:F1}–{100 * c.CiHigh:F1})"));
+            foreach (var n in c.OrderingNotes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>`adp eval replay --adv FILE …`: re-evaluates saved adversarial examples with another defense or seeds.</summary>
+    private static Command CreateReplay()
+    {
+        var adv = new Option<string>("--adv") { Description = "adversarial examples saved by `adp eval robust` (REPORT/adv/*.safetensors)", Required = true };
+        var classifier = new Option<string>("--classifier") { Description = "classifier checkpoint", Required = true };
+        var score = new Option<string?>("--score") { Description = "score-model checkpoint (omit with --bare)" };
+        var bare = new Option<bool>("--bare") { Description = "evaluate the bare classifier instead of the defense" };
+        var runs = new Option<int>("--runs") { Description = "purification runs S", DefaultValueFactory = _ => 10 };
+        var seeds = new Option<string>("--seeds") { Description = "comma-separated seeds of the purification noise", DefaultValueFactory = _ => "0" };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
+        var purifier = new PurifierOptions();
+        var cmd = new Command("replay", "Re-evaluate saved adversarial examples (bare, or with the ADP defense at any settings and seeds)");
+        foreach (var o in new Option[] { adv, classifier, score, bare, runs, seeds, batch }) cmd.Options.Add(o);
+        purifier.AddTo(cmd);
+        cmd.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
+            var (images, indices, labels, meta) = AdversarialSet.Read(parse.GetValue(adv)!);
+            var seedList = ParseList(parse.GetValue(seeds)!, "--seeds", long.Parse);
+            if (seedList.Distinct().Count() != seedList.Count) throw new AdpException("--seeds: repeated seeds");
+            int n = (int)indices.shape[0], bs = parse.GetValue(batch);
+            if (bs < 1) throw new AdpException($"--batch-size: expected at least 1, got {bs}");
+            var (clf, cinfo) = Models.ClassifierFile.Load(parse.GetValue(classifier)!, device);
+            if (cinfo.Config.Channels != images.shape[1] || cinfo.Config.ImageSize != images.shape[2])
+                throw new AdpException($"{cinfo.Path}: classifier takes {cinfo.Config.Channels}×{cinfo.Config.ImageSize}² images; the file holds " +
+                                       $"{images.shape[1]}×{images.shape[2]}×{images.shape[3]}");
+            var idx = indices.data<long>().ToArray();
+            var rules = new[] { DecisionRule.MeanSoftmax, DecisionRule.LogitSum, DecisionRule.MajorityVote };
+            var correct = new Dictionary<string, double[]>();
+            if (parse.GetValue(bare))
+            {
+                using var _ = no_grad();
+                correct["Bare"] = new double[n];
+                for (int s = 0; s < n; s += bs)
+                {
+                    using var scope = NewDisposeScope();
+                    int m = Math.Min(bs, n - s);
+                    var ok = clf.forward(images.narrow(0, s, m).to(device)).argmax(1).cpu().eq(labels.narrow(0, s, m));
+                    var v = ok.to(ScalarType.Float64).data<double>().ToArray();
+                    Array.Copy(v, 0, correct["Bare"], s, m);
+                }
+            }
+            else
+            {
+                var scorePath = parse.GetValue(score) ?? throw new AdpException("--score is required (or --bare)");
+                var (net, _) = Models.ScoreModelFile.Load(scorePath, null, device);
+                var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, purifier.Read(parse)), parse.GetValue(runs));
+                foreach (var rule in rules) correct[rule.ToString()] = new double[n];
+                foreach (var seed in seedList)
+                    for (int s = 0; s < n; s += bs)
+                    {
+                        using var scope = NewDisposeScope();
+                        int m = Math.Min(bs, n - s);
+                        using var o = defense.Classify(images.narrow(0, s, m).to(device), PerImageSource.For(seed, idx.Skip(s).Take(m), 0x7e91a7));
+                        foreach (var rule in rules)
+                        {
+                            var v = o.Predict(rule).cpu().eq(labels.narrow(0, s, m)).to(ScalarType.Float64).data<double>().ToArray();
+                            for (int j = 0; j < m; j++) correct[rule.ToString()][s + j] += v[j] / seedList.Count;
+                        }
+                    }
+            }
+            AnsiConsole.MarkupLine(Markup.Escape($"{parse.GetValue(adv)}: {n} images; attack {meta.GetValueOrDefault("attack", "?")}: " +
+                                                 $"{meta.GetValueOrDefault("protocol", "?")}, seed {meta.GetValueOrDefault("seed", "?")}; " +
+                                                 $"computed against {meta.GetValueOrDefault("target", "?")}"));
+            var t = new Table().AddColumns("evaluated", "rule", "accuracy", "95% interval over images");
+            foreach (var (rule, perImage) in correct)
+            {
+                var (lo, hi, _) = RobustReport.ImageInterval(perImage, parse.GetValue(bare) ? 1 : seedList.Count);
+                t.AddRow(parse.GetValue(bare) ? "bare" : "ADP", rule, $"{100 * perImage.Average():F1}%", $"{100 * lo:F1}–{100 * hi:F1}");
+            }
+            AnsiConsole.Write(t);
+            if (!parse.GetValue(bare))
+                AnsiConsole.MarkupLine(Markup.Escape($"  ADP {purifier.Read(parse).Describe()}, S={parse.GetValue(runs)}, seeds {string.Join(",", seedList)}"));
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,270 @@
+using Adp.Attacks;
+using Adp.Data;
+using Adp.Evaluation;
+using Adp.Models;
+using Adp.Purification;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Adp.Tests;
+
+/// <summary>Issue #10 (resume fingerprints, intervals over images, sanity verdicts, worst cases, saved adversarial
+/// examples) and issue #13 (per-image randomness, shards and merge) on tiny untrained models.</summary>
+public class EvaluationIntegrityTests
+{
+    private sealed record Setup(Classifier Clf, Ncsnv2 Score, ImageDataset Data);
+
+    /// <summary>An untrained small CNN, a tiny NCSNv2, and 32 noise images labelled with the CNN's own predictions (so the
+    /// clean accuracy is 100% and attacks have something to change).</summary>
+    private static Setup Tiny(int n = 32)
+    {
+        torch.manual_seed(7);
+        var clf = Classifier.Create(ClassifierConfig.SmallCnn());
+        clf.eval();
+        var score = new Ncsnv2(new ScoreModelConfig(1, 28, 4, 1, 0.01, 3));
+        score.eval();
+        using var noise = ScoreTrainingTests.SyntheticDataset(n, seed: 11);
+        using var x = noise.Images(0, n, CPU);
+        Tensor own;
+        using (no_grad()) own = clf.forward(x).argmax(1);
+        var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Test, x.mul(255).round().to(ScalarType.Byte), own);
+        return new Setup(clf, score, data);
+    }
+
+    private static RobustConfig Config(int images, int batch, params AttackSpec[] attacks) => new()
+    {
+        Classifier = "c", Score = "s", Images = images, BatchSize = batch, Runs = 2, Seeds = [0], Resubmissions = 1,
+        Purifier = new PurifierSettings(Steps: 2), SanityUnbounded = false, Attacks = attacks.ToList(),
+    };
+
+    private static string Dir(string name) => Directory.CreateTempSubdirectory($"adp-{name}-").FullName;
+
+    private static RobustEvaluation Run(Setup s, RobustConfig cfg, string dir)
+    {
+        var e = new RobustEvaluation(cfg, s.Data, s.Clf, s.Score, CPU, dir);
+        e.Run();
+        return e;
+    }
+
+    /// <summary>index → (rule/resubmission → correct, runs correct, curves) of one cell, independent of evaluation order.</summary>
+    private static SortedDictionary<int, string> PerImage(CellState c) => new(c.Indices.Select((idx, p) => (idx, p)).ToDictionary(
+        t => t.idx,
+        t => string.Join(";", c.Correct.OrderBy(kv => kv.Key).Select(kv => kv.Key + "=" + string.Join("", kv.Value.Select(l => l[t.p])))) +
+             (c.RunsCorrect.Count > 0 ? $";runs={c.RunsCorrect[t.p]}" : "") +
+             string.Concat(c.IterationsCurve.OrderBy(kv => kv.Key).Select(kv => $";k{kv.Key}={kv.Value[t.p]}"))));
+
+    private static readonly AttackSpec[] EveryKind =
+    [
+        new() { Name = "natural", Kind = AttackKind.None, Target = AttackTarget.Blind },
+        new() { Name = "blind", Kind = AttackKind.Pgd, Target = AttackTarget.Blind, Epsilon = 0.3, Iterations = 2 },
+        new() { Name = "fgsm", Kind = AttackKind.Fgsm, Target = AttackTarget.Bare, Epsilon = 0.3 },
+        new() { Name = "bpda", Kind = AttackKind.Pgd, Target = AttackTarget.Bpda, Epsilon = 0.1, Iterations = 2, Eot = 2, IterationsCurve = [0, 1, 2] },
+        new() { Name = "bpda-mean", Kind = AttackKind.Pgd, Target = AttackTarget.BpdaMean, Epsilon = 0.1, Iterations = 1, Eot = 2 },
+        new() { Name = "full", Kind = AttackKind.Pgd, Target = AttackTarget.Full, Epsilon = 0.1, Iterations = 1, Eot = 2 },
+        new() { Name = "apgd", Kind = AttackKind.Apgd, Target = AttackTarget.Full, Epsilon = 0.1, Iterations = 2, Eot = 1, Loss = AttackLoss.Dlr },
+    ];
+
+    [Fact]
+    public void PerImageResults_DoNotDependOnBatchSize_ForEveryAttackKind()
+    {
+        var s = Tiny(16);
+        string da = Dir("bs8"), db = Dir("bs3");
+        var a = Run(s, Config(16, 8, EveryKind), da);
+        var b = Run(s, Config(16, 16, EveryKind) with { BatchSize = 3 }, db);
+        foreach (var spec in EveryKind)
+        {
+            var key = EvaluationProgress.CellKey(spec, 0);
+            Assert.Equal(PerImage(a.Progress.Cells[key]), PerImage(b.Progress.Cells[key]));
+            if (spec.Kind == AttackKind.None) continue;
+            // The adversarial images agree too, up to float rounding where libtorch picks other kernels for other batch sizes.
+            var (xa, ia, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(da, spec, 0));
+            var (xb, ib, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(db, spec, 0));
+            var diff = (xa.index_select(0, ia.argsort()) - xb.index_select(0, ib.argsort())).abs().max().item<float>();
+            Assert.True(diff < 1e-4, $"{spec.Name}: adversarial images differ by {diff}");
+        }
+        // The attacks did something: otherwise this test would compare trivial results.
+        var blind = a.Progress.Cells[EvaluationProgress.CellKey(EveryKind[1], 0)];
+        var fgsm = a.Progress.Cells[EvaluationProgress.CellKey(EveryKind[2], 0)];
+        Assert.True(fgsm.Correct[RobustEvaluation.BareRule][0].Sum() < 16 || blind.Correct["MeanSoftmax"][0].Sum() < 16);
+    }
+
+    [Fact]
+    public void ResumeWithAnotherEpsilon_ComputesTheNewCell_AndEqualsAFreshRun()
+    {
+        // Case 1 of ../shared/cases: a second run into the same folder with another ε must not reuse the first ε's results.
+        var s = Tiny(16);
+        var small = new AttackSpec { Name = "A", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 0.02, Step = 0.01, Iterations = 5 };
+        var large = small with { Epsilon = 0.3, Step = 0.075, Iterations = 10 };
+        var dir = Dir("resume-eps");
+        Run(s, Config(16, 16, small), dir);
+        var resumed = Run(s, Config(16, 16, large), dir);
+        var fresh = Run(s, Config(16, 16, large), Dir("fresh-eps"));
+        var key = EvaluationProgress.CellKey(large, 0);
+        Assert.Equal(PerImage(fresh.Progress.Cells[key]), PerImage(resumed.Progress.Cells[key]));
+        var report = RobustReport.Build(Config(16, 16, large), resumed.Progress, "d", new());
+        Assert.Equal(fresh.Progress.Cells[key].Correct[RobustEvaluation.BareRule][0].Average(), report.Rows.Single().Mean);
+        Assert.True(report.Rows.Single().Mean < 1, "the large-ε attack must change something for this test to mean anything");
+    }
+
+    [Fact]
+    public void ResumeWithAnotherBatchSizeAndMoreImages_EvaluatesEveryImageOnce()
+    {
+        var s = Tiny(32);
+        var attack = new AttackSpec { Name = "blind", Kind = AttackKind.Pgd, Target = AttackTarget.Blind, Epsilon = 0.1, Iterations = 2 };
+        var dir = Dir("resume-batch");
+        Run(s, Config(16, 8, attack), dir);
+        var resumed = Run(s, Config(32, 16, attack) with { BatchSize = 5 }, dir);
+        var fresh = Run(s, Config(32, 4, attack), Dir("fresh-batch"));
+        var key = EvaluationProgress.CellKey(attack, 0);
+        Assert.Equal(Enumerable.Range(0, 32), resumed.Progress.Cells[key].Indices.Order());
+        Assert.Equal(PerImage(fresh.Progress.Cells[key]), PerImage(resumed.Progress.Cells[key]));
+    }
+
+    [Fact]
+    public void ResumeWithOtherPurifierOrRuns_IsRefusedNamingTheField()
+    {
+        var s = Tiny(8);
+        var attack = new AttackSpec { Name = "natural", Kind = AttackKind.None, Target = AttackTarget.Blind };
+        var dir = Dir("refuse");
+        Run(s, Config(8, 8, attack), dir);
+        var e1 = Assert.Throws<AdpException>(() => Run(s, Config(8, 8, attack) with { Purifier = new PurifierSettings(Sigma: 0.1, Steps: 2) }, dir));
+        Assert.Contains("purifier", e1.Message);
+        var e2 = Assert.Throws<AdpException>(() => Run(s, Config(8, 8, attack) with { Runs = 3 }, dir));
+        Assert.Contains("runs", e2.Message);
+        var other = new RobustEvaluation(Config(8, 8, attack), s.Data, s.Clf, s.Score, CPU, dir) { ClassifierHash = "feed" };
+        Assert.Contains("classifier sha256", Assert.Throws<AdpException>(() => other.Run()).Message);
+    }
+
+    [Fact]
+    public void Shards_MergeToTheUnshardedResult_AndMergeRefusesMismatches()
+    {
+        var s = Tiny(12);
+        var attacks = new[] { EveryKind[0], EveryKind[1], EveryKind[3] };
+        var whole = Run(s, Config(12, 12, attacks), Dir("unsharded"));
+        var shards = Enumerable.Range(0, 3).Select(k =>
+        {
+            var d = Dir($"shard{k}");
+            var e = Run(s, Config(12, 2, attacks) with { ShardIndex = k, ShardCount = 3 }, d);
+            Assert.Equal(Enumerable.Range(0, 12).Where(i => i % 3 == k), e.Progress.Cells.Values.First().Indices.Order());
+            IO.AtomicFile.Write(Path.Combine(d, "config.json"),
+                System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(Config(12, 2, attacks) with { ShardIndex = k, ShardCount = 3 }, RobustConfig.Json));
+            return d;
+        }).ToList();
+        var mergedDir = Dir("merged");
+        var merged = ReportFolder.Merge(shards, mergedDir, new());
+        foreach (var spec in attacks)
+        {
+            var key = EvaluationProgress.CellKey(spec, 0);
+            Assert.Equal(PerImage(whole.Progress.Cells[key]), PerImage(merged.Progress.Cells[key]));
+        }
+        Assert.True(File.Exists(Path.Combine(mergedDir, "report.md")));
+        var adv = AdversarialSet.Read(RobustEvaluation.AdversarialPath(mergedDir, attacks[1], 0));
+        Assert.Equal(Enumerable.Range(0, 12).Select(i => (long)i), adv.Indices.data<long>().ToArray().Order());
+
+        Assert.Contains("overlap", Assert.Throws<AdpException>(() => ReportFolder.Merge([shards[0], shards[0], shards[1], shards[2]], Dir("m2"), new())).Message);
+        Assert.Contains("in no shard", Assert.Throws<AdpException>(() => ReportFolder.Merge([shards[0], shards[1]], Dir("m3"), new())).Message);
+        // A shard folder from another configuration (another purifier σ) is refused.
+        var otherDir = Dir("shard-other");
+        var otherCfg = Config(12, 2, attacks) with { ShardIndex = 2, ShardCount = 3, Purifier = new PurifierSettings(Sigma: 0.1, Steps: 2) };
+        Run(s, otherCfg, otherDir);
+        IO.AtomicFile.Write(Path.Combine(otherDir, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(otherCfg, RobustConfig.Json));
+        Assert.Contains("purifier", Assert.Throws<AdpException>(() => ReportFolder.Merge([shards[0], shards[1], otherDir], Dir("m4"), new())).Message);
+    }
+
+    [Fact]
+    public void AdversarialExamples_AreSavedPerCell_InsideTheThreatModel()
+    {
+        var s = Tiny(8);
+        var attack = new AttackSpec { Name = "blind", Kind = AttackKind.Pgd, Target = AttackTarget.Blind, Epsilon = 0.1, Iterations = 3 };
+        var dir = Dir("adv");
+        Run(s, Config(8, 3, attack), dir);
+        var (images, indices, labels, meta) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, attack, 0));
+        Assert.Equal(Enumerable.Range(0, 8).Select(i => (long)i), indices.data<long>().ToArray().Order());
+        var order = indices.argsort();
+        var clean = s.Data.Images(indices.index_select(0, order), CPU);
+        var adv = images.index_select(0, order);
+        Assert.True((adv - clean).abs().max().item<float>() <= 0.1f + 1e-6f);
+        Assert.True((adv - clean).abs().max().item<float>() > 0.05f, "the attack moved the images");
+        Assert.Equal(s.Data.Labels.index_select(0, indices).data<long>().ToArray(), labels.data<long>().ToArray());
+        Assert.Contains("PGD", meta["protocol"].ToUpperInvariant());
+    }
+
+    [Fact]
+    public void ImageLevelInterval_WilsonForOneSeed_BootstrapWiderThanPooledForSeveral()
+    {
+        // One seed: exactly the Wilson interval over images.
+        var oneSeed = Enumerable.Range(0, 128).Select(i => i % 4 == 0 ? 0.0 : 1.0).ToArray();
+        var (lo1, hi1, m1) = RobustReport.ImageInterval(oneSeed, 1);
+        Assert.Equal(Statistics.Wilson(96, 128), (lo1, hi1));
+        Assert.Equal(RobustReport.SingleSeedInterval, m1);
+        // Three seeds that agree on every image carry no more information than one: the interval must not shrink to
+        // what 384 independent trials would give (the design effect of issue #10).
+        var (lo3, hi3, m3) = RobustReport.ImageInterval(oneSeed, 3);
+        var pooled = Statistics.Wilson(3 * 96, 3 * 128);
+        Assert.Equal(RobustReport.BootstrapInterval, m3);
+        Assert.True(hi3 - lo3 > 1.4 * (pooled.High - pooled.Low), $"bootstrap {lo3}–{hi3} vs pooled {pooled.Low}–{pooled.High}");
+        // The bootstrap of a 0/1 mean with p = 1/2 and n = 400 matches the normal interval ±1.96·√(p(1−p)/n) = ±0.049
+        // to within the resampling error of 2,000 resamples (≈ 0.005).
+        var half = Enumerable.Range(0, 400).Select(i => (double)(i % 2)).ToArray();
+        var (blo, bhi) = Statistics.ClusterBootstrap(half, 2000, 3);
+        Assert.InRange(bhi - blo, 2 * 0.049 - 0.012, 2 * 0.049 + 0.012);
+        Assert.InRange((blo + bhi) / 2, 0.49, 0.51);
+    }
+
+    [Fact]
+    public void SanityVerdicts_SayNotRun_WhenNothingWasCompared()
+    {
+        var only = new List<RobustRow> { RobustEvaluationTests.Row("Pgd Blind a", true, 0.1, 0.5) };
+        var (checks, _) = RobustReport.Check(only);
+        Assert.All(checks, c => Assert.Equal(CheckStatus.NotRun, c.Status));
+        Assert.All(checks, c => Assert.False(string.IsNullOrWhiteSpace(c.Detail)));
+        var two = new List<RobustRow>
+        {
+            RobustEvaluationTests.Row("Pgd Blind a", true, 0.1, 0.5), RobustEvaluationTests.Row("Pgd Full b", true, 0.1, 0.2),
+            RobustEvaluationTests.Row("Pgd Blind c", true, 0.2, 0.3),
+        };
+        var (checks2, _) = RobustReport.Check(two);
+        Assert.Equal(CheckStatus.Held, checks2.Single(c => c.Name.StartsWith("full gradient")).Status);
+        Assert.Equal(CheckStatus.Held, checks2.Single(c => c.Name.StartsWith("accuracy falls")).Status);
+        Assert.Equal(CheckStatus.NotRun, checks2.Single(c => c.Name.StartsWith("unbounded")).Status);
+    }
+
+    [Fact]
+    public void RandomizedDefenseAttackedWithoutEot_GetsANote()
+    {
+        // Case 9 of ../shared/cases.
+        var full = new AttackSpec { Name = "full1", Kind = AttackKind.Pgd, Target = AttackTarget.Full, Epsilon = 0.3, Eot = 1 };
+        var (_, notes) = RobustReport.Check([RobustEvaluationTests.Row("Pgd Full x", true, 0.3, 0.5)], [full]);
+        Assert.Contains(notes, n => n.Contains("EOT = 1") && n.Contains("full1"));
+        var (_, none) = RobustReport.Check([RobustEvaluationTests.Row("Pgd Full x", true, 0.3, 0.5)], [full with { Eot = 20 }]);
+        Assert.DoesNotContain(none, n => n.Contains("EOT = 1"));
+    }
+
+    [Fact]
+    public void RepeatedSeeds_AreRefused()
+    {
+        // Case 10 of ../shared/cases.
+        var cfg = Config(8, 8, EveryKind[0]) with { Seeds = [0, 0] };
+        Assert.Contains("--seeds", Assert.Throws<AdpException>(() => cfg.Validate()).Message);
+    }
+
+    [Fact]
+    public void WorstCases_AreDefined_AndDashedWhereThereIsOneSubmission()
+    {
+        var s = Tiny(8);
+        var attack = new AttackSpec { Name = "natural", Kind = AttackKind.None, Target = AttackTarget.Blind };
+        var cfg = Config(8, 8, attack) with { Purifier = new PurifierSettings(Sigma: 0.5, Steps: 1), Runs = 3 };
+        var one = Run(s, cfg, Dir("worst1"));
+        var row1 = RobustReport.Build(cfg, one.Progress, "d", new()).Rows.First(r => r.Rule == "MeanSoftmax");
+        Assert.Null(row1.WorstOfResubmissions);
+        Assert.NotNull(row1.PerRunWorst);
+        Assert.True(row1.PerRunWorst <= row1.Mean + 1e-12);
+        var three = Run(s, cfg with { Resubmissions = 3 }, Dir("worst3"));
+        var row3 = RobustReport.Build(cfg with { Resubmissions = 3 }, three.Progress, "d", new()).Rows.First(r => r.Rule == "MeanSoftmax");
+        var cell = three.Progress.Cells.Values.Single();
+        double expected = Enumerable.Range(0, 8).Average(i => cell.Correct["MeanSoftmax"].All(r => r[i] == 1) ? 1.0 : 0.0);
+        Assert.Equal(expected, row3.WorstOfResubmissions);
+        Assert.Equal(Enumerable.Range(0, 8).Average(i => cell.RunsCorrect[i] == 9 ? 1.0 : 0.0), row3.PerRunWorst);
+        Assert.True(row3.PerRunWorst <= row3.WorstOfResubmissions + 1e-12);
+    }
+}
