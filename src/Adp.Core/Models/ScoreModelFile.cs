@@ -21,16 +21,20 @@ public static class ScoreModelFile
     {
         using var f = Checkpoint.Open(path, Kind);
         ScoreModelConfig config;
-        try { config = JsonSerializer.Deserialize<ScoreModelConfig>(Checkpoint.Require(f, "config"))!; }
+        try
+        {
+            config = JsonSerializer.Deserialize<ScoreModelConfig>(Checkpoint.Require(f, "config"))
+                     ?? throw new JsonException("null");
+        }
         catch (JsonException) { throw new AdpException($"{path}: checkpoint metadata 'config' is not a valid score-model configuration"); }
+        long iteration = Checkpoint.Integer(f, "iteration", 0), seed = Checkpoint.Integer(f, "seed", 0);
         var choice = weights ?? (f.Metadata.TryGetValue("purification_weights", out var w) && w == "ema" ? WeightsChoice.Ema : WeightsChoice.Model);
         var net = new Ncsnv2(config);
         StateDictLoader.Load(net, f.Tensors, choice == WeightsChoice.Ema ? "ema." : "model.", path);
         if (device is not null) net.to(device);
         net.eval();
         var info = new ScoreModelInfo(path, config, f.Metadata.GetValueOrDefault("dataset", "?"),
-            long.Parse(f.Metadata.GetValueOrDefault("iteration", "0")), long.Parse(f.Metadata.GetValueOrDefault("seed", "0")),
-            choice, f.Metadata);
+            iteration, seed, choice, f.Metadata);
         return (net, info);
     }
 
