@@ -8,6 +8,9 @@ public static class CliSupport
 {
     public const int UserError = 2;
 
+    /// <summary>The width tables and wrapped lines get when standard output is redirected (no console to measure).</summary>
+    public const int RedirectedWidth = 200;
+
     public static readonly Option<string?> DataDir = new("--data-dir")
     {
         Description = $"Folder holding the data sets (default: ${Data.DataDirectory.EnvironmentVariable}, else {Data.DataDirectory.DefaultCacheFolder()})",

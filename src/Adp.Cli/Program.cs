@@ -2,6 +2,9 @@ using System.CommandLine;
 using Adp.Cli;
 using Adp.Cli.Commands;
 
+// Redirected output (a file, a pipe, a log) has no console width; Spectre.Console would wrap tables at 80 columns.
+if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = CliSupport.RedirectedWidth;
+
 var root = new RootCommand("adp — adversarial purification with score-based generative models (Yoon, Hwang & Lee, ICML 2021)");
 root.Options.Add(CliSupport.DataDir);
 root.Options.Add(CliSupport.Device);

@@ -58,6 +58,20 @@ public class CheckpointErrorTests
             "expects 1×28×28 images but cifar-10 has 3×32×32");
     }
 
+    [Theory]
+    [InlineData("iteration", "many", "checkpoint metadata 'iteration' must be an integer, got 'many'")]
+    [InlineData("seed", "1.5", "checkpoint metadata 'seed' must be an integer, got '1.5'")]
+    [InlineData("config", "null", "checkpoint metadata 'config' is not a valid score-model configuration")]
+    public void ScoreCheckpointWithBadMetadata(string key, string value, string message)
+    {
+        using var f = SafeTensors.Load(CliErrorTests.ScoreCheckpoint());
+        var path = Path.Combine(Directory.CreateTempSubdirectory("adp-meta-").FullName, "bad.ckpt");
+        SafeTensors.Save(path, f.Tensors, new Dictionary<string, string>(f.Metadata) { [key] = value });
+        var e = Assert.Throws<AdpException>(() => ScoreModelFile.Load(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains(message, e.Message);
+    }
+
     [ReferenceFact]
     public void SafetensorsWithMissingOrMisshapenTensors()
     {

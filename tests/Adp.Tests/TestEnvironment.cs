@@ -19,6 +19,35 @@ public static class TestEnvironment
         return path;
     }
 
+    public const string CasesVariable = "ADP_CASES_DIR";
+
+    /// <summary>The failing-input cases (../shared/cases): $ADP_CASES_DIR, else the folder "shared/cases" next to the
+    /// repository root (found by walking up from the test binaries to Adp.slnx); null when neither exists.</summary>
+    public static string? CasesDir
+    {
+        get
+        {
+            var env = Environment.GetEnvironmentVariable(CasesVariable);
+            if (!string.IsNullOrEmpty(env)) return env;
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Adp.slnx")))
+                {
+                    var cases = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "cases"));
+                    return Directory.Exists(cases) ? cases : null;
+                }
+            return null;
+        }
+    }
+
+    /// <summary>A file of the cases folder; a failure if the folder is there but the file is not.</summary>
+    public static string CaseFile(string name)
+    {
+        var dir = CasesDir ?? throw new InvalidOperationException($"{CasesVariable} is not set and ../shared/cases is absent");
+        var path = Path.Combine(dir, name);
+        Assert.True(File.Exists(path), $"case file {path} is missing");
+        return path;
+    }
+
     public static string RequireDataDir() => DataDir ?? throw new InvalidOperationException($"{DataDirectory.EnvironmentVariable} is not set");
 }
 
@@ -37,5 +66,25 @@ public sealed class DataFactAttribute : FactAttribute
     public DataFactAttribute()
     {
         if (TestEnvironment.DataDir is null) Skip = $"{DataDirectory.EnvironmentVariable} not set";
+    }
+}
+
+/// <summary>A test that needs the failing-input cases (../shared/cases, or ADP_CASES_DIR).</summary>
+public sealed class CasesFactAttribute : FactAttribute
+{
+    public CasesFactAttribute()
+    {
+        if (TestEnvironment.CasesDir is null)
+            Skip = $"cases folder not found: set {TestEnvironment.CasesVariable} or put it at <repo>/../shared/cases";
+    }
+}
+
+/// <summary>A theory that needs the failing-input cases (../shared/cases, or ADP_CASES_DIR).</summary>
+public sealed class CasesTheoryAttribute : TheoryAttribute
+{
+    public CasesTheoryAttribute()
+    {
+        if (TestEnvironment.CasesDir is null)
+            Skip = $"cases folder not found: set {TestEnvironment.CasesVariable} or put it at <repo>/../shared/cases";
     }
 }

@@ -109,6 +109,12 @@ public static class DataCommands
         // A plain line per data set, for scripts and logs.
         foreach (var c in checks.Where(c => c.Present))
             Console.WriteLine($"{c.Spec.Name} {c.TrainRecords}/{c.TestRecords}{(c.PartialTest ? " partial-test" : "")} {(c.Verified ? "verified" : "NOT VERIFIED")}");
+        WriteEmbeddedSlices();
+    }
+
+    /// <summary>A plain line per embedded test slice (shipped inside the tool), with whether it verifies.</summary>
+    public static void WriteEmbeddedSlices()
+    {
         foreach (var spec in DatasetRegistry.All.Where(EmbeddedData.Has))
             Console.WriteLine($"{spec.Name} embedded test slice (first {EmbeddedData.Count} test images) {(EmbeddedData.Verify(spec) ? "verified" : "NOT VERIFIED")}");
     }

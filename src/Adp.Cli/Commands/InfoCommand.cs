@@ -24,9 +24,17 @@ public static class InfoCommand
             t.AddRow("device", CliSupport.ResolveDevice(parse) + (cuda.is_available() ? $" (CUDA available, {cuda.device_count()} device(s))" : " (no CUDA)"));
             t.AddRow("data directory", Markup.Escape(dataDir) + (Directory.Exists(dataDir) ? "" : " (does not exist)"));
             AnsiConsole.Write(t);
-            DataCommands.WriteVerification(Directory.Exists(dataDir)
-                ? DatasetRegistry.All.Select(s => DataVerifier.Verify(s, dataDir)).ToList()
-                : [], dataDir, showAbsent: true);
+            bool exists = Directory.Exists(dataDir);
+            var checks = exists ? DatasetRegistry.All.Select(s => DataVerifier.Verify(s, dataDir)).ToList() : [];
+            if (checks.Any(c => c.Present))
+                DataCommands.WriteVerification(checks, dataDir, showAbsent: true);
+            else
+            {
+                // No table of absent rows (or an empty one): say so, and how to get data.
+                Console.WriteLine($"no data sets found in {dataDir}{(exists ? "" : " (the folder does not exist)")}; "
+                                  + $"'adp data fetch {string.Join(" ", DatasetRegistry.All.Select(s => s.Name))}' downloads them");
+                DataCommands.WriteEmbeddedSlices();
+            }
             return 0;
         }));
         return cmd;

@@ -49,9 +49,9 @@ public static class ModelCommands
         var input = new Option<string>("--safetensors") { Description = "PyTorch NCSNv2 state_dict as safetensors", Required = true };
         var dataset = new Option<string>("--dataset") { Description = "data set the model was trained on", Required = true };
         var ngf = new Option<int?>("--ngf") { Description = "base width (default: from begin_conv.weight)" };
-        var sigmaMax = new Option<double?>("--sigma-max");
-        var sigmaMin = new Option<double?>("--sigma-min");
-        var levels = new Option<int?>("--levels");
+        var sigmaMax = new Option<double?>("--sigma-max") { Description = "σ_1 (default: from the file's sigmas, else the data set's)" };
+        var sigmaMin = new Option<double?>("--sigma-min") { Description = "σ_L (default: from the file's sigmas, else the data set's)" };
+        var levels = new Option<int?>("--levels") { Description = "L, the number of σ levels (default: as --sigma-max)" };
         var output = new Option<string>("--out") { Description = "adp checkpoint to write", Required = true };
         var cmd = new Command("import", "Import PyTorch NCSNv2 weights (safetensors) as an adp score-model checkpoint");
         foreach (var o in new Option[] { input, dataset, ngf, sigmaMax, sigmaMin, levels, output }) cmd.Options.Add(o);
@@ -60,17 +60,18 @@ public static class ModelCommands
             var path = parse.GetValue(input)!;
             var spec = Data.DatasetRegistry.Get(parse.GetValue(dataset)!);
             var d = ScoreModelConfig.ForDataset(spec.Name);
-            using var peek = IO.SafeTensors.Load(path);
-            var sig = peek.Tensors.FirstOrDefault(kv => kv.Key.EndsWith("sigmas")).Value;
-            var begin = peek.Tensors.FirstOrDefault(kv => kv.Key.EndsWith("begin_conv.weight")).Value
-                        ?? throw new AdpException($"{path}: no begin_conv.weight tensor; not an NCSNv2 state_dict");
-            var cfg = d with
+            ScoreModelConfig read;
+            string? note;
+            using (var peek = IO.SafeTensors.Load(path)) (read, note) = ScoreModelFile.ReadPyTorchConfig(peek, d);
+            var cfg = read with
             {
-                Ngf = parse.GetValue(ngf) ?? (int)begin.shape[0],
-                SigmaMax = parse.GetValue(sigmaMax) ?? (sig is null ? d.SigmaMax : sig[0].item<float>()),
-                SigmaMin = parse.GetValue(sigmaMin) ?? (sig is null ? d.SigmaMin : sig[-1].item<float>()),
-                NumLevels = parse.GetValue(levels) ?? (sig is null ? d.NumLevels : (int)sig.shape[0]),
+                Ngf = parse.GetValue(ngf) ?? read.Ngf,
+                SigmaMax = parse.GetValue(sigmaMax) ?? read.SigmaMax,
+                SigmaMin = parse.GetValue(sigmaMin) ?? read.SigmaMin,
+                NumLevels = parse.GetValue(levels) ?? read.NumLevels,
             };
+            if (note is not null && parse.GetValue(sigmaMax) is null && parse.GetValue(sigmaMin) is null)
+                AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
             using var net = ScoreModelFile.ImportPyTorch(path, cfg);
             IO.Checkpoint.Save(parse.GetValue(output)!, ScoreModelFile.Kind, [("model.", net), ("ema.", net)], new Dictionary<string, string>
             {

@@ -6,28 +6,40 @@ namespace Adp.Data;
 /// <summary>PNG reading and writing for single images and image grids (SkiaSharp).</summary>
 public static class PngImages
 {
-    /// <summary>Reads a PNG as a 1×C×H×W float tensor in [0,1]; C = 1 (luminance) or 3 (RGB), as asked.</summary>
+    /// <summary>
+    /// Reads a PNG (or JPEG) as a 1×C×H×W float tensor in [0,1], C = 1 or 3 as asked, by one rule for every pixel of
+    /// every image. The file's 8-bit straight (unpremultiplied) R, G, B, A values are decoded without colour-space
+    /// conversion (16-bit images are reduced to 8 bits; images without alpha have A = 255). Each channel is then
+    /// composited over a <b>black</b> background, v·A/255, so a fully transparent pixel reads 0 and an opaque one
+    /// its value (MNIST-style digits are light on black). For C = 1 the composited R, G, B become grey by the
+    /// ITU-R BT.601 luma, (299R + 587G + 114B)/1000, which is the value itself for grey pixels; for C = 3 they are
+    /// kept. Values are finally divided by 255.
+    /// </summary>
     public static Tensor Read(string path, int channels)
     {
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "expected 1 or 3");
         if (!File.Exists(path)) throw new AdpException($"{path}: file not found");
-        using var bmp = SKBitmap.Decode(path) ?? throw new AdpException($"{path}: not a readable PNG/JPEG image");
-        int h = bmp.Height, w = bmp.Width;
+        using var codec = SKCodec.Create(path) ?? throw new AdpException($"{path}: not a readable PNG/JPEG image");
+        int h = codec.Info.Height, w = codec.Info.Width;
+        // Straight RGBA, no colour space: what the file holds, so compositing below is the only use of alpha.
+        var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        var result = codec.GetPixels(info, out byte[] px);
+        if (result != SKCodecResult.Success)
+            throw new AdpException(
+                $"{path}: cannot decode the image ({result}{(result == SKCodecResult.IncompleteInput ? ", truncated file?" : "")})");
         var data = new float[channels * h * w];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
+        for (int i = 0; i < h * w; i++)
+        {
+            int r = px[4 * i], g = px[4 * i + 1], b = px[4 * i + 2], a = px[4 * i + 3];
+            if (channels == 1)
+                data[i] = (float)((299 * r + 587 * g + 114 * b) / 1000.0 * a / (255.0 * 255.0));
+            else
             {
-                var c = bmp.GetPixel(x, y);
-                if (channels == 1)
-                    data[y * w + x] = bmp.ColorType == SKColorType.Gray8 || (c.Red == c.Green && c.Green == c.Blue)
-                        ? c.Red / 255f
-                        : (0.299f * c.Red + 0.587f * c.Green + 0.114f * c.Blue) / 255f;
-                else
-                {
-                    data[y * w + x] = c.Red / 255f;
-                    data[h * w + y * w + x] = c.Green / 255f;
-                    data[2 * h * w + y * w + x] = c.Blue / 255f;
-                }
+                data[i] = (float)(r * a / (255.0 * 255.0));
+                data[h * w + i] = (float)(g * a / (255.0 * 255.0));
+                data[2 * h * w + i] = (float)(b * a / (255.0 * 255.0));
             }
+        }
         return tensor(data, [1, channels, h, w]);
     }
 

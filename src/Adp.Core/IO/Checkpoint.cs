@@ -80,6 +80,12 @@ public static class Checkpoint
         SafeTensors.Save(outPath, f.Tensors.Where(kv => kv.Key != OptimizerTensor), meta);
     }
 
+    /// <summary>An integer metadata value (<paramref name="fallback"/> when absent), or an error naming the key.</summary>
+    public static long Integer(SafeTensors.File f, string key, long fallback) =>
+        !f.Metadata.TryGetValue(key, out var v) ? fallback
+        : long.TryParse(v, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long n) ? n
+        : throw new AdpException($"{f.Path}: checkpoint metadata '{key}' must be an integer, got '{v}'");
+
     public static string Require(SafeTensors.File f, string key) =>
         f.Metadata.TryGetValue(key, out var v) ? v : throw new AdpException($"{f.Path}: checkpoint metadata lacks '{key}'");
 }

@@ -16,7 +16,7 @@ public static class ClassifierFile
     {
         using var f = Checkpoint.Open(path, Kind);
         ClassifierConfig config;
-        try { config = JsonSerializer.Deserialize<ClassifierConfig>(Checkpoint.Require(f, "config"))!; }
+        try { config = JsonSerializer.Deserialize<ClassifierConfig>(Checkpoint.Require(f, "config")) ?? throw new JsonException("null"); }
         catch (JsonException) { throw new AdpException($"{path}: checkpoint metadata 'config' is not a valid classifier configuration"); }
         var net = Classifier.Create(config);
         StateDictLoader.Load(net, f.Tensors, "model.", path);
