@@ -15,7 +15,7 @@ namespace Adp.Evaluation;
 /// <param name="WorstOfResubmissions">share of images correct in every one of R resubmissions of the S-run decision (all
 /// seeds pooled); null when R = 1.</param>
 /// <param name="PerRunWorst">share of images that every single purification run (S runs × R resubmissions) classified
-/// correctly; null for the bare classifier.</param>
+/// correctly; null for the bare classifier and for results stored before it was recorded.</param>
 public sealed record RobustRow(string Attack, string Protocol, bool Defended, double Epsilon, string Rule, IReadOnlyList<double> PerSeed,
     double Mean, double Std, int Images, double CiLow, double CiHigh, string IntervalMethod, double? WorstOfResubmissions, double? PerRunWorst,
     double Seconds);
@@ -84,8 +84,9 @@ public sealed class RobustReport
                 var (lo, hi, method) = ImageInterval(perImage, cells.Count, Seed(spec, rule));
                 rows.Add(new RobustRow(spec.Label, spec.Protocol(), spec.EvaluatesDefense, spec.Kind == AttackKind.None ? 0 : spec.Epsilon, rule,
                     perSeed, mean, std, wanted.Count, lo, hi, method,
-                    config.Resubmissions > 1 ? (double)allResubmissions / allResubmissionsTotal : null,
-                    spec.EvaluatesDefense ? (double)allRuns / allResubmissionsTotal : null, cells.Sum(c => c.Seconds)));
+                    spec.EvaluatesDefense && config.Resubmissions > 1 ? (double)allResubmissions / allResubmissionsTotal : null,
+                    spec.EvaluatesDefense && cells.All(c => c.RunsCorrect.Count == c.Indices.Count) ? (double)allRuns / allResubmissionsTotal : null,
+                    cells.Sum(c => c.Seconds)));
             }
             var points = new SortedDictionary<int, double>();
             foreach (var k in cells.SelectMany(c => c.IterationsCurve.Keys).Distinct())
