@@ -21,6 +21,20 @@ public static class TestEnvironment
 
     public const string CasesVariable = "ADP_CASES_DIR";
 
+    /// <summary>The repository root (the folder holding Adp.slnx above the test binaries).</summary>
+    public static string RepoRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Adp.slnx"))) return dir.FullName;
+            throw new InvalidOperationException("Adp.slnx not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    /// <summary>A shipped model file under models/.</summary>
+    public static string Model(string name) => Path.Combine(RepoRoot, "models", name);
+
     /// <summary>The failing-input cases (../shared/cases): $ADP_CASES_DIR, else the folder "shared/cases" next to the
     /// repository root (found by walking up from the test binaries to Adp.slnx); null when neither exists.</summary>
     public static string? CasesDir

@@ -1,0 +1,67 @@
+using System.Text.Json;
+using Adp.Evaluation;
+
+namespace Adp.Tests;
+
+/// <summary>`adp eval robust` through the real executable: resume refusals, flags over a configuration, progress lines.
+/// Tiny budgets (a few embedded MNIST test images, one purification run of at most one step).</summary>
+public class EvalRobustCliTests
+{
+    private static string[] Base(string outDir, params string[] extra) =>
+    [
+        "--threads", "1", "eval", "robust", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
+        "--score", TestEnvironment.Model("mnist-score.ckpt"), "--images", "4", "--batch-size", "4", "--runs", "1",
+        "--steps", "1", "--out", outDir, .. extra,
+    ];
+
+    [Fact]
+    public void ResumeIntoAFolderOfOtherSettings_IsRefusedNamingTheField_AndAnotherEpsilonIsComputedFresh()
+    {
+        // Case 1 of ../shared/cases, through the CLI.
+        var dir = Directory.CreateTempSubdirectory("adp-cli-resume-").FullName;
+        const string small = "kind=pgd,target=bare,eps=0.02,step=0.01,iters=5,name=A";
+        const string large = "kind=pgd,target=bare,eps=0.3,step=0.075,iters=10,name=A";
+        var (c1, out1, err1) = CliErrorTests.RunAdp(Base(dir, "--attack", small));
+        Assert.True(c1 == 0, err1);
+        Assert.DoesNotContain("NaN", out1);          // plain progress lines carry no meaningless fields
+        Assert.DoesNotContain(" 0.0 img/s", out1);
+        var (c2, _, err2) = CliErrorTests.RunAdp(Base(dir, "--attack", large));
+        Assert.True(c2 == 0, err2);
+        var fresh = Directory.CreateTempSubdirectory("adp-cli-fresh-").FullName;
+        Assert.Equal(0, CliErrorTests.RunAdp(Base(fresh, "--attack", large)).Code);
+        string Row(string d) => File.ReadAllLines(Path.Combine(d, "results.csv")).Single(l => l.StartsWith("\"A\""));
+        Assert.Equal(Row(fresh).Split(',')[5], Row(dir).Split(',')[5]);   // mean accuracy of the ε = 0.3 row
+
+        var (c3, _, err3) = CliErrorTests.RunAdp(Base(dir, "--attack", large, "--sigma", "0.1"));
+        Assert.Equal(2, c3);
+        Assert.Contains("purifier", err3);
+        Assert.Single(err3.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json")));
+        Assert.Equal(0.25, config.RootElement.GetProperty("Purifier").GetProperty("Sigma").GetDouble());  // not overwritten by the refused run
+    }
+
+    [Fact]
+    public void PurifierFlagsOverAConfig_OverrideOnlyTheirFields_AndRepeatedSeedsAreRefused()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-cli-config-").FullName;
+        var cfgPath = Path.Combine(dir, "cfg.json");
+        File.WriteAllText(cfgPath, """
+            { "Classifier": "x", "Score": "y", "Images": 4, "Runs": 1, "BatchSize": 4, "SanityUnbounded": false,
+              "Purifier": { "Sigma": 0.3, "Steps": 1, "Lambda": 0.07, "Tau": 0.002 },
+              "Attacks": [ { "Name": "natural", "Kind": "None", "Target": "Blind" } ] }
+            """);
+        var outDir = Path.Combine(dir, "out");
+        var (code, _, err) = CliErrorTests.RunAdp("--threads", "1", "eval", "robust", "--config", cfgPath,
+            "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"), "--score", TestEnvironment.Model("mnist-score.ckpt"),
+            "--tau", "0.005", "--out", outDir);
+        Assert.True(code == 0, err);
+        var p = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "config.json"))).RootElement.GetProperty("Purifier");
+        Assert.Equal(0.005, p.GetProperty("Tau").GetDouble());     // the flag
+        Assert.Equal(0.3, p.GetProperty("Sigma").GetDouble());     // the rest from the configuration
+        Assert.Equal(0.07, p.GetProperty("Lambda").GetDouble());
+
+        var (c2, _, e2) = CliErrorTests.RunAdp(Base(Path.Combine(dir, "o2"), "--attack", "kind=none,target=blind", "--seeds", "0,0"));
+        Assert.Equal(2, c2);
+        Assert.Contains("--seeds", e2);
+    }
+}
