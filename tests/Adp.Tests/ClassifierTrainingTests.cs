@@ -46,4 +46,49 @@ public class ClassifierTrainingTests
         Assert.Equal(a.Metadata["validation_accuracy"], b.Metadata["validation_accuracy"]);
         Assert.Equal(2, a.Metadata["validation_accuracy"].Split(',').Length);
     }
+
+    [Fact]
+    public void NoiseAndAdversarialTraining_ResumeExactly_AndChangeTheWeights()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-clf-adv-").FullName;
+        using var data = ScoreTrainingTests.SyntheticDataset(40);
+        var opts = Tiny(1) with { NoiseSigma = 0.3, AdvEpsilon = 0.1, AdvSteps = 2 };
+        string straight = Path.Combine(dir, "a.ckpt"), resumed = Path.Combine(dir, "b.ckpt"), plain = Path.Combine(dir, "p.ckpt");
+        new ClassifierTrainer(opts, data, straight).Run(resume: false);
+        using var cts = new CancellationTokenSource();
+        new ClassifierTrainer(opts, data, resumed).Run(false, p => { if (p.Iteration == 2) cts.Cancel(); }, cts.Token);
+        new ClassifierTrainer(opts, data, resumed).Run(resume: true);
+        new ClassifierTrainer(Tiny(1), data, plain).Run(resume: false);
+        using var a = SafeTensors.Load(straight);
+        using var b = SafeTensors.Load(resumed);
+        using var c = SafeTensors.Load(plain);
+        bool anyDiffersFromPlain = false;
+        foreach (var (name, t) in a.Tensors)
+        {
+            if (name == Checkpoint.OptimizerTensor) continue;
+            Assert.True(t.bytes.SequenceEqual(b.Get(name).bytes), $"{name} differs between resumed and uninterrupted runs");
+            anyDiffersFromPlain |= !t.bytes.SequenceEqual(c.Get(name).bytes);
+        }
+        Assert.True(anyDiffersFromPlain, "noise and adversarial training must change the weights");
+    }
+
+    [Fact]
+    public void AdversarialBatch_LiesInTheBall_AndRaisesTheLoss()
+    {
+        TorchSharp.torch.manual_seed(5);
+        var net = Classifier.Create(ClassifierConfig.SmallCnn());
+        net.train();
+        using var data = ScoreTrainingTests.SyntheticDataset(16);
+        var x = data.Images(0, 16);
+        var y = data.Labels;
+        var trainer = new ClassifierTrainer(Tiny(1) with { AdvEpsilon = 0.05, AdvSteps = 5 }, data, "unused.ckpt");
+        var adv = trainer.Adversarial(net, x, y, new TorchSharp.torch.Generator(1));
+        Assert.True(net.training, "the trainer's mode is restored");
+        Assert.True((adv - x).abs().max().item<float>() <= 0.05f + 1e-6f);
+        net.eval();
+        using var _ = TorchSharp.torch.no_grad();
+        float clean = TorchSharp.torch.nn.functional.cross_entropy(net.forward(x), y).item<float>();
+        float attacked = TorchSharp.torch.nn.functional.cross_entropy(net.forward(adv), y).item<float>();
+        Assert.True(attacked > clean, $"PGD must raise the loss: {clean} → {attacked}");
+    }
 }
