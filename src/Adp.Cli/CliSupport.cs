@@ -31,6 +31,14 @@ public static class CliSupport
         Recursive = true,
     };
 
+    /// <summary>Which images an evaluation runs on: the test split, or the validation split (the last 5,000 training
+    /// images, which the trainers hold out) for tuning.</summary>
+    public static Option<string> SplitOption() => new("--split")
+    {
+        Description = "test, or validation (the last 5,000 training images, held out by the trainers; tune on it, report on test)",
+        DefaultValueFactory = _ => "test",
+    };
+
     /// <summary>Runs a command body; user errors become one line on stderr and exit code 2.</summary>
     public static int Run(ParseResult parse, Func<int> body)
     {

@@ -6,6 +6,11 @@ namespace Adp.Cli;
 /// <summary>The purifier's settings as command-line options (paper defaults).</summary>
 public sealed class PurifierOptions
 {
+    public readonly Option<string?> Preset = new("--preset")
+    {
+        Description = $"named purifier settings ({string.Join(", ", PurifierPresets.All.Keys)}); default: the score checkpoint's recommended " +
+                      $"preset, else {PurifierPresets.Default}; flags below override single fields",
+    };
     public readonly Option<double> Sigma = new("--sigma") { Description = "noise σ injected before purification", DefaultValueFactory = _ => 0.25 };
     public readonly Option<int> Steps = new("--steps") { Description = "maximum purification steps T", DefaultValueFactory = _ => 10 };
     public readonly Option<double> Lambda = new("--lambda") { Description = "step-size scale λ", DefaultValueFactory = _ => 0.05 };
@@ -23,17 +28,18 @@ public sealed class PurifierOptions
 
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful, Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel })
+        foreach (var o in new Option[] { Preset, Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful, Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel })
             cmd.Options.Add(o);
     }
 
-    public PurifierSettings Read(ParseResult p)
-    {
-        var s = new PurifierSettings(p.GetValue(Sigma), p.GetValue(Steps), p.GetValue(Lambda), p.GetValue(Delta),
-            p.GetValue(AlphaMin), p.GetValue(AlphaMax), p.GetValue(Tau), p.GetValue(Faithful));
-        s.Validate();
-        return s;
-    }
+    /// <summary>The settings: the --preset (else the score checkpoint's recommended preset, else paper), with the flags
+    /// given on the command line overriding single fields.</summary>
+    public PurifierSettings Read(ParseResult p, IReadOnlyDictionary<string, string>? scoreMetadata = null) =>
+        Override(PurifierPresets.Get(PresetName(p, scoreMetadata)), p);
+
+    /// <summary>Which preset <see cref="Read"/> starts from.</summary>
+    public string PresetName(ParseResult p, IReadOnlyDictionary<string, string>? scoreMetadata = null) =>
+        p.GetValue(Preset) ?? (scoreMetadata is not null && scoreMetadata.TryGetValue(PurifierPresets.MetadataKey, out var r) ? r : PurifierPresets.Default);
 
     /// <summary><paramref name="baseline"/> with only the options given on the command line replaced (for flags over a
     /// configuration file).</summary>
@@ -56,9 +62,10 @@ public sealed class PurifierOptions
     }
 
     /// <summary>The purifier the options describe, over a score network.</summary>
-    public IPurifier Build(ParseResult p, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score)
+    public IPurifier Build(ParseResult p, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score,
+        IReadOnlyDictionary<string, string>? scoreMetadata = null)
     {
-        var s = Read(p);
+        var s = Read(p, scoreMetadata);
         return p.GetValue(Kind) switch
         {
             "adp" => new AdaptiveStepPurifier(score, s),

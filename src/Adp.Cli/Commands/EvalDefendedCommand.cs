@@ -19,7 +19,8 @@ public static partial class EvalCommands
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var purifier = new PurifierOptions();
         var cmd = new Command("defended", "Natural accuracy of the ADP defense (S purification runs + classifier) on clean test images, per decision rule");
-        foreach (var o in new Option[] { classifier, score, images, runs, batch, seed }) cmd.Options.Add(o);
+        var split = CliSupport.SplitOption();
+        foreach (var o in new Option[] { classifier, score, images, runs, batch, seed, split }) cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -30,9 +31,9 @@ public static partial class EvalCommands
             var spec = DatasetRegistry.Get(cinfo.Dataset);
             ModelChecks.RequireClassifier(cinfo.Path, cinfo.Config, spec);
             ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
-            using var test = DatasetLoader.Load(spec, Split.Test, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
+            using var test = DatasetLoader.LoadEvaluationSplit(spec, parse.GetValue(split)!, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
             using var subset = test.Take(parse.GetValue(images));
-            var defense = new DefendedClassifier(clf, purifier.Build(parse, net), parse.GetValue(runs));
+            var defense = new DefendedClassifier(clf, purifier.Build(parse, net, sinfo.Metadata), parse.GetValue(runs));
             var bare = CleanEvaluation.Run(clf, subset, 500, device);
             DefendedResult r = null!;
             AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}; classifier {cinfo.Path}; score model {sinfo.Path} ({sinfo.Weights} weights); {defense.Purifier.Describe()}, S={defense.Runs}, seed {parse.GetValue(seed)}"));

@@ -103,6 +103,7 @@ public static partial class EvalCommands
             var idx = indices.data<long>().ToArray();
             var rules = new[] { DecisionRule.MeanSoftmax, DecisionRule.LogitSum, DecisionRule.MajorityVote };
             var correct = new Dictionary<string, double[]>();
+            PurifierSettings? settings = null;
             if (parse.GetValue(bare))
             {
                 using var _ = no_grad();
@@ -119,8 +120,9 @@ public static partial class EvalCommands
             else
             {
                 var scorePath = parse.GetValue(score) ?? throw new AdpException("--score is required (or --bare)");
-                var (net, _) = Models.ScoreModelFile.Load(scorePath, null, device);
-                var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, purifier.Read(parse)), parse.GetValue(runs));
+                var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, null, device);
+                settings = purifier.Read(parse, sinfo.Metadata);
+                var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, settings), parse.GetValue(runs));
                 foreach (var rule in rules) correct[rule.ToString()] = new double[n];
                 foreach (var seed in seedList)
                     for (int s = 0; s < n; s += bs)
@@ -146,7 +148,7 @@ public static partial class EvalCommands
             }
             AnsiConsole.Write(t);
             if (!parse.GetValue(bare))
-                AnsiConsole.MarkupLine(Markup.Escape($"  ADP {purifier.Read(parse).Describe()}, S={parse.GetValue(runs)}, seeds {string.Join(",", seedList)}"));
+                AnsiConsole.MarkupLine(Markup.Escape($"  ADP {settings!.Describe()}, S={parse.GetValue(runs)}, seeds {string.Join(",", seedList)}"));
             return 0;
         }));
         return cmd;

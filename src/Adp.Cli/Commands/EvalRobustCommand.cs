@@ -31,10 +31,11 @@ public static partial class EvalCommands
         };
         var stepsCurve = new Option<string?>("--steps-curve") { Description = "comma-separated T values for the accuracy-vs-steps plot" };
         var shard = new Option<string?>("--shard") { Description = "K/N: evaluate only images i with i mod N = K (merge the N folders with `adp eval merge`)" };
+        var split = new Option<string?>("--split") { Description = "test (default), or validation (the last 5,000 training images; tune on it)" };
         var output = new Option<string>("--out") { Description = "report folder (rerun with the same folder to resume)", Required = true };
         var purifier = new PurifierOptions();
         var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense under attacks; writes a report folder");
-        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, output }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, split, output }) cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -60,8 +61,10 @@ public static partial class EvalCommands
                 Seeds = parse.GetValue(seeds) is { } s ? ParseList(s, "--seeds", long.Parse) : cfg.Seeds,
                 StepsCurve = parse.GetValue(stepsCurve) is { } sc ? ParseList(sc, "--steps-curve", int.Parse) : cfg.StepsCurve,
                 Attacks = parse.GetValue(attack) is { Length: > 0 } a ? a.Select(ParseAttack).ToList() : cfg.Attacks,
-                Purifier = purifier.Override(cfgPath is null ? new PurifierSettings() : cfg.Purifier, parse),
+                Purifier = purifier.Override(cfgPath is null || parse.GetValue(purifier.Preset) is not null
+                    ? PurifierPresets.Get(purifier.PresetName(parse, ScoreMetadata(parse.GetValue(score) ?? cfg.Score))) : cfg.Purifier, parse),
                 ShardIndex = shardIndex, ShardCount = shardCount,
+                Split = parse.GetValue(split) ?? cfg.Split,
             };
             if (cfg.Attacks.Count == 0) throw new AdpException("no attacks: pass --attack (repeatable) or a --config with \"Attacks\"");
             cfg.Validate();
@@ -74,7 +77,7 @@ public static partial class EvalCommands
             cfg = cfg with { Dataset = spec.Name };
             ModelChecks.RequireClassifier(cinfo.Path, cinfo.Config, spec);
             ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
-            using var test = DatasetLoader.Load(spec, Split.Test, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
+            using var test = DatasetLoader.LoadEvaluationSplit(spec, cfg.Split, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
             using var subset = test.Take(cfg.Images);
             var outDir = parse.GetValue(output)!;
             var eval = new RobustEvaluation(cfg, subset, clf, net, device, outDir)
@@ -136,6 +139,18 @@ public static partial class EvalCommands
             AnsiConsole.MarkupLine($"[{colour}]sanity check {word}:[/] {Markup.Escape(c.Name)} — {Markup.Escape(c.Detail)}");
         }
         foreach (var n in result.SanityNotes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
+    }
+
+    /// <summary>A score checkpoint's metadata (for its recommended preset); empty when the file cannot be read here
+    /// (loading the model later reports the problem).</summary>
+    private static IReadOnlyDictionary<string, string> ScoreMetadata(string path)
+    {
+        try
+        {
+            using var f = IO.SafeTensors.Load(path);
+            return new Dictionary<string, string>(f.Metadata);
+        }
+        catch (AdpException) { return new Dictionary<string, string>(); }
     }
 
     private static (int Index, int Count) ParseShard(string text)

@@ -32,12 +32,23 @@ public static class ModelCommands
     {
         var input = new Argument<string>("checkpoint") { Description = "a score-model or classifier checkpoint" };
         var output = new Option<string>("--out") { Description = "where to write the copy", Required = true };
+        var preset = new Option<string?>("--preset") { Description = "record this purifier preset as the score model's recommended one" };
+        var weights = new Option<Models.WeightsChoice?>("--weights") { Description = "record which weights purification uses by default: Model or Ema" };
         var cmd = new Command("strip", "Copy a checkpoint without its optimizer state (smaller, for shipping; not resumable)");
         cmd.Arguments.Add(input);
         cmd.Options.Add(output);
+        cmd.Options.Add(preset);
+        cmd.Options.Add(weights);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
-            IO.Checkpoint.Strip(parse.GetValue(input)!, parse.GetValue(output)!);
+            var extra = new Dictionary<string, string>();
+            if (parse.GetValue(preset) is { } name)
+            {
+                Purification.PurifierPresets.Get(name);  // refuses unknown names
+                extra[Purification.PurifierPresets.MetadataKey] = name;
+            }
+            if (parse.GetValue(weights) is { } w) extra["purification_weights"] = w == Models.WeightsChoice.Ema ? "ema" : "model";
+            IO.Checkpoint.Strip(parse.GetValue(input)!, parse.GetValue(output)!, extra);
             AnsiConsole.MarkupLine(Markup.Escape($"wrote {parse.GetValue(output)} ({new FileInfo(parse.GetValue(output)!).Length / 1e6:F1} MB)"));
             return 0;
         }));

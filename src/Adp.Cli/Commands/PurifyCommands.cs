@@ -51,7 +51,7 @@ public static class PurifyCommands
             var files = Inputs(parse.GetValue(input)!);
             var outDir = parse.GetValue(output)!;
             Directory.CreateDirectory(outDir);
-            var p = purifier.Build(parse, net);
+            var p = purifier.Build(parse, net, info.Metadata);
             using var g = new Generator((ulong)parse.GetValue(seed), CPU);
             var table = new Table().AddColumns("input", "steps", "final α", "purified", "grid");
             foreach (var file in files)
@@ -95,7 +95,7 @@ public static class PurifyCommands
             using var _c = clf;
             using var _s = net;
             var classes = DatasetRegistry.All.FirstOrDefault(d => d.Name == cinfo.Dataset)?.ClassNames;
-            var defense = new DefendedClassifier(clf, purifier.Build(parse, net), parse.GetValue(runs));
+            var defense = new DefendedClassifier(clf, purifier.Build(parse, net, sinfo.Metadata), parse.GetValue(runs));
             var r = parse.GetValue(rule);
             using var g = new Generator((ulong)parse.GetValue(seed), CPU);
             var outDir = parse.GetValue(output);

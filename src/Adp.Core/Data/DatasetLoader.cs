@@ -28,6 +28,21 @@ public static class DatasetLoader
     private static bool TestFilesPresent(DatasetSpec spec, string dataDir) =>
         Directory.Exists(dataDir) && spec.Files.Where(f => f.Role.StartsWith("test")).Any(f => FindFile(spec, dataDir, f) is not null);
 
+    /// <summary>The images evaluations run on: "test" (the test split) or "validation" (the last
+    /// <paramref name="validationImages"/> training images, for tuning). Throws <see cref="AdpException"/> for other names.</summary>
+    public static ImageDataset LoadEvaluationSplit(DatasetSpec spec, string split, string dataDir, int validationImages = 5000) => split switch
+    {
+        "test" => Load(spec, Split.Test, dataDir),
+        "validation" => LoadValidation(spec, dataDir, validationImages),
+        _ => throw new AdpException($"--split: expected test or validation, got '{split}'"),
+    };
+
+    private static ImageDataset LoadValidation(DatasetSpec spec, string dataDir, int count)
+    {
+        using var train = Load(spec, Split.Train, dataDir);
+        return train.ValidationTail(count);
+    }
+
     /// <summary>Finds a data file in the data set's folder, gzipped or not; null when absent.</summary>
     public static string? FindFile(DatasetSpec spec, string dataDir, DataFile file)
     {

@@ -35,10 +35,15 @@ public sealed class ImageDataset : IDisposable
     /// <summary>Size of the split this one was cut from with <see cref="Take"/> (null when not cut).</summary>
     public int? TakenFrom { get; init; }
 
+    /// <summary>The split's name in descriptions: "train", "test", or "validation" for a held-out tail of train.</summary>
+    public string SplitName { get; init; } = "";
+
+    private string NameOfSplit => SplitName.Length > 0 ? SplitName : Split.ToString().ToLowerInvariant();
+
     /// <summary>A description for reports, e.g. "mnist test split, first 64 images"; it always says when the test
     /// split is partial or the embedded copy.</summary>
     public string Description =>
-        $"{Spec.Name} {Split.ToString().ToLowerInvariant()} split" +
+        $"{Spec.Name} {NameOfSplit} split" +
         (TakenFrom is null ? $" ({Count} images)" : $", first {Count} images") +
         (IsPartialTestSplit ? $" [partial test split: only the first {TakenFrom ?? Count} of 10000 test images are available]" : "") +
         (Source == "embedded" ? " [embedded copy]" : "");
@@ -69,7 +74,17 @@ public sealed class ImageDataset : IDisposable
         if (count <= 0 || count > Count)
             throw new AdpException($"--images: expected 1..{Count} for {Description}, got {count}");
         return new ImageDataset(Spec, Split, Pixels.narrow(0, 0, count).clone(), Labels.narrow(0, 0, count).clone(), IsPartialTestSplit)
-            { Source = Source, TakenFrom = TakenFrom ?? Count };
+            { Source = Source, TakenFrom = TakenFrom ?? Count, SplitName = SplitName };
+    }
+
+    /// <summary>The validation split: the last <paramref name="count"/> training records, which the toolkit's trainers hold
+    /// out (`--validation-images` for classifiers, `--train-images N−count` for score models). Tune on it, never on test.</summary>
+    public ImageDataset ValidationTail(int count)
+    {
+        if (Split != Split.Train) throw new AdpException($"{Description}: the validation split is cut from the training split");
+        if (count <= 0 || count >= Count) throw new AdpException($"--validation-images: expected 1..{Count - 1}, got {count}");
+        return new ImageDataset(Spec, Split, Pixels.narrow(0, Count - count, count).clone(), Labels.narrow(0, Count - count, count).clone())
+            { Source = Source, SplitName = $"validation (last {count} training images)" };
     }
 
     public void Dispose()

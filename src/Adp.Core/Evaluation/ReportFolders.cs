@@ -14,7 +14,7 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
         if (!File.Exists(configPath)) throw new AdpException($"{dir}: no config.json (not a report folder of `adp eval robust`)");
         var config = RobustConfig.Load(configPath);
         var progress = EvaluationProgress.Load(dir) ?? throw new AdpException($"{dir}: no progress.json (nothing was evaluated)");
-        string data = progress.Fingerprint.GetValueOrDefault("test split", config.Dataset);
+        string data = progress.Fingerprint.GetValueOrDefault("data split", config.Dataset);
         var results = Path.Combine(dir, "results.json");
         if (File.Exists(results))
         {

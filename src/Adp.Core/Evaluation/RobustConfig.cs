@@ -97,6 +97,8 @@ public sealed record AttackSpec
 public sealed record RobustConfig
 {
     public string Dataset { get; init; } = "fashion-mnist";
+    /// <summary>"test", or "validation" (the last 5,000 training images) for tuning.</summary>
+    public string Split { get; init; } = "test";
     public int Images { get; init; } = 64;
     public required string Classifier { get; init; }
     public required string Score { get; init; }
@@ -127,6 +129,7 @@ public sealed record RobustConfig
     /// option.</summary>
     public void Validate()
     {
+        if (Split is not ("test" or "validation")) throw new AdpException($"--split: expected test or validation, got '{Split}'");
         if (Images < 1) throw new AdpException($"--images: expected at least 1, got {Images}");
         if (Runs < 1) throw new AdpException($"--runs: expected at least 1, got {Runs}");
         if (Resubmissions < 1) throw new AdpException($"--resubmissions: expected at least 1, got {Resubmissions}");

@@ -145,7 +145,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     public static Dictionary<string, string> ConfigFingerprint(RobustConfig config, string testSplit, string classifierHash, string scoreHash) => new()
     {
         ["data set"] = config.Dataset,
-        ["test split"] = testSplit,
+        ["data split"] = testSplit,
         ["classifier sha256"] = classifierHash,
         ["score model sha256"] = scoreHash,
         ["purifier"] = config.Purifier.Describe(),
@@ -159,7 +159,8 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
 
     /// <summary>The fingerprint of this run (the test split is described without the image count, which may grow).</summary>
     public Dictionary<string, string> Fingerprint() =>
-        ConfigFingerprint(config, $"{data.Spec.Name} {data.Split.ToString().ToLowerInvariant()}{(data.IsPartialTestSplit ? " (partial)" : "")}" +
+        ConfigFingerprint(config, $"{data.Spec.Name} {(data.SplitName.Length > 0 ? data.SplitName : data.Split.ToString().ToLowerInvariant())}" +
+                                  $"{(data.IsPartialTestSplit ? " (partial)" : "")}" +
                                   $"{(data.Source == "embedded" ? " (embedded)" : "")}", ClassifierHash, ScoreHash);
 
     public static string Sha256(string path)

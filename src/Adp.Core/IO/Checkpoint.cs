@@ -71,12 +71,14 @@ public static class Checkpoint
         ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(r);
     }
 
-    /// <summary>Writes a copy without the optimizer state (for shipping; such a copy cannot be resumed).</summary>
-    public static void Strip(string path, string outPath)
+    /// <summary>Writes a copy without the optimizer state (for shipping; such a copy cannot be resumed), with
+    /// <paramref name="extraMetadata"/> added or replaced.</summary>
+    public static void Strip(string path, string outPath, IReadOnlyDictionary<string, string>? extraMetadata = null)
     {
         using var f = SafeTensors.Load(path);
         if (!f.Metadata.ContainsKey(KindKey)) throw new AdpException($"{path}: not an adp checkpoint");
         var meta = new Dictionary<string, string>(f.Metadata) { ["stripped"] = "optimizer state removed; not resumable" };
+        foreach (var (k, v) in extraMetadata ?? new Dictionary<string, string>()) meta[k] = v;
         SafeTensors.Save(outPath, f.Tensors.Where(kv => kv.Key != OptimizerTensor), meta);
     }
 
