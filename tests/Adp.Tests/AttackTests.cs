@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace Adp.Tests;
 
-public class AttackTests
+public partial class AttackTests
 {
     /// <summary>A linear classifier on 1×4×4 images: logits = W·vec(x) + b.</summary>
     private sealed class Linear4(Tensor w, Tensor b) : nn.Module<Tensor, Tensor>("linear4")

@@ -13,8 +13,10 @@ public sealed class Apgd(ThreatModel threat) : IAttack
     public ThreatModel Threat { get; } = threat;
     public string Describe() => $"APGD {Threat.Describe()} (step size adaptive from 2ε)";
 
+    /// <inheritdoc/>
+    /// <exception cref="AdpException">Invalid threat model, images or labels, or a loss the classifier cannot take.</exception>
     public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null) =>
-        Restarts.Run(Threat, random, g => RunOnce(model, images, labels, g));
+        Restarts.Run(Threat, model, images, labels, random, (m, y, g) => RunOnce(m, images, y, g));
 
     private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
     {

@@ -11,8 +11,15 @@ namespace Adp.Attacks;
 public interface IAttackModel
 {
     string Describe();
-    /// <summary>Per-image loss (N) and ascent direction (N×C×H×W) at x; EOT noise comes from <paramref name="random"/> (N rows).</summary>
+
+    /// <summary>Per-image loss (N) and ascent direction (N×C×H×W) at x (N×C×H×W in [0,1]) for labels y (N, any integer
+    /// dtype); EOT noise comes from <paramref name="random"/> (N rows).</summary>
     (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random);
+
+    /// <summary>Checks, before an attack spends any work, that the loss is defined for these inputs (DLR needs ≥ 3
+    /// classes) and that y holds N valid class indices. Attacks call it once at the start; the default checks nothing.</summary>
+    /// <exception cref="AdpException">The loss or the labels do not fit the classifier.</exception>
+    void CheckInputs(Tensor x, Tensor y, AttackLoss loss) { }
 }
 
 /// <summary>The bare classifier: exact gradients.</summary>
@@ -20,7 +27,14 @@ public sealed class ClassifierModel(nn.Module<Tensor, Tensor> classifier) : IAtt
 {
     public string Describe() => "bare classifier";
 
-    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
+    /// <summary>The loss and its gradient at x.</summary>
+    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random) =>
+        Gradient(classifier, x, y, loss);
+
+    public void CheckInputs(Tensor x, Tensor y, AttackLoss loss) => Check(classifier, x, y, loss);
+
+    /// <summary>Per-image loss and its input gradient.</summary>
+    internal static (Tensor Loss, Tensor Grad) Gradient(nn.Module<Tensor, Tensor> classifier, Tensor x, Tensor y, AttackLoss loss)
     {
         using var enable = enable_grad();
         using var scope = NewDisposeScope();
@@ -28,6 +42,19 @@ public sealed class ClassifierModel(nn.Module<Tensor, Tensor> classifier) : IAtt
         var l = Losses.PerImage(classifier.forward(xr), y, loss);
         var grad = autograd.grad([l.sum()], [xr])[0];
         return (l.detach().MoveToOuterDisposeScope(), grad.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>One forward pass of the first image (no gradient) gives the number of classes K;
+    /// then <see cref="Losses.CheckClasses"/> and <see cref="Losses.Labels"/> (N labels in 0…K−1).</summary>
+    internal static void Check(nn.Module<Tensor, Tensor> classifier, Tensor x, Tensor y, AttackLoss loss)
+    {
+        if (x.dim() < 1 || x.shape[0] == 0) return;
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var logits = classifier.forward(x.narrow(0, 0, 1));
+        if (logits.dim() != 2) throw new AdpException($"classifier: expected N×K logits, got shape [{string.Join(", ", logits.shape)}]");
+        Losses.CheckClasses(loss, logits.shape[1]);
+        Losses.Labels(y, x.shape[0], logits.shape[1]);
     }
 }
 
@@ -70,7 +97,7 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
         {
             long m = Math.Min(MaxBatch, copies.shape[0] - start);
             using var r = purifier.Purify(copies.narrow(0, start, m), noise.Narrow(start, m));
-            var (l, grad) = new ClassifierModel(classifier).LossAndDirection(r.Images, ys.narrow(0, start, m), loss, noise);
+            var (l, grad) = ClassifierModel.Gradient(classifier, r.Images, ys.narrow(0, start, m), loss);
             losses.Add(l);
             grads.Add(grad);
         }
@@ -85,6 +112,8 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
         var meanLoss = cat(losses).view(eotSamples, n).mean([0]);
         return (meanLoss.MoveToOuterDisposeScope(), direction.MoveToOuterDisposeScope());
     }
+
+    public void CheckInputs(Tensor x, Tensor y, AttackLoss loss) => ClassifierModel.Check(classifier, x, y, loss);
 }
 
 /// <summary>
@@ -113,4 +142,6 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
         }
         return ((lossSum! / eotSamples).MoveToOuterDisposeScope(), (gradSum! / eotSamples).MoveToOuterDisposeScope());
     }
+
+    public void CheckInputs(Tensor x, Tensor y, AttackLoss loss) => ClassifierModel.Check(classifier, x, y, loss);
 }

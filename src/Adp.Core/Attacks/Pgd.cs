@@ -18,8 +18,10 @@ public sealed class Pgd(ThreatModel threat) : IAttack
     public Action<int, Tensor>? OnIterate { get; init; }
     public string Describe() => $"PGD {Threat.Describe()}{(ReturnBest ? " best-iterate" : " final-iterate")}";
 
+    /// <inheritdoc/>
+    /// <exception cref="AdpException">Invalid threat model, images or labels, or a loss the classifier cannot take.</exception>
     public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null) =>
-        Restarts.Run(Threat, random, g => RunOnce(model, images, labels, g));
+        Restarts.Run(Threat, model, images, labels, random, (m, y, g) => RunOnce(m, images, y, g));
 
     private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
     {
@@ -32,7 +34,8 @@ public sealed class Pgd(ThreatModel threat) : IAttack
             using var step = NewDisposeScope();
             var (loss, direction) = model.LossAndDirection(adv, y, t.Loss, g);
             if (ReturnBest) Track(adv, loss, ref bestAdv, ref bestLoss, step);
-            adv = Projection.Project(adv + Projection.Step(direction, t.Norm, t.StepSize), x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
+            var next = adv + Projection.Step(direction, t.Norm, t.StepSize);
+            adv = Projection.Project(next, x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
             OnIterate?.Invoke(k + 1, adv);
         }
         var (finalLoss, _) = model.LossAndDirection(adv, y, t.Loss, g);

@@ -4,14 +4,30 @@ namespace Adp.Attacks;
 
 internal static class Restarts
 {
-    /// <summary>Validates the threat model and keeps the strongest of its restarts, all drawing from
-    /// <paramref name="random"/> or, without one, from a generator seeded with the threat model's seed.</summary>
-    public static Tensor Run(ThreatModel threat, RandomSource? random, Func<RandomSource, (Tensor Adv, Tensor Loss)> runOnce)
+    /// <summary>
+    /// What every attack does before any work: validates the threat model, the images (N×C×H×W) and the labels
+    /// (N, any integer dtype, converted to int64), and lets the model check the loss against the classifier (DLR needs
+    /// ≥ 3 classes).
+    /// </summary>
+    /// <exception cref="AdpException">Any of these checks fails.</exception>
+    public static (IAttackModel Model, Tensor Labels) Prepare(ThreatModel threat, IAttackModel model, Tensor images, Tensor labels)
     {
         threat.Validate();
+        if (images.dim() != 4) throw new AdpException($"attack: expected N×C×H×W images, got shape [{string.Join(", ", images.shape)}]");
+        var y = Losses.Labels(labels, images.shape[0]);
+        model.CheckInputs(images, y, threat.Loss);
+        return (model, y);
+    }
+
+    /// <summary><see cref="Prepare"/>s, then keeps the strongest of the threat model's restarts, all drawing from
+    /// <paramref name="random"/> or, without one, from a generator seeded with the threat model's seed.</summary>
+    public static Tensor Run(ThreatModel threat, IAttackModel model, Tensor images, Tensor labels, RandomSource? random,
+        Func<IAttackModel, Tensor, RandomSource, (Tensor Adv, Tensor Loss)> runOnce)
+    {
+        var (bound, y) = Prepare(threat, model, images, labels);
         using var g = new Generator((ulong)threat.Seed, CPU);
         var source = random ?? g;
-        return KeepStrongest(threat.Restarts, () => runOnce(source));
+        return KeepStrongest(threat.Restarts, () => runOnce(bound, y, source));
     }
 
     /// <summary>Runs an attack <paramref name="count"/> times and keeps, per image, the result of highest loss.</summary>
