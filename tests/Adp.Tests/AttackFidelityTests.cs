@@ -42,6 +42,36 @@ public partial class AttackTests
         public override Tensor forward(Tensor x) => f(x);
     }
 
+    /// <summary>An attack model that counts its calls and records the points it is asked about; its losses and
+    /// directions follow a script (per call), so the attack's bookkeeping can be followed by hand.</summary>
+    private sealed class ScriptedModel(Func<int, float> loss, Func<int, float> direction) : IAttackModel
+    {
+        public List<Tensor> Points { get; } = [];
+        public int Calls => Points.Count;
+        public string Describe() => "scripted";
+        public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss l, RandomSource random)
+        {
+            int call = Points.Count;
+            Points.Add(x.clone().DetachFromDisposeScope());
+            return (full(new long[] { x.shape[0] }, loss(call)), full(x.shape, direction(call)));
+        }
+    }
+
+    [Theory]
+    [InlineData(1, false, 5)]
+    [InlineData(1, true, 6)]
+    [InlineData(2, false, 12)]
+    public void Pgd_ComputesTheFinalLossOnlyWhenItIsUsed(int restarts, bool best, int expectedCalls)
+    {
+        // Each LossAndDirection of an EOT model is a full EOT estimate: 5 iterations need 5; the loss at the final
+        // iterate is needed only to pick the best iterate or the best restart.
+        var model = new ScriptedModel(call => call, _ => 1f);
+        var x = full(new long[] { 1, 1, 1, 1 }, 0.5f);
+        new Pgd(new ThreatModel(Epsilon: 0.1, StepSize: 0.01, Iterations: 5, Restarts: restarts)) { ReturnBest = best }
+            .Perturb(model, x, tensor(new long[] { 0 }));
+        Assert.Equal(expectedCalls, model.Calls);
+    }
+
     private static IEnumerable<IAttack> AllAttacks(AttackLoss loss) =>
     [
         new Fgsm(new ThreatModel(Epsilon: 0.1, Loss: loss)),

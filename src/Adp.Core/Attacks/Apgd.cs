@@ -18,7 +18,7 @@ public sealed class Apgd(ThreatModel threat) : IAttack
     public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null) =>
         Restarts.Run(Threat, model, images, labels, random, (m, y, g) => RunOnce(m, images, y, g));
 
-    private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
+    private (Tensor Adv, Tensor? Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
     {
         var t = Threat;
         int n = t.Iterations;

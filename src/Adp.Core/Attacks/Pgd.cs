@@ -23,7 +23,7 @@ public sealed class Pgd(ThreatModel threat) : IAttack
     public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null) =>
         Restarts.Run(Threat, model, images, labels, random, (m, y, g) => RunOnce(m, images, y, g));
 
-    private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
+    private (Tensor Adv, Tensor? Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
     {
         var t = Threat;
         var adv = t.RandomStart && t.Epsilon > 0 ? Projection.RandomStart(x, t.Norm, t.Epsilon, g) : x.clone();
@@ -38,6 +38,9 @@ public sealed class Pgd(ThreatModel threat) : IAttack
             adv = Projection.Project(next, x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
             OnIterate?.Invoke(k + 1, adv);
         }
+        // The loss at the final iterate costs one more EOT estimate: only the best iterate and a comparison of
+        // restarts need it.
+        if (!ReturnBest && t.Restarts == 1) return (adv, null);
         var (finalLoss, _) = model.LossAndDirection(adv, y, t.Loss, g);
         if (!ReturnBest) return (adv, finalLoss);
         Track(adv, finalLoss, ref bestAdv, ref bestLoss, null);

@@ -20,9 +20,10 @@ internal static class Restarts
     }
 
     /// <summary><see cref="Prepare"/>s, then keeps the strongest of the threat model's restarts, all drawing from
-    /// <paramref name="random"/> or, without one, from a generator seeded with the threat model's seed.</summary>
+    /// <paramref name="random"/> or, without one, from a generator seeded with the threat model's seed. A run may
+    /// return a null loss when there is a single restart (nothing to compare).</summary>
     public static Tensor Run(ThreatModel threat, IAttackModel model, Tensor images, Tensor labels, RandomSource? random,
-        Func<IAttackModel, Tensor, RandomSource, (Tensor Adv, Tensor Loss)> runOnce)
+        Func<IAttackModel, Tensor, RandomSource, (Tensor Adv, Tensor? Loss)> runOnce)
     {
         var (bound, y) = Prepare(threat, model, images, labels);
         using var g = new Generator((ulong)threat.Seed, CPU);
@@ -31,15 +32,16 @@ internal static class Restarts
     }
 
     /// <summary>Runs an attack <paramref name="count"/> times and keeps, per image, the result of highest loss.</summary>
-    public static Tensor KeepStrongest(int count, Func<(Tensor Adv, Tensor Loss)> runOnce)
+    public static Tensor KeepStrongest(int count, Func<(Tensor Adv, Tensor? Loss)> runOnce)
     {
         using var scope = NewDisposeScope();
         Tensor? best = null, bestLoss = null;
         for (int r = 0; r < count; r++)
         {
             var (adv, loss) = runOnce();
+            if (count > 1 && loss is null) throw new InvalidOperationException("an attack run returned no loss to compare restarts by");
             if (best is null) { best = adv; bestLoss = loss; continue; }
-            var better = loss.gt(bestLoss!);
+            var better = loss!.gt(bestLoss!);
             best = where(better.view(-1, 1, 1, 1), adv, best);
             bestLoss = where(better, loss, bestLoss!);
         }
