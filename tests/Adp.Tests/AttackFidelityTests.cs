@@ -57,6 +57,87 @@ public partial class AttackTests
         }
     }
 
+    /// <summary>Runs APGD on one 1-pixel image at 0.5 without random start and returns the checkpoints seen.</summary>
+    private static List<(int Iteration, float Step, bool Halved)> ApgdCheckpoints(ScriptedModel model, int iterations, double eps)
+    {
+        var seen = new List<(int, float, bool)>();
+        var apgd = new Apgd(new ThreatModel(Epsilon: eps, Iterations: iterations, RandomStart: false))
+        {
+            OnCheckpoint = (i, step, halved) => seen.Add((i, step[0].item<float>(), halved[0].item<bool>())),
+        };
+        apgd.Perturb(model, full(new long[] { 1, 1, 1, 1 }, 0.5f), tensor(new long[] { 0 }));
+        return seen;
+    }
+
+    [Fact]
+    public void Apgd_FirstCheckpoint_NeverHalvesForLackOfImprovement()
+    {
+        // 100 iterations: first checkpoint after k = 22 steps. The loss drops below its start value and then rises
+        // at every step without getting back above it: no oscillation (22 rises counted, > 0.75k), no improvement.
+        // The reference's reduced_last_check starts at 1 (autopgd_base.py l. 315), so it keeps the step 2ε; the old
+        // code halved here.
+        var model = new ScriptedModel(call => call == 0 ? 100f : call, _ => 1f);
+        var seen = ApgdCheckpoints(model, 100, 0.1);
+        Assert.Equal(21, seen[0].Iteration);
+        Assert.False(seen[0].Halved);
+        Assert.Equal(0.2f, seen[0].Step, 6);
+        // At the second checkpoint (19 steps on, still below the start value) the "no improvement" rule does apply.
+        Assert.Equal(40, seen[1].Iteration);
+        Assert.True(seen[1].Halved);
+        Assert.Equal(0.1f, seen[1].Step, 6);
+    }
+
+    [Fact]
+    public void Apgd_FirstCheckpoint_ComparesTheOldestLossWithZeroAsTheReference()
+    {
+        // 10 iterations: k = 2. Losses −10 (start), −9, −8, …: every step improves. The reference counts
+        // loss_steps[1] > loss_steps[0] (true) and loss_steps[0] > loss_steps[−1] = 0 (false for a negative loss):
+        // 1 ≤ 0.75·2, so it halves. With positive losses 10, 11, 12, … it counts 2 and does not.
+        var negative = ApgdCheckpoints(new ScriptedModel(call => call - 10f, _ => 1f), 10, 0.1);
+        Assert.Equal(1, negative[0].Iteration);
+        Assert.True(negative[0].Halved);
+        var positive = ApgdCheckpoints(new ScriptedModel(call => call + 10f, _ => 1f), 10, 0.1);
+        Assert.False(positive[0].Halved);
+    }
+
+    [Fact]
+    public void Apgd_CheckpointSchedule_IsTheReferences()
+    {
+        // n = 100: k = 22, shrinking by 3 to at least 6 (autopgd_base.py l. 153–155, 424).
+        var seen = ApgdCheckpoints(new ScriptedModel(call => call, _ => 1f), 100, 0.1);
+        Assert.Equal(new[] { 21, 40, 56, 69, 79, 86, 92, 98 }, seen.Select(s => s.Iteration).ToArray());
+        Assert.Equal((22, 6, 3), Apgd.Schedule(100));
+        Assert.Equal((1, 1, 1), Apgd.Schedule(1));
+    }
+
+    [Fact]
+    public void Apgd_MomentumAndBestPointRestart_FollowTheReferenceByHand()
+    {
+        // One pixel at 0.5, ε = 0.1 (step 0.2), 10 iterations (k = 2). Directions +1, −1, +1, …; losses 0, 5, 1, ….
+        var model = new ScriptedModel(call => call switch { 0 => 0f, 1 => 5f, 2 => 1f, _ => 0f }, call => call % 2 == 0 ? 1f : -1f);
+        var seen = ApgdCheckpoints(model, 10, 0.1);
+        float[] points = model.Points.Take(4).Select(p => p.item<float>()).ToArray();
+        // i = 0 (a = 1): z = P(0.5 + 0.2) = 0.6, x₁ = 0.6 (loss 5, the best).
+        // i = 1 (a = 0.75): z = P(0.6 − 0.2) = 0.4, x₂ = 0.6 + 0.75·(0.4 − 0.6) + 0.25·(0.6 − 0.5) = 0.475 (loss 1).
+        // Checkpoint at i = 1: rises 1 > 5 no, 5 > 0 (row −1) yes: 1 ≤ 0.75·2, so halve to 0.1 and restart from the
+        // best point 0.6 with its direction (−1).
+        // i = 2: momentum 0.6 − 0.6 = 0; z = P(0.6 − 0.1) = 0.5, x₃ = 0.6 + 0.75·(0.5 − 0.6) = 0.525.
+        Assert.Equal(new[] { 0.5f, 0.6f, 0.475f, 0.525f }, points.Select(p => MathF.Round(p, 5)).ToArray());
+        Assert.True(seen[0].Halved);
+        Assert.Equal(0.1f, seen[0].Step, 6);
+    }
+
+    [Fact]
+    public void Apgd_RandomStart_IsOnTheSphereOfTheBall()
+    {
+        // autopgd_base.py l. 206–213: x + ε·t/max|t| (ℓ∞), x + ε·t/‖t‖₂ (ℓ2).
+        var x = full(new long[] { 3, 1, 8, 8 }, 0.5f);
+        var linf = Apgd.Start(x, Norm.Linf, 0.1, new Generator(3, CPU));
+        Assert.True(((linf - x).abs().flatten(1).max(1).values - 0.1f).abs().max().item<float>() < 1e-6);
+        var l2 = Apgd.Start(x, Norm.L2, 0.3, new Generator(3, CPU));
+        Assert.True(((l2 - x).flatten(1).norm(1) - 0.3f).abs().max().item<float>() < 1e-5);
+    }
+
     [Theory]
     [InlineData(1, false, 5)]
     [InlineData(1, true, 6)]
