@@ -6,7 +6,8 @@ namespace Adp.Attacks;
 /// <summary>
 /// What an attack sees of the model under attack: a per-image loss and an ascent direction with respect to
 /// the input. For a plain classifier it is the loss gradient; for a randomized defense it is an EOT
-/// estimate (BPDA or full gradient) over fresh purification noise.
+/// estimate (BPDA or full gradient) over fresh purification noise. Implementations run the networks they call in
+/// evaluation mode (<see cref="EvalMode"/>) and leave every module's training flag and buffers as they found them.
 /// </summary>
 public interface IAttackModel
 {
@@ -27,13 +28,16 @@ public sealed class ClassifierModel(nn.Module<Tensor, Tensor> classifier) : IAtt
 {
     public string Describe() => "bare classifier";
 
-    /// <summary>The loss and its gradient at x.</summary>
-    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random) =>
-        Gradient(classifier, x, y, loss);
+    /// <summary>The loss and its gradient at x, with the classifier in evaluation mode (its flags restored after).</summary>
+    public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
+    {
+        using var eval = EvalMode.Enter(classifier);
+        return Gradient(classifier, x, y, loss);
+    }
 
     public void CheckInputs(Tensor x, Tensor y, AttackLoss loss) => Check(classifier, x, y, loss);
 
-    /// <summary>Per-image loss and its input gradient.</summary>
+    /// <summary>Per-image loss and its input gradient; the caller sets the classifier's mode.</summary>
     internal static (Tensor Loss, Tensor Grad) Gradient(nn.Module<Tensor, Tensor> classifier, Tensor x, Tensor y, AttackLoss loss)
     {
         using var enable = enable_grad();
@@ -44,11 +48,12 @@ public sealed class ClassifierModel(nn.Module<Tensor, Tensor> classifier) : IAtt
         return (l.detach().MoveToOuterDisposeScope(), grad.MoveToOuterDisposeScope());
     }
 
-    /// <summary>One forward pass of the first image (no gradient) gives the number of classes K;
+    /// <summary>One forward pass of the first image (evaluation mode, no gradient) gives the number of classes K;
     /// then <see cref="Losses.CheckClasses"/> and <see cref="Losses.Labels"/> (N labels in 0…K−1).</summary>
     internal static void Check(nn.Module<Tensor, Tensor> classifier, Tensor x, Tensor y, AttackLoss loss)
     {
         if (x.dim() < 1 || x.shape[0] == 0) return;
+        using var eval = EvalMode.Enter(classifier);
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var logits = classifier.forward(x.narrow(0, 0, 1));
@@ -72,7 +77,8 @@ public enum BpdaAggregation
 /// <summary>
 /// BPDA+EOT (Athalye et al. 2018 as used by the ADP paper): for each of n_EOT samples, purify the current point
 /// with fresh noise (no gradient), take the loss gradient of the classifier at the purified image, and treat
-/// purification as the identity in the backward pass.
+/// purification as the identity in the backward pass. The classifier and <paramref name="score"/> (if given) run in
+/// evaluation mode.
 /// </summary>
 public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier purifier, int eotSamples,
     BpdaAggregation aggregation = BpdaAggregation.SignVote, nn.Module<Tensor, Tensor>? score = null) : IAttackModel
@@ -85,6 +91,7 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
     public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
     {
         if (eotSamples < 1) throw new AdpException($"--eot: expected at least 1, got {eotSamples}");
+        using var eval = EvalMode.Enter(classifier, score);
         using var scope = NewDisposeScope();
         long n = x.shape[0];
         // All n_EOT purifications of the batch go through the score network together (sample-major rows).
@@ -118,7 +125,8 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
 
 /// <summary>
 /// The full-gradient adaptive attack: differentiates through the purifier itself (network calls and updates;
-/// step sizes detached) and averages the gradient over n_EOT fresh noise draws.
+/// step sizes detached) and averages the gradient over n_EOT fresh noise draws. The classifier and the purifier's
+/// score network run in evaluation mode (also during the backward pass, which recomputes the network).
 /// </summary>
 public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, DifferentiablePurifier purifier, int eotSamples) : IAttackModel
 {
@@ -127,6 +135,7 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
     public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
     {
         if (eotSamples < 1) throw new AdpException($"--eot: expected at least 1, got {eotSamples}");
+        using var eval = EvalMode.Enter(classifier, purifier.Score);
         using var scope = NewDisposeScope();
         Tensor? gradSum = null, lossSum = null;
         for (int j = 0; j < eotSamples; j++)

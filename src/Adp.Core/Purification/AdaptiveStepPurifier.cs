@@ -30,7 +30,8 @@ public sealed class PurificationResult : IDisposable
 /// deterministic steps along the σ-free score h with an adaptive step size from a finite-difference probe:
 /// z = ⟨h(x), h(x+δh(x))⟩/⟨h(x),h(x)⟩, α = clamp(λδ/(1−z), α_min, α_max). An image stops for good once
 /// α ≤ τ, and from then on is not sent through the network (the research code kept computing it).
-/// Runs under no_grad; <see cref="DifferentiablePurifier"/> is the autograd version.
+/// Runs under no_grad with the score network in evaluation mode; <see cref="DifferentiablePurifier"/> is the
+/// autograd version.
 /// </summary>
 public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings) : IPurifier
 {
@@ -56,11 +57,13 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     /// <summary>Purifies with the given standard-normal noise ε (x₀ = clip(x + σε)).</summary>
     public PurificationResult Purify(Tensor x, Tensor eps, bool keepTrajectory = false) => Purify(x, eps, null, keepTrajectory);
 
-    /// <summary>As above with a noise σ per image (N), e.g. for detection-gated noise.</summary>
+    /// <summary>As above with a noise σ per image (N), e.g. for detection-gated noise. The score network runs in
+    /// evaluation mode (its training flags are restored afterwards).</summary>
     public PurificationResult Purify(Tensor x, Tensor eps, Tensor? sigmaPerImage, bool keepTrajectory)
     {
         Settings.Validate();
         using var _ = no_grad();
+        using var eval = EvalMode.Enter(score);
         using var outer = NewDisposeScope();
         long n = x.shape[0];
         var s = Settings;

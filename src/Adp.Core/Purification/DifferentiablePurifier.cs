@@ -12,17 +12,22 @@ namespace Adp.Purification;
 public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings)
 {
     public PurifierSettings Settings { get; } = settings;
+    /// <summary>The score network h; attack models put it in evaluation mode, also for the backward pass.</summary>
+    public nn.Module<Tensor, Tensor> Score { get; } = score;
     public bool Checkpointing { get; init; } = true;
 
     /// <summary>Images per network call, also per backward recomputation (so the graph held at once is that of
     /// one chunk); see <see cref="AdaptiveStepPurifier.NetworkChunk"/>.</summary>
     public int Chunk { get; init; } = AdaptiveStepPurifier.DefaultNetworkChunk;
 
-    /// <summary>Purified images with a graph back to <paramref name="x"/> (x₀ = clip(x + σε)).</summary>
+    /// <summary>Purified images with a graph back to <paramref name="x"/> (x₀ = clip(x + σε)). The score network runs
+    /// in evaluation mode here; a checkpointed step recomputes it in the backward pass, so callers that differentiate
+    /// should hold it in evaluation mode too (<see cref="EvalMode"/>).</summary>
     public Tensor Purify(Tensor x, Tensor eps)
     {
         var s = Settings;
         s.Validate();
+        using var eval = EvalMode.Enter(Score);
         using var scope = NewDisposeScope();
         var cur = (x + s.Sigma * eps).clamp(0, 1);
         if (s.Faithful) cur = AdaptiveStepPurifier.RangeMap(cur);
@@ -39,15 +44,15 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
                 Tensor alpha, go, h;
                 using (no_grad())
                 {
-                    alpha = AdaptiveStepPurifier.StepSize(score, xr.detach(), s, out h, Chunk);
+                    alpha = AdaptiveStepPurifier.StepSize(Score, xr.detach(), s, out h, Chunk);
                     go = alpha.gt(s.Tau);
                     alpha = alpha * go;
                 }
                 // The checkpointed step reuses h(x_t) from the step-size probe for its forward value, so each
                 // step costs the two probe calls plus one recomputation with graph in backward.
                 var next = Checkpointing
-                    ? CheckpointedStep.apply(xr, new StepState(score, alpha, s.Faithful, h, Chunk))
-                    : AdaptiveStepPurifier.Advance(xr, alpha, score.forward(xr), s.Faithful);
+                    ? CheckpointedStep.apply(xr, new StepState(Score, alpha, s.Faithful, h, Chunk))
+                    : AdaptiveStepPurifier.Advance(xr, alpha, Score.forward(xr), s.Faithful);
                 h.Dispose();
                 cur = cur.index_copy(0, idx, next);
                 running = running.index_copy(0, idx, go);
