@@ -42,6 +42,124 @@ public partial class AttackTests
         public override Tensor forward(Tensor x) => f(x);
     }
 
+    /// <summary>∇_x CE(Wx + b, y) = Wᵀ(softmax(Wx + b) − e_y), per image, by hand (no autograd).</summary>
+    private static Tensor CeGradient(Tensor p, Tensor w, Tensor b, Tensor y)
+    {
+        var logits = p.flatten(1).matmul(w.t()) + b;
+        var probs = logits.softmax(1) - nn.functional.one_hot(y, 3).to(ScalarType.Float32);
+        return probs.matmul(w).view(p.shape);
+    }
+
+    /// <summary>The research code's per-iteration BPDA quantities at x: Σ_j u_j with
+    /// u_j = clip₀¹(p_j + 0.25ε·sign ∇_j) − p_j (bpda_strong.py l. 23–28) and Σ_j (p_j − x) (bpda_total.py l. 33).</summary>
+    private static (Tensor Updates, Tensor Displacement) ResearchSums(Tensor x, Tensor y, float[] shifts, double eps, Tensor w, Tensor b)
+    {
+        var updates = zeros_like(x);
+        var displacement = zeros_like(x);
+        foreach (var c in shifts)
+        {
+            var p = (x + c).clamp(0, 1);
+            var u = (p + 0.25 * eps * CeGradient(p, w, b, y).sign()).clamp(0, 1) - p;
+            updates += u;
+            displacement += p - x;
+        }
+        return (updates, displacement);
+    }
+
+    private static Tensor OnePgdIteration(IAttackModel model, Tensor x, Tensor y, double eps, double alpha) =>
+        new Pgd(new ThreatModel(Norm.Linf, eps, alpha, Iterations: 1, RandomStart: false)).Perturb(model, x, y);
+
+    /// <summary>Images with pixels at 0, near 0, near 1 and 1, where the research rule and the sign vote differ.</summary>
+    private static Tensor EdgeImages()
+    {
+        var x = rand(new long[] { 4, 1, 4, 4 }, generator: new Generator(8, CPU));
+        x.view(-1).narrow(0, 0, 8).copy_(tensor(new float[] { 0, 1, 0.01f, 0.99f, 0, 1, 0.02f, 0.97f }));
+        return x;
+    }
+
+    [Theory]
+    [InlineData(new float[] { 0f, 0f, 0f })]          // identity purifier, three copies
+    [InlineData(new float[] { 0.3f })]                // a purifier that shifts its input up (copies clip at 1)
+    [InlineData(new float[] { 0.3f, -0.25f, 0.05f })] // three copies shifted differently: clipped updates count less
+    public void BpdaPaper_OnePgdIteration_EqualsTheResearchCodeByHand(float[] shifts)
+    {
+        var (model, w, b) = ThreeClassLinear();
+        var x = EdgeImages();
+        var y = tensor(new long[] { 0, 1, 2, 1 });
+        double eps = 0.1, alpha = 0.03;
+        var bpda = new BpdaEotModel(model, new ShiftPurifier(shifts), shifts.Length, BpdaAggregation.Paper) { MaxBatch = 4 };
+        var adv = OnePgdIteration(bpda, x, y, eps, alpha);
+
+        // bpda_strong.py l. 33: x₁ = clip₀¹(x + clip(x₀ − x + α·sign(Σ_j u_j), −ε, ε)) with x₀ = x (no random start).
+        var (updates, _) = ResearchSums(x, y, shifts, eps, w, b);
+        var expected = (x + (alpha * updates.sign()).clamp(-eps, eps)).clamp(0, 1);
+        Assert.True((adv - expected).abs().max().item<float>() < 1e-6, "one PGD iteration differs from the research rule");
+
+        if (shifts.Any(c => c != 0))
+        {
+            // Not the sign vote: a copy clipped at 0 or 1 contributes a cut update (or none) instead of a full vote.
+            var signVote = new BpdaEotModel(model, new ShiftPurifier(shifts), shifts.Length) { MaxBatch = 4 };
+            var vote = OnePgdIteration(signVote, x, y, eps, alpha);
+            Assert.True((vote - expected).abs().max().item<float>() > 1e-3, "the test input does not tell the rules apart");
+        }
+    }
+
+    [Fact]
+    public void BpdaPaper_OneStepSize_IsAQuarterOfEpsilonAsInTheResearchCode()
+    {
+        var (model, w, b) = ThreeClassLinear();
+        var x = EdgeImages();
+        var y = tensor(new long[] { 0, 1, 2, 1 });
+        float[] shifts = [0.3f, -0.25f, 0.05f];
+        var bpda = new BpdaEotModel(model, new ShiftPurifier(shifts), 3, BpdaAggregation.Paper) { MaxBatch = 4 };
+        var bound = (BpdaEotModel)((IAttackModel)bpda).ForThreat(new ThreatModel(Epsilon: 0.2));
+        Assert.Equal(0.05, bound.OneStepSize!.Value, 12);
+        using var g = new Generator(1, CPU);
+        var (_, direction) = bound.LossAndDirection(x, y, AttackLoss.CrossEntropy, g);
+        var (updates, _) = ResearchSums(x, y, shifts, 0.2, w, b);
+        Assert.True((direction - updates).abs().max().item<float>() < 1e-6);
+        // Called directly, without an attack to bind ε, the rule refuses rather than guess a step.
+        Assert.Throws<AdpException>(() => bpda.LossAndDirection(x, y, AttackLoss.CrossEntropy, g));
+    }
+
+    [Fact]
+    public void BpdaScoreAware_TakesTheResearchCodesHalfSteps()
+    {
+        var (model, w, b) = ThreeClassLinear();
+        var x = EdgeImages();
+        var y = tensor(new long[] { 0, 1, 2, 1 });
+        // Both copies of a pixel above 0.7 clip at 1: where the gradient pushes up, Σ u_j = 0 and the step is a half one.
+        float[] shifts = [0.3f, 0.5f];
+        double eps = 0.1, alpha = 0.03;
+        var bpda = new BpdaEotModel(model, new ShiftPurifier(shifts), 2, BpdaAggregation.ScoreAware) { MaxBatch = 4 };
+        var adv = OnePgdIteration(bpda, x, y, eps, alpha);
+        // bpda_total.py l. 38–43: totalsign = (sign(Σ u_j) + sign(Σ (p_j − x)))/2; x₁ = clip₀¹(x + clip(α·totalsign, ±ε)).
+        var (updates, displacement) = ResearchSums(x, y, shifts, eps, w, b);
+        var total = (updates.sign() + displacement.sign()) / 2;
+        var expected = (x + (alpha * total).clamp(-eps, eps)).clamp(0, 1);
+        Assert.True((adv - expected).abs().max().item<float>() < 1e-6);
+        // Half steps do occur on this input (a sign step would have made them full ones).
+        var moved = (adv - x).abs();
+        Assert.True(moved.sub(alpha / 2).abs().lt(1e-6).any().item<bool>(), "no half step on the test input");
+        Assert.True(total.abs().eq(0.5f).any().item<bool>());
+    }
+
+    [Fact]
+    public void BpdaResearchRules_RefuseL2_BeforeAnyPurification()
+    {
+        var (model, _, _) = ThreeClassLinear();
+        var x = EdgeImages();
+        var y = tensor(new long[] { 0, 1, 2, 1 });
+        foreach (var rule in new[] { BpdaAggregation.Paper, BpdaAggregation.ScoreAware })
+        {
+            var purifier = new ShiftPurifier(0.1f);
+            var e = Assert.Throws<AdpException>(() =>
+                new Pgd(new ThreatModel(Norm.L2, 1.0, 0.2, 2)).Perturb(new BpdaEotModel(model, purifier, 2, rule), x, y));
+            Assert.Contains("ℓ∞", e.Message);
+            Assert.Equal(0, purifier.Calls);
+        }
+    }
+
     /// <summary>An attack model that counts its calls and records the points it is asked about; its losses and
     /// directions follow a script (per call), so the attack's bookkeeping can be followed by hand.</summary>
     private sealed class ScriptedModel(Func<int, float> loss, Func<int, float> direction) : IAttackModel

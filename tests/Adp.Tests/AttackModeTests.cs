@@ -70,6 +70,7 @@ public partial class AttackTests
         {
             new ClassifierModel(clf),
             new BpdaEotModel(clf, new AdaptiveStepPurifier(score, s), 2, BpdaAggregation.SignVote),
+            new BpdaEotModel(clf, new AdaptiveStepPurifier(score, s), 2, BpdaAggregation.Paper, score),
             new BpdaEotModel(clf, new AdaptiveStepPurifier(score, s), 2, BpdaAggregation.ScoreAware, score),
             new FullGradientEotModel(clf, new DifferentiablePurifier(score, s), 2),
         };

@@ -64,7 +64,9 @@ public sealed class Apgd(ThreatModel threat) : IAttack
             var momentum = adv - advOld;
             advOld = adv.clone().MoveToOuterDisposeScope();
             double a = i > 0 ? 0.75 : 1.0;
-            var stepped = t.Norm == Norm.Linf ? step * grad.sign() : step * grad / (grad.flatten(1).norm(1).view(-1, 1, 1, 1) + 1e-12);
+            var stepped = t.Norm == Norm.Linf && model.Kind == DirectionKind.Ascent ? step * grad.sign()
+                : t.Norm == Norm.Linf ? step * grad
+                : step * grad / (grad.flatten(1).norm(1).view(-1, 1, 1, 1) + 1e-12);
             var z = Projection.Project(adv + stepped, x, t.Norm, t.Epsilon);
             adv = Projection.Project(adv + (z - adv) * a + momentum * (1 - a), x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
             var (l, gr) = model.LossAndDirection(adv, y, t.Loss, g);

@@ -16,7 +16,7 @@ public sealed class Fgsm(ThreatModel threat) : IAttack
         using var g = new Generator((ulong)Threat.Seed, CPU);
         using var scope = NewDisposeScope();
         var (_, direction) = bound.LossAndDirection(images, y, Threat.Loss, random ?? g);
-        var step = Projection.Step(direction, Threat.Norm, Threat.Epsilon);
+        var step = Projection.Step(direction, Threat.Norm, Threat.Epsilon, bound.Kind);
         return Projection.Project(images + step, images, Threat.Norm, Threat.Epsilon).MoveToOuterDisposeScope();
     }
 }

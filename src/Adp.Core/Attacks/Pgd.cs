@@ -34,7 +34,7 @@ public sealed class Pgd(ThreatModel threat) : IAttack
             using var step = NewDisposeScope();
             var (loss, direction) = model.LossAndDirection(adv, y, t.Loss, g);
             if (ReturnBest) Track(adv, loss, ref bestAdv, ref bestLoss, step);
-            var next = adv + Projection.Step(direction, t.Norm, t.StepSize);
+            var next = adv + Projection.Step(direction, t.Norm, t.StepSize, model.Kind);
             adv = Projection.Project(next, x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
             OnIterate?.Invoke(k + 1, adv);
         }

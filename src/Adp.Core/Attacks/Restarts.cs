@@ -6,8 +6,8 @@ internal static class Restarts
 {
     /// <summary>
     /// What every attack does before any work: validates the threat model, the images (N×C×H×W) and the labels
-    /// (N, any integer dtype, converted to int64), and lets the model check the loss against the classifier (DLR needs
-    /// ≥ 3 classes).
+    /// (N, any integer dtype, converted to int64), binds the model to the threat model
+    /// (<see cref="IAttackModel.ForThreat"/>) and lets it check the loss against the classifier (DLR needs ≥ 3 classes).
     /// </summary>
     /// <exception cref="AdpException">Any of these checks fails.</exception>
     public static (IAttackModel Model, Tensor Labels) Prepare(ThreatModel threat, IAttackModel model, Tensor images, Tensor labels)
@@ -15,8 +15,11 @@ internal static class Restarts
         threat.Validate();
         if (images.dim() != 4) throw new AdpException($"attack: expected N×C×H×W images, got shape [{string.Join(", ", images.shape)}]");
         var y = Losses.Labels(labels, images.shape[0]);
-        model.CheckInputs(images, y, threat.Loss);
-        return (model, y);
+        var bound = model.ForThreat(threat);
+        if (bound.Kind == DirectionKind.Step && threat.Norm != Norm.Linf)
+            throw new AdpException($"{bound.Describe()}: gives per-pixel ℓ∞ steps; use norm linf");
+        bound.CheckInputs(images, y, threat.Loss);
+        return (bound, y);
     }
 
     /// <summary><see cref="Prepare"/>s, then keeps the strongest of the threat model's restarts, all drawing from

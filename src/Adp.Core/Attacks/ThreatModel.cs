@@ -125,9 +125,13 @@ public static class Projection
         return (x + delta).clamp(0, 1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The steepest-ascent step of size α for the norm: α·sign(g) (ℓ∞) or α·g/‖g‖₂ (ℓ2).</summary>
-    public static Tensor Step(Tensor g, Norm norm, double alpha)
+    /// <summary>The step of size α along direction g (N×C×H×W): for an ascent direction the steepest-ascent step,
+    /// α·sign(g) (ℓ∞) or α·g/‖g‖₂ (ℓ2); for a <see cref="DirectionKind.Step"/> direction α·g (ℓ∞ only).</summary>
+    /// <exception cref="AdpException">A <see cref="DirectionKind.Step"/> direction under ℓ2.</exception>
+    public static Tensor Step(Tensor g, Norm norm, double alpha, DirectionKind kind = DirectionKind.Ascent)
     {
+        if (kind == DirectionKind.Step)
+            return norm == Norm.Linf ? alpha * g : throw new AdpException("a per-pixel step direction needs an ℓ∞ threat model");
         if (norm == Norm.Linf) return alpha * g.sign();
         using var n = g.flatten(1).norm(1).view(-1, 1, 1, 1);
         return alpha * g / (n + 1e-12);
