@@ -68,7 +68,11 @@ public class DifferentiablePurifierTests
             var cur = (x + _s.Sigma * _eps).clamp(0, 1);
             if (_s.Faithful) cur = AdaptiveStepPurifier.RangeMap(cur);
             for (int t = 0; t < _s.Steps; t++)
+            {
+                // Once no image steps the run has ended (the research loop breaks; no further inverse range map).
+                if (_steps[t].abs().max().item<double>() == 0) break;
                 cur = AdaptiveStepPurifier.Advance(cur, _steps[t], _net.forward(cur), _s.Faithful);
+            }
             return cur;
         }
     }

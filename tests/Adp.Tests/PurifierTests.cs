@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Adp.Tests;
 
-public class PurifierTests
+public partial class PurifierTests
 {
     /// <summary>h(x) = k·(c − x), the σ-free score of a Gaussian around c, with k = 1 for dark images (mean < 0.5)
     /// and k = 100 for bright ones. Then h(x+δh) = (1−kδ)·h, z = 1 − kδ and α = λδ/(kδ) = λ/k exactly.</summary>

@@ -8,13 +8,15 @@ public sealed class Fgsm(ThreatModel threat) : IAttack
     public ThreatModel Threat { get; } = threat;
     public string Describe() => $"FGSM {Threat.Describe()}";
 
+    /// <inheritdoc/>
+    /// <exception cref="AdpException">Invalid threat model, images or labels, or a loss the classifier cannot take.</exception>
     public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null)
     {
-        Threat.Validate();
+        var (bound, y) = Restarts.Prepare(Threat, model, images, labels);
         using var g = new Generator((ulong)Threat.Seed, CPU);
         using var scope = NewDisposeScope();
-        var (_, direction) = model.LossAndDirection(images, labels, Threat.Loss, random ?? g);
-        var adv = Projection.Project(images + Projection.Step(direction, Threat.Norm, Threat.Epsilon), images, Threat.Norm, Threat.Epsilon);
-        return adv.MoveToOuterDisposeScope();
+        var (_, direction) = bound.LossAndDirection(images, y, Threat.Loss, random ?? g);
+        var step = Projection.Step(direction, Threat.Norm, Threat.Epsilon, bound.Kind);
+        return Projection.Project(images + step, images, Threat.Norm, Threat.Epsilon).MoveToOuterDisposeScope();
     }
 }

@@ -18,10 +18,12 @@ public sealed class Pgd(ThreatModel threat) : IAttack
     public Action<int, Tensor>? OnIterate { get; init; }
     public string Describe() => $"PGD {Threat.Describe()}{(ReturnBest ? " best-iterate" : " final-iterate")}";
 
+    /// <inheritdoc/>
+    /// <exception cref="AdpException">Invalid threat model, images or labels, or a loss the classifier cannot take.</exception>
     public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null) =>
-        Restarts.Run(Threat, random, g => RunOnce(model, images, labels, g));
+        Restarts.Run(Threat, model, images, labels, random, (m, y, g) => RunOnce(m, images, y, g));
 
-    private (Tensor Adv, Tensor Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
+    private (Tensor Adv, Tensor? Loss) RunOnce(IAttackModel model, Tensor x, Tensor y, RandomSource g)
     {
         var t = Threat;
         var adv = t.RandomStart && t.Epsilon > 0 ? Projection.RandomStart(x, t.Norm, t.Epsilon, g) : x.clone();
@@ -32,9 +34,13 @@ public sealed class Pgd(ThreatModel threat) : IAttack
             using var step = NewDisposeScope();
             var (loss, direction) = model.LossAndDirection(adv, y, t.Loss, g);
             if (ReturnBest) Track(adv, loss, ref bestAdv, ref bestLoss, step);
-            adv = Projection.Project(adv + Projection.Step(direction, t.Norm, t.StepSize), x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
+            var next = adv + Projection.Step(direction, t.Norm, t.StepSize, model.Kind);
+            adv = Projection.Project(next, x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
             OnIterate?.Invoke(k + 1, adv);
         }
+        // The loss at the final iterate costs one more EOT estimate: only the best iterate and a comparison of
+        // restarts need it.
+        if (!ReturnBest && t.Restarts == 1) return (adv, null);
         var (finalLoss, _) = model.LossAndDirection(adv, y, t.Loss, g);
         if (!ReturnBest) return (adv, finalLoss);
         Track(adv, finalLoss, ref bestAdv, ref bestLoss, null);

@@ -29,8 +29,9 @@ public sealed class PurificationResult : IDisposable
 /// ADP purification (Yoon, Hwang & Lee 2021; METHOD.md §2): inject Gaussian noise, then take up to T
 /// deterministic steps along the σ-free score h with an adaptive step size from a finite-difference probe:
 /// z = ⟨h(x), h(x+δh(x))⟩/⟨h(x),h(x)⟩, α = clamp(λδ/(1−z), α_min, α_max). An image stops for good once
-/// α ≤ τ, and from then on is not sent through the network (the research code kept computing it).
-/// Runs under no_grad; <see cref="DifferentiablePurifier"/> is the autograd version.
+/// α ≤ τ, and from then on is not sent through the network (the research code kept computing it); so does an image
+/// whose score is zero or not finite (α would be NaN). The run ends when every image has stopped. Runs under no_grad
+/// with the score network in evaluation mode; <see cref="DifferentiablePurifier"/> is the autograd version.
 /// </summary>
 public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings) : IPurifier
 {
@@ -56,11 +57,13 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     /// <summary>Purifies with the given standard-normal noise ε (x₀ = clip(x + σε)).</summary>
     public PurificationResult Purify(Tensor x, Tensor eps, bool keepTrajectory = false) => Purify(x, eps, null, keepTrajectory);
 
-    /// <summary>As above with a noise σ per image (N), e.g. for detection-gated noise.</summary>
+    /// <summary>As above with a noise σ per image (N), e.g. for detection-gated noise. The score network runs in
+    /// evaluation mode (its training flags are restored afterwards).</summary>
     public PurificationResult Purify(Tensor x, Tensor eps, Tensor? sigmaPerImage, bool keepTrajectory)
     {
         Settings.Validate();
         using var _ = no_grad();
+        using var eval = EvalMode.Enter(score);
         using var outer = NewDisposeScope();
         long n = x.shape[0];
         var s = Settings;
@@ -75,27 +78,28 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
         {
             using var scope = NewDisposeScope();
             var idx = running.nonzero().flatten();
-            var stoppedBefore = running.logical_not().nonzero().flatten();
             long m = idx.shape[0];
-            if (m > 0)
-            {
-                var xr = cur.index_select(0, idx);
-                var alpha = StepSize(score, xr, s, out var g, NetworkChunk);
-                calls += 2 * m;
-                var go = alpha.gt(s.Tau);
-                var taken = alpha * go;
-                cur.index_copy_(0, idx, Advance(xr, taken, g, s.Faithful));
-                stepSizes[t].index_copy_(0, idx, taken);
-                stepsTaken.index_add_(0, idx, go.to(ScalarType.Int64), 1);
-                running.index_copy_(0, idx, go);
-            }
-            if (s.Faithful && stoppedBefore.shape[0] > 0)
-            {
-                // The research code kept updating stopped images with a zero step, so the inverse map still hit them.
-                cur.index_copy_(0, stoppedBefore, Advance(cur.index_select(0, stoppedBefore), zeros(stoppedBefore.shape[0], device: cur.device), zeros_like(cur.index_select(0, stoppedBefore)), true));
-            }
+            if (m == 0) break;
+            var xr = cur.index_select(0, idx);
+            var alpha = StepSize(score, xr, s, out var g, NetworkChunk);
+            calls += 2 * m;
+            var go = alpha.gt(s.Tau);
+            running.index_copy_(0, idx, go);
+            // The research code breaks out of its loop, before any update, once every image has stopped.
+            if (!go.any().item<bool>()) break;
+            var goIdx = idx.masked_select(go);
+            var pick = go.nonzero().flatten();
+            var stepped = Advance(xr.index_select(0, pick), alpha.index_select(0, pick), g.index_select(0, pick), s.Faithful);
+            // Faithful: while any image still steps, the research code updates every image, the stopped ones with a
+            // zero step, so the inverse range map hits them too (purification/adp.py at 497e2d4, lines 47–52).
+            if (s.Faithful) cur.copy_(InverseMap(cur).clamp_(0, 1));
+            cur.index_copy_(0, goIdx, stepped);
+            stepSizes[t].index_copy_(0, goIdx, alpha.index_select(0, pick));
+            stepsTaken.index_add_(0, goIdx, ones_like(goIdx), 1);
             trajectory?.Add(cur.clone().MoveToOuterDisposeScope());
         }
+        // After the loop has ended early the iterate stays as it is: the trajectory repeats it to T+1 entries.
+        while (trajectory is not null && trajectory.Count < s.Steps + 1) trajectory.Add(cur.clone());
         var result = new PurificationResult
         {
             Images = cur.clone().MoveToOuterDisposeScope(),
@@ -119,20 +123,28 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     internal static Tensor RangeMap(Tensor x) => x * (255.0 / 256) + 1.0 / 512;
     internal static Tensor InverseMap(Tensor x) => x * (256.0 / 255) - 1.0 / 510;
 
-    /// <summary>α = clamp(λδ/(1−z), α_min, α_max) per image, with z from the probe h(x+δh(x)); α_min when z ≥ 1.
-    /// Returns α (N) and h(x) in <paramref name="g"/>.</summary>
+    /// <summary>
+    /// α = clamp(λδ/(1−z), α_min, α_max) per image (N), with z from the probe h(x+δh(x)); α_min when z ≥ 1. An image
+    /// whose score h(x) is zero or not finite, or whose z is not finite (a probe h that is not finite), gets α = 0,
+    /// which is ≤ τ for every valid τ, so it stops (case 5: a zero score gives z = 0/0). Returns h(x) (N×C×H×W) in
+    /// <paramref name="g"/>; the caller must not step an image with α = 0 along it (h may hold NaN).
+    /// </summary>
     public static Tensor StepSize(nn.Module<Tensor, Tensor> score, Tensor x, PurifierSettings s, out Tensor g, int chunk = 0)
     {
         g = Chunked(score, x, chunk);
-        using var probe = x + s.Delta * g;
-        using var g2 = Chunked(score, probe, chunk);
+        using var scope = NewDisposeScope();
+        var probe = x + s.Delta * g;
+        var g2 = Chunked(score, probe, chunk);
         // 1 − z is a difference of nearly equal numbers (z → 1 as δ → 0), so the inner products are taken in
         // float64: in float32 their rounding alone moves α by ~1e-4 relative.
-        using var gd = g.to(ScalarType.Float64).flatten(1);
-        using var g2d = g2.to(ScalarType.Float64).flatten(1);
-        using var z = (gd * g2d).sum(1) / (gd * gd).sum(1);
-        using var raw = (s.Lambda * s.Delta) / (1 - z);
-        return where(z.ge(1), s.AlphaMin, raw.clamp(s.AlphaMin, s.AlphaMax)).to(g.dtype);
+        var gd = g.to(ScalarType.Float64).flatten(1);
+        var g2d = g2.to(ScalarType.Float64).flatten(1);
+        var gg = (gd * gd).sum(1);
+        var z = (gd * g2d).sum(1) / gg;
+        var raw = (s.Lambda * s.Delta) / (1 - z);
+        var alpha = where(z.ge(1), s.AlphaMin, raw.clamp(s.AlphaMin, s.AlphaMax));
+        var usable = gg.gt(0).logical_and(gg.isfinite()).logical_and(z.isfinite());
+        return where(usable, alpha, 0.0).to(g.dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>score(x) evaluated in chunks of at most <paramref name="chunk"/> images (0: in one call).</summary>

@@ -56,9 +56,10 @@ public sealed class DefendedClassifier(nn.Module<Tensor, Tensor> classifier, IPu
 
     /// <summary>Classifies a batch (N×C×H×W in [0,1]); all randomness comes from <paramref name="random"/> (N rows;
     /// run s of image i uses copy s of row i). With a <see cref="PerImageSource"/> each image's result is independent of
-    /// the rest of the batch and of <see cref="MaxBatch"/>.</summary>
+    /// the rest of the batch and of <see cref="MaxBatch"/>. The classifier runs in evaluation mode; its flags are restored.</summary>
     public DefenseOutput Classify(Tensor x, RandomSource random)
     {
+        using var eval = EvalMode.Enter(Classifier);  // a BatchNorm classifier in training mode would change (case 8)
         using var scope = NewDisposeScope();
         long n = x.shape[0];
         var logits = new List<Tensor>();

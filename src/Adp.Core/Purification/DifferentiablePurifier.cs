@@ -12,17 +12,26 @@ namespace Adp.Purification;
 public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings)
 {
     public PurifierSettings Settings { get; } = settings;
+    /// <summary>The score network h; attack models put it in evaluation mode, also for the backward pass.</summary>
+    public nn.Module<Tensor, Tensor> Score { get; } = score;
     public bool Checkpointing { get; init; } = true;
 
     /// <summary>Images per network call, also per backward recomputation (so the graph held at once is that of
     /// one chunk); see <see cref="AdaptiveStepPurifier.NetworkChunk"/>.</summary>
     public int Chunk { get; init; } = AdaptiveStepPurifier.DefaultNetworkChunk;
 
-    /// <summary>Purified images with a graph back to <paramref name="x"/> (x₀ = clip(x + σε)).</summary>
+    /// <summary>
+    /// Purified images (N×C×H×W) with a graph back to <paramref name="x"/> (x₀ = clip(x + σε), ε N×C×H×W). Stopping
+    /// is that of <see cref="AdaptiveStepPurifier"/>: an image stops once α ≤ τ or when its score is zero or not finite
+    /// (it then keeps its iterate, with a finite gradient), and the loop ends when every image has stopped. The score
+    /// network runs in evaluation mode here; a checkpointed step recomputes it in the backward pass, so callers that
+    /// differentiate should hold it in evaluation mode too (<see cref="EvalMode"/>).
+    /// </summary>
     public Tensor Purify(Tensor x, Tensor eps)
     {
         var s = Settings;
         s.Validate();
+        using var eval = EvalMode.Enter(Score);
         using var scope = NewDisposeScope();
         var cur = (x + s.Sigma * eps).clamp(0, 1);
         if (s.Faithful) cur = AdaptiveStepPurifier.RangeMap(cur);
@@ -31,29 +40,34 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
         for (int t = 0; t < s.Steps; t++)
         {
             var idx = running.nonzero().flatten();
-            var stoppedBefore = running.logical_not().nonzero().flatten();
-            if (idx.shape[0] == 0 && !s.Faithful) break;
-            if (idx.shape[0] > 0)
+            if (idx.shape[0] == 0) break;
+            var xr = cur.index_select(0, idx);
+            Tensor alpha, go, h, pick, goIdx;
+            using (no_grad())
             {
-                var xr = cur.index_select(0, idx);
-                Tensor alpha, go, h;
-                using (no_grad())
-                {
-                    alpha = AdaptiveStepPurifier.StepSize(score, xr.detach(), s, out h, Chunk);
-                    go = alpha.gt(s.Tau);
-                    alpha = alpha * go;
-                }
-                // The checkpointed step reuses h(x_t) from the step-size probe for its forward value, so each
-                // step costs the two probe calls plus one recomputation with graph in backward.
-                var next = Checkpointing
-                    ? CheckpointedStep.apply(xr, new StepState(score, alpha, s.Faithful, h, Chunk))
-                    : AdaptiveStepPurifier.Advance(xr, alpha, score.forward(xr), s.Faithful);
-                h.Dispose();
-                cur = cur.index_copy(0, idx, next);
+                alpha = AdaptiveStepPurifier.StepSize(Score, xr.detach(), s, out h, Chunk);
+                go = alpha.gt(s.Tau);
                 running = running.index_copy(0, idx, go);
+                pick = go.nonzero().flatten();
+                goIdx = idx.index_select(0, pick);
+                alpha = alpha.index_select(0, pick);
+                var hAll = h;
+                h = hAll.index_select(0, pick);
+                hAll.Dispose();
             }
-            if (s.Faithful && stoppedBefore.shape[0] > 0)
-                cur = cur.index_copy(0, stoppedBefore, AdaptiveStepPurifier.InverseMap(cur.index_select(0, stoppedBefore)).clamp(0, 1));
+            // As in the research code, the loop ends before any update once every image has stopped.
+            if (pick.shape[0] == 0) { h.Dispose(); break; }
+            var xs = xr.index_select(0, pick);
+            // The checkpointed step reuses h(x_t) from the step-size probe for its forward value, so each
+            // step costs the two probe calls plus one recomputation with graph in backward.
+            var next = Checkpointing
+                ? CheckpointedStep.apply(xs, new StepState(Score, alpha, s.Faithful, h, Chunk))
+                : AdaptiveStepPurifier.Advance(xs, alpha, Score.forward(xs), s.Faithful);
+            h.Dispose();
+            // Faithful: while any image steps, every other one gets the inverse range map (a zero-step update in the
+            // research code, purification/adp.py at 497e2d4, lines 47–52).
+            if (s.Faithful) cur = AdaptiveStepPurifier.InverseMap(cur).clamp(0, 1);
+            cur = cur.index_copy(0, goIdx, next);
         }
         return cur.MoveToOuterDisposeScope();
     }

@@ -18,6 +18,7 @@ public sealed class DetectionGatedPurifier(nn.Module<Tensor, Tensor> score, Puri
         using var scope = NewDisposeScope();
         Tensor sigma;
         using (no_grad())
+        using (EvalMode.Enter(score))
         {
             var norm = score.forward(x).flatten(1).norm(1);
             sigma = where(norm.gt(threshold), settings.Sigma, reducedSigma).to(x.dtype);
@@ -74,6 +75,7 @@ public sealed class TweediePurifier(nn.Module<Tensor, Tensor> score, double sigm
     public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {
         using var _ = no_grad();
+        using var eval = EvalMode.Enter(score);
         using var scope = NewDisposeScope();
         var x0 = (x + sigma * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
         var xhat = (x0 + sigma * score.forward(x0)).clamp_(0, 1);
@@ -102,6 +104,7 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
     public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {
         using var _ = no_grad();
+        using var eval = EvalMode.Enter(score);
         using var scope = NewDisposeScope();
         double eta = stepScale * sigmaLevel * sigmaLevel;
         var cur = (x + sigma * random.Randn(x.shape).to(x.device)).clamp_(0, 1);

@@ -1,0 +1,124 @@
+using Adp.Data;
+using Adp.Models;
+using Adp.Purification;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Adp.Tests;
+
+/// <summary>Stopping in both purifiers: degenerate score networks (case 5) and the research code's loop exit.</summary>
+public partial class PurifierTests
+{
+    private static Tensor Degenerate(string kind, Tensor x) => kind switch
+    {
+        "zero" => zeros_like(x),
+        "nan" => full_like(x, float.NaN),
+        "inf" => full_like(x, float.PositiveInfinity),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    [Theory]
+    [InlineData("zero", false)]
+    [InlineData("zero", true)]
+    [InlineData("nan", false)]
+    [InlineData("nan", true)]
+    [InlineData("inf", false)]
+    public void DegenerateScore_StopsEveryImage_NoNaNAnywhere(string kind, bool faithful)
+    {
+        // Case 5: a zero score gives z = 0/0 and α = NaN, and the purified image came out NaN.
+        var net = new Lambda(x => Degenerate(kind, x));
+        var s = new PurifierSettings(Sigma: 0.25, Steps: 5, Faithful: faithful);
+        var x = rand(new long[] { 3, 1, 6, 6 }, generator: new Generator(1, CPU));
+        var eps = randn(new long[] { 3, 1, 6, 6 }, generator: new Generator(2, CPU));
+        var x0 = (x + 0.25 * eps).clamp(0, 1);
+        var start = faithful ? AdaptiveStepPurifier.RangeMap(x0) : x0;
+
+        using var r = new AdaptiveStepPurifier(net, s).Purify(x, eps);
+        Assert.True(r.Images.equal(start).all().item<bool>(), "the purified image is not the noisy start");
+        Assert.True(r.StepSizes.isfinite().all().item<bool>() && r.StepSizes.abs().sum().item<float>() == 0);
+        Assert.Equal(0, r.StepsTaken.sum().item<long>());
+
+        var xr = x.clone().requires_grad_(true);
+        var d = new DifferentiablePurifier(net, s).Purify(xr, eps);
+        Assert.True(d.detach().equal(start).all().item<bool>());
+        var grad = autograd.grad([d.sum()], [xr])[0];
+        Assert.True(grad.isfinite().all().item<bool>(), "gradient through the purifier is not finite");
+
+        var clf = new Lambda(v => v.flatten(1).narrow(1, 0, 4) * 3);
+        using var o = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, s), runs: 3).Classify(x, new Generator(4, CPU));
+        Assert.True(o.Scores(DecisionRule.MeanSoftmax).isfinite().all().item<bool>());
+    }
+
+    [Fact]
+    public void DegenerateScore_StopsOnlyThatImage()
+    {
+        // NaN score for bright images only: the dark image purifies exactly as on its own.
+        var net = new Lambda(x => where(x.flatten(1).mean([1]).gt(0.5).view(-1, 1, 1, 1), full_like(x, float.NaN), 0.2f - x));
+        var s = new PurifierSettings(Sigma: 0, Steps: 4);
+        var x = cat([full(new long[] { 1, 1, 4, 4 }, 0.9f), full(new long[] { 1, 1, 4, 4 }, 0.1f)]);
+        using var both = new AdaptiveStepPurifier(net, s).Purify(x, zeros_like(x));
+        using var alone = new AdaptiveStepPurifier(net, s).Purify(x.narrow(0, 1, 1), zeros(1, 1, 4, 4));
+        Assert.True(both.Images[0].equal(x[0]).all().item<bool>());
+        Assert.True(both.Images[1].equal(alone.Images[0]).all().item<bool>());
+        Assert.Equal(new long[] { 0, 4 }, both.StepsTaken.data<long>().ToArray());
+        var d = new DifferentiablePurifier(net, s).Purify(x, zeros_like(x));
+        Assert.True((d - both.Images).abs().max().item<float>() < 1e-6);
+    }
+
+    /// <summary>purification/adp.py (jmyoon1/adp at 497e2d4), lines 25–54, transcribed: every image is updated at
+    /// every step (stopped ones with a zero step, so the inverse range map still hits them) until the step at which
+    /// every image has stopped, where the loop breaks before updating.</summary>
+    private static Tensor ResearchLoop(nn.Module<Tensor, Tensor> net, Tensor x0, PurifierSettings s)
+    {
+        var cur = AdaptiveStepPurifier.RangeMap(x0);
+        var cont = ones(new long[] { x0.shape[0] }, ScalarType.Bool);
+        for (int i = 0; i < s.Steps; i++)
+        {
+            var alpha = AdaptiveStepPurifier.StepSize(net, cur, s, out var grad);
+            cont = cont.logical_and(alpha.gt(s.Tau));
+            if (!cont.any().item<bool>()) break;
+            alpha = alpha * cont;
+            cur = AdaptiveStepPurifier.InverseMap(cur + grad * alpha.view(-1, 1, 1, 1)).clamp(0, 1);
+        }
+        return cur;
+    }
+
+    [Theory]
+    [InlineData(new float[] { 0.9f, 0.95f })]        // every image stops at the first step: the loop breaks at once
+    [InlineData(new float[] { 0.9f, 0.3f })]         // the bright one stops at once, the dark one when it passes 0.5
+    [InlineData(new float[] { 0.3f, 0.45f, 0.2f })]  // they stop at different steps, the last one ends the loop
+    public void Faithful_FollowsTheResearchLoop_WhichEndsWhenEveryImageHasStopped(float[] levels)
+    {
+        // h = k·(0.8 − x) with k = 1 below mean 0.5 (α = 0.05) and k = 100 above (α = 5e-4 ≤ τ: stop).
+        var h = new GaussianScore(0.8f);
+        var s = new PurifierSettings(Sigma: 0, Steps: 25, Faithful: true);
+        var x = cat(levels.Select(v => full(new long[] { 1, 1, 4, 4 }, v)).ToArray());
+        var expected = ResearchLoop(h, x, s);
+        using var r = new AdaptiveStepPurifier(h, s).Purify(x, zeros_like(x));
+        Assert.True((r.Images - expected).abs().max().item<float>() < 1e-6, "faithful purification differs from adp.py's loop");
+        var d = new DifferentiablePurifier(h, s).Purify(x, zeros_like(x));
+        Assert.True((d - expected).abs().max().item<float>() < 1e-6, "faithful differentiable purification differs from adp.py's loop");
+        // With nothing running the old code kept applying the inverse map, stretching the images away from this.
+        if (levels.All(v => v > 0.5f)) Assert.True(r.Images.equal(AdaptiveStepPurifier.RangeMap(x)).all().item<bool>());
+    }
+
+    [ReferenceFact]
+    public void Case5_ZeroOutputNcsnv2_ClassifiesWithFiniteConfidence()
+    {
+        // adp import --safetensors cases/ncsnv2-ngf2-zero-output.safetensors --dataset mnist; adp classify … gave NaN.
+        var cases = Path.Combine(TestEnvironment.ReferenceDir!, "..", "cases");
+        var config = ScoreModelConfig.ForDataset("mnist") with { Ngf = 2, SigmaMax = 1, SigmaMin = 0.01, NumLevels = 10 };
+        var net = ScoreModelFile.ImportPyTorch(Path.Combine(cases, "ncsnv2-ngf2-zero-output.safetensors"), config);
+        var (clf, _) = ClassifierFile.Load(Path.Combine(AttackTests.RepoRoot(), "models", "mnist-smallcnn.ckpt"));
+        var x = PngImages.Read(Path.Combine(cases, "png-gray8-reference.png"), 1);
+        foreach (var faithful in new[] { false, true })
+        {
+            var s = new PurifierSettings(Faithful: faithful);
+            using var o = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, s), runs: 3).Classify(x, new Generator(0, CPU));
+            var p = o.Scores(DecisionRule.MeanSoftmax);
+            Assert.True(p.isfinite().all().item<bool>(), $"confidence not finite (faithful {faithful})");
+            using var r = new AdaptiveStepPurifier(net, s).Purify(x, new Generator(0, CPU));
+            Assert.True(r.Images.isfinite().all().item<bool>() && r.Images.max().item<float>() > 0, "purified image NaN or black");
+        }
+    }
+}
