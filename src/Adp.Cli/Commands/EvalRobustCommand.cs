@@ -26,7 +26,7 @@ public static partial class EvalCommands
         var attack = new Option<string[]>("--attack")
         {
             Description = "an attack: key=value pairs, e.g. kind=pgd,target=bpda,eps=0.3,step=0.075,iters=40,eot=15,random-start=false " +
-                          "(kind: none|fgsm|pgd|apgd; target: bare|blind|bpda|bpda-mean|bpda-score|full; norm: linf|l2; loss: ce|margin|dlr); repeatable",
+                          "(kind: none|fgsm|pgd|apgd; target: bare|blind|bpda (research code)|bpda-sign-vote|bpda-mean|bpda-score|full; norm: linf|l2; loss: ce|margin|dlr); repeatable",
             AllowMultipleArgumentsPerToken = false,
         };
         var stepsCurve = new Option<string?>("--steps-curve") { Description = "comma-separated T values for the accuracy-vs-steps plot" };
@@ -182,7 +182,7 @@ public static partial class EvalCommands
             {
                 "name" => spec with { Name = v },
                 "kind" => spec with { Kind = Enum.TryParse<AttackKind>(v, true, out var kind) ? kind : throw new AdpException($"--attack: kind must be none, fgsm, pgd or apgd, got '{v}'") },
-                "target" => spec with { Target = Enum.TryParse<AttackTarget>(v.Replace("-", ""), true, out var tg) ? tg : throw new AdpException($"--attack: target must be bare, blind, bpda, bpda-mean, bpda-score or full, got '{v}'") },
+                "target" => spec with { Target = Enum.TryParse<AttackTarget>(v.Replace("-", ""), true, out var tg) ? tg : throw new AdpException($"--attack: target must be bare, blind, bpda, bpda-sign-vote, bpda-mean, bpda-score or full, got '{v}'") },
                 "norm" => spec with { Norm = v.ToLowerInvariant() switch { "linf" => Norm.Linf, "l2" => Norm.L2, _ => throw new AdpException($"--attack: norm must be linf or l2, got '{v}'") } },
                 "eps" => spec with { Epsilon = D() },
                 "step" => spec with { Step = D() },

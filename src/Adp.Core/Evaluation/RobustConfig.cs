@@ -19,7 +19,8 @@ public enum AttackTarget
     BpdaSignVote,
     /// <summary>BPDA+EOT with the mean gradient (standard EOT).</summary>
     BpdaMean,
-    /// <summary>Score-aware BPDA: ½ BPDA sign + ½ sign of h.</summary>
+    /// <summary>Score-aware BPDA as in the research code (bpda_total.py): half a step along the BPDA update and half along
+    /// the purification displacement.</summary>
     BpdaScore,
     /// <summary>Full gradient through the differentiable purifier, EOT.</summary>
     Full,
@@ -53,6 +54,8 @@ public sealed record AttackSpec
         if (Iterations < 0) throw new AdpException($"attack '{Label}': iters must be ≥ 0, got {Iterations}");
         if (Restarts < 1) throw new AdpException($"attack '{Label}': restarts must be ≥ 1, got {Restarts}");
         if (Eot < 1) throw new AdpException($"attack '{Label}': eot must be ≥ 1, got {Eot}");
+        if (Norm == Norm.L2 && Target is AttackTarget.Bpda or AttackTarget.BpdaScore)
+            throw new AdpException($"attack '{Label}': the research code's BPDA rules (bpda, bpda-score) are ℓ∞ only; use bpda-mean or full for ℓ2");
         if (IterationsCurve.Count == 0) return;
         if (Kind != AttackKind.Pgd || Restarts != 1 || ReturnBest)
             throw new AdpException($"attack '{Label}': IterationsCurve needs Kind Pgd with one restart and the final iterate");

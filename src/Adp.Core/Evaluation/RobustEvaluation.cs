@@ -227,6 +227,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         Tensor? runsCorrect = null;
         var iterationsCurve = new Dictionary<int, Tensor>();
         var stepsCurvePoints = new Dictionary<int, Tensor>();
+        using var evalMode = EvalMode.Enter(classifier, score);  // leave the models' modes and buffers as found (case 8)
         if (!spec.EvaluatesDefense)
         {
             using var _ = no_grad();
@@ -292,12 +293,20 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     private sealed class TrackedModel(IAttackModel inner, Action<int> onCall) : IAttackModel
     {
         private int _calls;
-        public string Describe() => inner.Describe();
+        private IAttackModel _inner = inner;
+        public string Describe() => _inner.Describe();
+        public DirectionKind Kind => _inner.Kind;
+
+        public IAttackModel ForThreat(ThreatModel threat)
+        {
+            _inner = _inner.ForThreat(threat);
+            return this;
+        }
 
         public (Tensor Loss, Tensor Direction) LossAndDirection(Tensor x, Tensor y, AttackLoss loss, RandomSource random)
         {
             onCall(++_calls);
-            return inner.LossAndDirection(x, y, loss, random);
+            return _inner.LossAndDirection(x, y, loss, random);
         }
     }
 
@@ -341,9 +350,9 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     private IAttackModel AttackModel(AttackSpec s) => s.Target switch
     {
         AttackTarget.Bare or AttackTarget.Blind => new ClassifierModel(classifier),
-        AttackTarget.Bpda => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.SignVote),
-        AttackTarget.BpdaSignVote => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.SignVote),
-        AttackTarget.BpdaMean => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.Mean),
+        AttackTarget.Bpda => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.Paper, score),
+        AttackTarget.BpdaSignVote => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.SignVote, score),
+        AttackTarget.BpdaMean => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.Mean, score),
         AttackTarget.BpdaScore => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.ScoreAware, score),
         AttackTarget.Full => new FullGradientEotModel(classifier, new DifferentiablePurifier(score, config.Purifier), s.Eot),
         _ => throw new AdpException($"attack '{s.Label}': unknown target {s.Target}"),
