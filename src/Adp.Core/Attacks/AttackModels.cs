@@ -128,6 +128,9 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
     /// <summary>The research code's one-step attack at each purified copy has size 0.25·ε (foolbox rel_stepsize).</summary>
     public const double PaperRelativeOneStep = 0.25;
 
+    /// <summary>Per-copy bound on the float32 rounding of one update u_j = clip(p + s·sign) − p (a few ulps of 1, 6e-8 each).</summary>
+    public const double TieTolerance = 1e-6;
+
     public string Describe() => $"BPDA+EOT ({aggregation}, n_EOT={eotSamples}) through {purifier.Describe()}";
 
     public BpdaAggregation Aggregation => aggregation;
@@ -208,6 +211,10 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
                     var p = cat(purified).view(shape);
                     var updates = (p + OneStepSize!.Value * perSample.sign()).clamp(0, 1) - p;  // u_j, bpda_strong.py l. 24–28
                     direction = updates.sum(dim: 0);
+                    // Where the copies' updates cancel (a tie: as many +s as −s), the float sum is a rounding residue whose
+                    // sign would follow the last bits of the purified images; count it as zero, so ties do not step and the
+                    // result does not depend on batch composition. The residue is ≤ n_EOT float32 roundings of [0,1] values.
+                    direction = direction.masked_fill(direction.abs().le(TieTolerance * eotSamples), 0);
                     if (aggregation == BpdaAggregation.ScoreAware)
                     {
                         var displacement = (p - x.detach().unsqueeze(0)).sum(dim: 0);  // score_diff, bpda_total.py l. 33
