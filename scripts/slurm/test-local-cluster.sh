@@ -25,7 +25,8 @@ adp_dll="$root/.build/adp/adp.dll"
 start=$SECONDS
 
 say() { echo "slurm-test: $*"; }
-fail() { echo "slurm-test: FAIL: $*" >&2; exit 1; }
+failure=""
+fail() { failure="$*"; echo "slurm-test: FAIL: $*" >&2; exit 1; }
 
 [ -f "$adp_dll" ] || fail "$adp_dll not found; build it first (scripts/setup.sh)"
 command -v dotnet >/dev/null || fail "dotnet not found"
@@ -75,15 +76,17 @@ cleanup() {
   else
     if ((!ok)); then
       for f in "$tmp"/log/* "$tmp"/study/logs/*; do
-        [ -f "$f" ] && { echo "---- ${f#"$tmp"/} (last lines)"; tail -n 15 "$f"; }
+        [ -f "$f" ] && { echo "---- ${f#"$tmp"/} (last lines)"; tail -n 6 "$f"; }
       done
     fi
     say "kept $tmp"
   fi
+  ((ok)) || echo "slurm-test: FAIL: ${failure:-exit code $rc}" >&2
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'failure="line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 
 # munge: own key, socket, pid, log and seed files
 mungekey --create --keyfile="$tmp/munge/munge.key" >/dev/null 2>&1 \
