@@ -84,7 +84,14 @@ public static partial class EvalCommands
             {
                 ClassifierHash = RobustEvaluation.Sha256(cfg.Classifier), ScoreHash = RobustEvaluation.Sha256(cfg.Score),
             };
-            EvaluationProgress.Load(outDir)?.RequireFingerprint(eval.Fingerprint(), outDir);  // before config.json is replaced
+            var existing = EvaluationProgress.Load(outDir);
+            existing?.RequireFingerprint(eval.Fingerprint(), outDir);  // before config.json is replaced
+            if (existing is not null)
+            {
+                var (done, total) = existing.Coverage(cfg);
+                AnsiConsole.MarkupLine(Markup.Escape($"resuming {outDir}: {done} of {total} image results of this configuration are stored; " +
+                                                     $"computing the other {total - done}"));
+            }
             Directory.CreateDirectory(outDir);
             AtomicFile.Write(Path.Combine(outDir, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg, RobustConfig.Json));
 

@@ -49,7 +49,8 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
         var first = folders[0];
         foreach (var f in folders.Skip(1))
         {
-            f.Progress.RequireFingerprint(first.Progress.Fingerprint, f.Dir, "shard");
+            f.Progress.RequireFingerprint(first.Progress.Fingerprint, f.Dir,
+                $"it is not a shard of the same evaluation as {first.Dir}; merge only the shard folders of one configuration", "shard");
             var a = Normalize(first.Config);
             var b = Normalize(f.Config);
             if (JsonSerializer.Serialize(a, RobustConfig.Json) != JsonSerializer.Serialize(b, RobustConfig.Json))

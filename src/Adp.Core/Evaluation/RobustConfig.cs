@@ -63,7 +63,9 @@ public sealed record AttackSpec
             throw new AdpException($"attack '{Label}': IterationsCurve entries must lie in 0…{Iterations}");
     }
 
-    public string Label => Name.Length > 0 ? Name : $"{Target}-{Kind}-eps{Epsilon:G3}";
+    public string Label => Name.Length > 0 ? Name
+        : Kind == AttackKind.None ? (EvaluatesDefense ? "natural (defended)" : "clean (bare)")
+        : $"{Target}-{Kind}-eps{Epsilon:G3}";
     public bool EvaluatesDefense => Target != AttackTarget.Bare;
 
     public string Protocol() => Kind == AttackKind.None

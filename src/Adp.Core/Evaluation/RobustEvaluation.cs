@@ -99,16 +99,36 @@ public sealed class EvaluationProgress
 
     /// <summary>Throws an <see cref="AdpException"/> naming the first field where <paramref name="wanted"/> differs
     /// from this folder's fingerprint (fields in <paramref name="ignore"/> are not compared).</summary>
-    public void RequireFingerprint(Dictionary<string, string> wanted, string dir, params string[] ignore)
+    public void RequireFingerprint(Dictionary<string, string> wanted, string dir, params string[] ignore) =>
+        RequireFingerprint(wanted, dir, $"use another folder (or delete {PathIn(dir)} to start over)", ignore);
+
+    /// <summary>As above, ending the message with <paramref name="advice"/>.</summary>
+    public void RequireFingerprint(Dictionary<string, string> wanted, string dir, string advice, params string[] ignore)
     {
         foreach (var key in Fingerprint.Keys.Union(wanted.Keys).Except(ignore))
         {
             var have = Fingerprint.GetValueOrDefault(key, "(absent)");
             var want = wanted.GetValueOrDefault(key, "(absent)");
-            if (have != want)
-                throw new AdpException($"{dir}: holds results computed with {key} = {have}, not {want}; use another folder " +
-                                       $"(or delete {PathIn(dir)} to start over)");
+            if (have != want) throw new AdpException($"{dir}: holds results computed with {key} = {have}, not {want}; {advice}");
         }
+    }
+
+    /// <summary>Image-cells already stored for <paramref name="config"/>'s images, and how many it needs in all.</summary>
+    public (long Done, long Total) Coverage(RobustConfig config)
+    {
+        var wanted = config.ImageIndices();
+        long done = 0, total = 0;
+        foreach (var spec in config.AllAttacks())
+            foreach (var seed in config.Seeds)
+            {
+                total += wanted.Count;
+                if (Cells.TryGetValue(CellKey(spec, seed), out var c))
+                {
+                    var have = c.Indices.ToHashSet();
+                    done += wanted.Count(have.Contains);
+                }
+            }
+        return (done, total);
     }
 }
 
