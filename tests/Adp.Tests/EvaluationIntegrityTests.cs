@@ -268,3 +268,69 @@ public class EvaluationIntegrityTests
         Assert.True(row3.PerRunWorst <= row3.WorstOfResubmissions + 1e-12);
     }
 }
+
+/// <summary>`adp eval compare` and `adp eval replay` (issue #10 items 3 and 5).</summary>
+public class CompareAndReplayTests
+{
+    /// <summary>A report folder with one defended attack whose per-image outcomes (seed → 0/1 per image) are given.</summary>
+    private static string Folder(AttackTarget target, params int[][] perSeed)
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-cmp-").FullName;
+        var spec = new AttackSpec { Name = target.ToString(), Kind = AttackKind.Pgd, Target = target, Epsilon = 0.1, Eot = target == AttackTarget.Blind ? 1 : 5 };
+        var cfg = new RobustConfig
+        {
+            Classifier = "c", Score = "s", Images = perSeed[0].Length, Seeds = Enumerable.Range(0, perSeed.Length).Select(i => (long)i).ToList(),
+            Attacks = [spec], SanityUnbounded = false, Rules = [DecisionRule.MeanSoftmax],
+        };
+        var progress = new EvaluationProgress();
+        for (int s = 0; s < perSeed.Length; s++)
+            progress.Cells[EvaluationProgress.CellKey(spec, s)] = new CellState
+            {
+                Attack = spec.Label, Seed = s, Indices = Enumerable.Range(0, perSeed[s].Length).ToList(),
+                Correct = new() { ["MeanSoftmax"] = [perSeed[s].ToList()] },
+            };
+        progress.Save(dir);
+        IO.AtomicFile.Write(Path.Combine(dir, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg, RobustConfig.Json));
+        return dir;
+    }
+
+    [Fact]
+    public void Compare_CountsImagesRobustUnderEveryAttack_PerImage()
+    {
+        // Blind: images 0,1,2,3 robust in both seeds except image 3 in seed 1; BPDA: 0,1,4; full: 0,4.
+        var blind = Folder(AttackTarget.Blind, [1, 1, 1, 1, 0], [1, 1, 1, 0, 0]);
+        var bpda = Folder(AttackTarget.Bpda, [1, 1, 0, 0, 1]);
+        var full = Folder(AttackTarget.Full, [1, 0, 0, 0, 1]);
+        var c = Comparison.Run([blind, bpda, full]);
+        Assert.Equal(5, c.Images);
+        Assert.Equal(1 / 5.0, c.RobustUnderAll);                                   // only image 0 survives everything
+        Assert.Equal(0.7, c.Attacks[0].Accuracy, 12);                              // blind: (4 + 3) / 10
+        Assert.Equal(0.6, c.Attacks[0].AllSeedsAccuracy, 12);                      // robust in both seeds: 0, 1, 2
+        Assert.True(c.RobustUnderAll < c.Attacks.Min(a => a.AllSeedsAccuracy));    // below the best single attack's number
+        // Image 4 is defeated by the transfer attack but not by BPDA or the full gradient: an ordering note each.
+        Assert.Equal(2, c.OrderingNotes.Count(n => n.StartsWith("1 image(s) defeated by Blind")));
+    }
+
+    [Fact]
+    public void Replay_ReevaluatesSavedAdversarialExamples()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-replay-").FullName;
+        var robust = Path.Combine(dir, "r");
+        var (code, _, err) = CliErrorTests.RunAdp("--threads", "1", "eval", "robust", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
+            "--score", TestEnvironment.Model("mnist-score.ckpt"), "--images", "4", "--batch-size", "4", "--runs", "1", "--steps", "1",
+            "--attack", "kind=pgd,target=bare,eps=0.3,step=0.075,iters=10,name=A", "--out", robust);
+        Assert.True(code == 0, err);
+        var adv = Directory.GetFiles(Path.Combine(robust, "adv"), "a-*.safetensors").Single();
+        var (c2, out2, err2) = CliErrorTests.RunAdp("--threads", "1", "eval", "replay", "--adv", adv, "--bare",
+            "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"));
+        Assert.True(c2 == 0, err2);
+        // The bare classifier on the saved examples gives the report's number again.
+        var row = File.ReadAllLines(Path.Combine(robust, "results.csv")).Single(l => l.StartsWith("\"A\""));
+        double reported = double.Parse(row.Split(',')[5], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains($"{100 * reported:F1}%", out2);
+        var (c3, out3, err3) = CliErrorTests.RunAdp("--threads", "1", "eval", "replay", "--adv", adv, "--runs", "2", "--steps", "1",
+            "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"), "--score", TestEnvironment.Model("mnist-score.ckpt"));
+        Assert.True(c3 == 0, err3);
+        Assert.Contains("MeanSoftmax", out3);
+    }
+}
