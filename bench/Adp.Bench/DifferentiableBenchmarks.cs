@@ -29,12 +29,17 @@ public static class DifferentiableBenchmarks
         using var test = DatasetLoader.Load(info.Dataset, Split.Test, kv.GetValueOrDefault("data"));
         var x = test.Images(0, batch);
         var y = test.Labels.narrow(0, 0, batch);
-        var model = new Adp.Attacks.FullGradientEotModel(clf, new DifferentiablePurifier(net, new PurifierSettings()), eot);
+        bool batched = kv.GetValueOrDefault("batched", "true") == "true";
+        var model = new Adp.Attacks.FullGradientEotModel(clf, new DifferentiablePurifier(net, new PurifierSettings()), eot)
+        {
+            BatchCopies = batched, MaxBatch = int.Parse(kv.GetValueOrDefault("rows", "256")),
+        };
         using var g = new Generator(0, CPU);
         var sw = Stopwatch.StartNew();
         var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
         sw.Stop();
-        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} T=10 σ=0.25 batch={batch}: " +
+        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} T=10 σ=0.25 batch={batch} " +
+                          $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}: " +
                           $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB, " +
                           $"|direction| {dir.norm().item<float>():G3}");
     }

@@ -47,6 +47,36 @@ public class DifferentiablePurifierTests
         }
     }
 
+    [Fact]
+    public void FullGradientEot_BatchedCopies_EqualTheMeanOfPerCopyGradients()
+    {
+        var (net, x, _) = Tiny();
+        torch.manual_seed(3);
+        var clf = Classifier.Create(ClassifierConfig.SmallCnn());
+        clf.to(ScalarType.Float64).eval();
+        var y = tensor(new long[] { 3, 7 });
+        var s = new PurifierSettings(Sigma: 0.1, Steps: 2);
+        const int eot = 3;
+        PerImageSource Source() => PerImageSource.For(4, [10, 11], 9);
+        // Independent computation: copy j of image i uses row j·N + i of the repeated source; gradients averaged.
+        var eps = Source().Repeat(eot).Randn([eot * 2, 1, 28, 28]).to(ScalarType.Float64);
+        var expected = zeros_like(x);
+        var p = new DifferentiablePurifier(net, s);
+        for (int j = 0; j < eot; j++)
+        {
+            var xr = x.clone().requires_grad_(true);
+            var l = Attacks.Losses.PerImage(clf.forward(p.Purify(xr, eps.narrow(0, 2 * j, 2))), y, Attacks.AttackLoss.CrossEntropy);
+            expected += autograd.grad([l.sum()], [xr])[0] / eot;
+        }
+        foreach (int rows in new[] { 256, 3, 1 })  // all copies at once, chunks that split copies, one row at a time
+        {
+            var model = new Attacks.FullGradientEotModel(clf, p, eot) { MaxBatch = rows };
+            var (_, grad) = model.LossAndDirection(x, y, Attacks.AttackLoss.CrossEntropy, Source());
+            Assert.True((grad - expected).abs().max().item<double>() < 1e-10, $"rows {rows}");
+        }
+        Assert.True(expected.abs().max().item<double>() > 0, "the gradient must be non-trivial");
+    }
+
     /// <summary>Replays the purification with the step sizes of a reference input (what a detached α means).</summary>
     private sealed class FixedAlphaPurifier
     {
