@@ -2,6 +2,7 @@ using Adp.Data;
 using Adp.IO;
 using Adp.Models;
 using Adp.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Tests;
@@ -99,5 +100,38 @@ public class ScoreTrainingTests
         var (net, info) = ScoreModelFile.Load(path);
         Assert.Equal(3, info.Iteration);
         net.Dispose();
+    }
+
+    [Fact]
+    public void KeepEvery_WritesSnapshots_ThatTheSnapshotCurveMeasures()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-keep-").FullName;
+        using var data = SyntheticDataset();
+        var ckpt = Path.Combine(dir, "s.ckpt");
+        new ScoreTrainer(Tiny(20) with { KeepEvery = 10 }, data, ckpt).Run(resume: false);
+        var snaps = new[] { ScoreTrainer.SnapshotPath(ckpt, 10), ScoreTrainer.SnapshotPath(ckpt, 20) };
+        Assert.All(snaps, f => Assert.True(File.Exists(f), f));
+        using (var f = SafeTensors.Load(snaps[0]))
+        {
+            Assert.Equal("10", f.Metadata["iteration"]);
+            Assert.DoesNotContain(Checkpoint.OptimizerTensor, f.Tensors.Keys);   // snapshots carry no optimizer state
+        }
+
+        torch.manual_seed(1);
+        var clf = Classifier.Create(ClassifierConfig.SmallCnn());
+        clf.eval();
+        using var eval = data.Take(6);
+        var transfer = new Evaluation.AttackSpec { Kind = Evaluation.AttackKind.Pgd, Target = Evaluation.AttackTarget.Bare, Epsilon = 0.1, Iterations = 2 };
+        var curve = new Evaluation.SnapshotCurve(clf, eval, new Purification.PurifierSettings(Steps: 1), 1, transfer, 0, CPU);
+        foreach (var f in snaps) curve.Measure(f, WeightsChoice.Model, [0.25], batch: 4);
+        Assert.Equal(new long[] { 10, 20 }, curve.Points.Select(p => p.Iteration));
+        // The denoising gain is the one `adp eval denoise` reports for the same snapshot, images and seed.
+        var (net, _) = ScoreModelFile.Load(snaps[1], WeightsChoice.Model);
+        Assert.Equal(Evaluation.DenoiseEvaluation.Run(net, eval, 0.25, 4, 0, CPU).Gain, curve.Points[1].DenoiseGain[0.25], 9);
+        var adv = curve.Adversarial();
+        Assert.True((adv - eval.Images(0, 6)).abs().max().item<float>() <= 0.1f + 1e-6f);
+        curve.Write(Path.Combine(dir, "curve"), "t");
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(dir, "curve", "curve.csv")).Length);
+        Assert.True(File.Exists(Path.Combine(dir, "curve", "curve-accuracy.png")));
     }
 }

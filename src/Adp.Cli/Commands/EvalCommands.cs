@@ -19,6 +19,7 @@ public static partial class EvalCommands
         eval.Subcommands.Add(CreateMerge());
         eval.Subcommands.Add(CreateCompare());
         eval.Subcommands.Add(CreateReplay());
+        eval.Subcommands.Add(CreateSnapshots());
         return eval;
     }
 

@@ -1,0 +1,117 @@
+using System.Globalization;
+using System.Text;
+using Adp.Attacks;
+using Adp.Data;
+using Adp.IO;
+using Adp.Models;
+using Adp.Purification;
+using ScottPlot;
+using static TorchSharp.torch;
+
+namespace Adp.Evaluation;
+
+/// <summary>One score-model snapshot measured for purification (issue #12: "plot both against training iterations").</summary>
+/// <param name="Iteration">training iteration of the snapshot (its metadata).</param>
+/// <param name="Weights">raw (Model) or EMA weights.</param>
+/// <param name="DenoiseGain">σ → one-shot Tweedie PSNR gain in dB on the images (unclipped, as `adp eval denoise`).</param>
+/// <param name="NaturalAccuracy">defended accuracy on the clean images (mean softmax).</param>
+/// <param name="TransferAccuracy">defended accuracy on preprocessor-blind PGD examples of the bare classifier (mean softmax).</param>
+public sealed record SnapshotPoint(string File, long Iteration, WeightsChoice Weights, IReadOnlyDictionary<double, double> DenoiseGain,
+    double NaturalAccuracy, double TransferAccuracy);
+
+/// <summary>
+/// Measures score-model snapshots on the validation split (never the test split): one-shot denoising gain at several σ,
+/// and the natural and transfer-attack accuracy of the defended classifier. The transfer attack (PGD on the bare
+/// classifier) does not depend on the score model, so its examples are computed once and every snapshot defends the same
+/// inputs; the purification noise is per image (seed, index), so every snapshot also sees the same noise.
+/// </summary>
+public sealed class SnapshotCurve(nn.Module<Tensor, Tensor> classifier, ImageDataset data, PurifierSettings purifier, int runs,
+    AttackSpec transfer, long seed, Device device)
+{
+    public List<SnapshotPoint> Points { get; } = [];
+    private Tensor? _adv;
+
+    /// <summary>The transfer-attacked images (computed on first use).</summary>
+    public Tensor Adversarial()
+    {
+        if (_adv is not null) return _adv;
+        var x = data.Images(0, data.Count, device);
+        var threat = new ThreatModel(transfer.Norm, transfer.Epsilon, transfer.EffectiveStep, transfer.Iterations, transfer.Restarts,
+            transfer.RandomStart, transfer.Loss, seed);
+        var indices = Enumerable.Range(0, data.Count).Select(i => (long)i).ToList();
+        var parts = new List<Tensor>();
+        for (int s = 0; s < data.Count; s += 64)
+        {
+            using var scope = NewDisposeScope();
+            int n = Math.Min(64, data.Count - s);
+            var adv = new Pgd(threat).Perturb(new ClassifierModel(classifier), x.narrow(0, s, n), data.Labels.narrow(0, s, n).to(device),
+                PerImageSource.For(seed, indices.Skip(s).Take(n), transfer.Id(), 1));
+            parts.Add(adv.MoveToOuterDisposeScope());
+        }
+        _adv = cat(parts).DetachFromDisposeScope();
+        return _adv;
+    }
+
+    /// <summary>Measures one snapshot with the given weights and adds it to <see cref="Points"/>.</summary>
+    public SnapshotPoint Measure(string file, WeightsChoice weights, IReadOnlyList<double> sigmas, int batch = 100)
+    {
+        var (net, info) = ScoreModelFile.Load(file, weights, device);
+        using var _ = net;
+        foreach (var p in net.parameters()) p.requires_grad_(false);
+        var gains = sigmas.ToDictionary(s => s, s => DenoiseEvaluation.Run(net, data, s, batch, seed, device).Gain);
+        var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(net, purifier), runs);
+        double Accuracy(Tensor images, long purpose)
+        {
+            long correct = 0;
+            for (int s = 0; s < data.Count; s += batch)
+            {
+                using var scope = NewDisposeScope();
+                int n = Math.Min(batch, data.Count - s);
+                using var o = defense.Classify(images.narrow(0, s, n),
+                    PerImageSource.For(seed, Enumerable.Range(s, n).Select(i => (long)i), purpose));
+                correct += o.Predict(DecisionRule.MeanSoftmax).cpu().eq(data.Labels.narrow(0, s, n)).sum().item<long>();
+            }
+            return (double)correct / data.Count;
+        }
+        using var clean = data.Images(0, data.Count, device);
+        var point = new SnapshotPoint(file, info.Iteration, weights, gains, Accuracy(clean, 21), Accuracy(Adversarial(), 22));
+        Points.Add(point);
+        return point;
+    }
+
+    /// <summary>Writes curve.csv, curve-accuracy.png and curve-denoise.png (against training iterations).</summary>
+    public void Write(string dir, string title)
+    {
+        Directory.CreateDirectory(dir);
+        var sigmas = Points.SelectMany(p => p.DenoiseGain.Keys).Distinct().Order().ToList();
+        var csv = new StringBuilder("file,iteration,weights," + string.Join(",", sigmas.Select(s => $"gain_db_sigma_{F(s)}")) +
+                                    ",natural_accuracy,transfer_accuracy\n");
+        foreach (var p in Points.OrderBy(p => p.Weights).ThenBy(p => p.Iteration))
+            csv.AppendLine($"\"{p.File}\",{p.Iteration},{p.Weights}," + string.Join(",", sigmas.Select(s => F(p.DenoiseGain.GetValueOrDefault(s, double.NaN)))) +
+                           $",{F(p.NaturalAccuracy)},{F(p.TransferAccuracy)}");
+        AtomicFile.Write(Path.Combine(dir, "curve.csv"), Encoding.UTF8.GetBytes(csv.ToString()));
+
+        var accuracy = new Plot();
+        var denoise = new Plot();
+        foreach (var w in Points.Select(p => p.Weights).Distinct())
+        {
+            var pts = Points.Where(p => p.Weights == w).OrderBy(p => p.Iteration).ToList();
+            double[] it = pts.Select(p => (double)p.Iteration).ToArray();
+            accuracy.Add.Scatter(it, pts.Select(p => 100 * p.NaturalAccuracy).ToArray()).LegendText = $"natural, {w} weights";
+            accuracy.Add.Scatter(it, pts.Select(p => 100 * p.TransferAccuracy).ToArray()).LegendText = $"transfer attack, {w} weights";
+            foreach (var s in sigmas)
+                denoise.Add.Scatter(it, pts.Select(p => p.DenoiseGain.GetValueOrDefault(s, double.NaN)).ToArray()).LegendText = $"σ = {F(s)}, {w} weights";
+        }
+        accuracy.Axes.Bottom.Label.Text = denoise.Axes.Bottom.Label.Text = "training iteration";
+        accuracy.Axes.Left.Label.Text = "defended accuracy (%)";
+        denoise.Axes.Left.Label.Text = "one-shot denoising gain (dB)";
+        accuracy.ShowLegend();
+        denoise.ShowLegend();
+        accuracy.Title(title);
+        denoise.Title(title);
+        Plots.SavePng(accuracy, Path.Combine(dir, "curve-accuracy.png"), 1000, 500);
+        Plots.SavePng(denoise, Path.Combine(dir, "curve-denoise.png"), 1000, 500);
+    }
+
+    private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+}
