@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""The peer for `adp-bench fullgrad`: Croce et al.'s differentiable ADP (`diff_adp` in
+fra31/evaluating-adaptive-test-time-defenses, yoon_2021/eval_tta.py) with EOT gradients as their APGD loop computes
+them (one diff_adp call per EOT sample, each with its own noise, full autograd graph through the T purification steps,
+the step size computed without gradient), on the paper's NCSNv2 (paper_ncsnv2.py) and the small CNN, loaded with the
+SAME weights as the adp checkpoints. Times one attack iteration (the EOT gradient of a batch) and reports the peak
+memory of the process, for the comparison of issue #11 (target: adp at least 2x faster per iteration at no more
+than a quarter of the peak memory).
+
+usage: python3 diff_adp_eot.py SCORE.ckpt CLASSIFIER.ckpt [threads] [eot] [batch] [data: mnist idx.gz test images]
+Runs on Debian's python3-torch (1.13), whose CPU kernels are slower than libtorch 2.10's: say so when comparing.
+"""
+import gzip, json, resource, struct, sys, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from paper_ncsnv2 import NCSNv2
+
+
+def load_checkpoint(path):
+    """An adp checkpoint (safetensors): tensors and metadata."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    out = {}
+    for k, v in header.items():
+        a, b = v["data_offsets"]
+        dt = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "U8": torch.uint8}[v["dtype"]]
+        buf = bytearray(data[a:b])
+        out[k] = (torch.frombuffer(buf, dtype=dt) if buf else torch.zeros(0, dtype=dt)).reshape(v["shape"]).clone()
+    return out, meta
+
+
+class SmallCnn(nn.Module):
+    """conv5x5-32 -> pool -> conv5x5-64 -> pool -> FC1024 -> FC10 (adp's SmallCnn, no input normalization)."""
+    def __init__(self, c=1, size=28, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, 32, 5, padding=2)
+        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
+        self.fc1 = nn.Linear(64 * (size // 4) ** 2, 1024)
+        self.fc2 = nn.Linear(1024, classes)
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)
+        return self.fc2(F.relu(self.fc1(h.flatten(1))))
+
+
+def diff_adp(x, ebm, clf, sigma=0.25, max_iter=10, lam=0.05, lr_min=1.0e-3, min_step_lr=1e-5, stopping_alpha=1e-3):
+    """Croce et al.'s diff_adp (eval_tta.py), with the identity range transforms the paper's config uses."""
+    with torch.no_grad():
+        init_noise = (x + torch.randn_like(x) * sigma).clamp(0., 1.) - x
+    x_pur = x + init_noise
+    cont = torch.ones(x_pur.shape[0], dtype=torch.bool)
+    for _ in range(max_iter):
+        grad = ebm(x_pur)
+        with torch.no_grad():
+            grad_eps = ebm(x_pur + lr_min * grad)
+            z1 = torch.bmm(grad.view(grad.shape[0], 1, -1), grad_eps.view(grad_eps.shape[0], -1, 1))
+            z2 = torch.bmm(grad.view(grad.shape[0], 1, -1), grad.view(grad.shape[0], -1, 1))
+            z = torch.div(z1, z2)
+            step = torch.clamp(lam * lr_min / (1. - z), min=min_step_lr, max=min_step_lr * 10000.).view(-1)
+            cont = torch.logical_and(cont, step > stopping_alpha)
+            if torch.sum(cont) == 0:
+                break
+            step *= cont
+        x_pur = x_pur + grad * step.view(-1, 1, 1, 1)
+        x_pur.clamp_(0., 1.)
+    return clf(x_pur)
+
+
+def eot_gradient(x, y, ebm, clf, eot):
+    """What their APGD does per iteration with eot_iter > 0: sum of per-sample gradients of the CE loss."""
+    grad = torch.zeros_like(x)
+    for _ in range(eot):
+        xr = x.clone().requires_grad_()
+        loss = F.cross_entropy(diff_adp(xr, ebm, clf), y, reduction="none").sum()
+        grad += torch.autograd.grad(loss, [xr])[0].detach()
+    return grad / eot
+
+
+def mnist_test(path, n):
+    with gzip.open(path + "/t10k-images-idx3-ubyte.gz") as f:
+        f.read(16); x = torch.frombuffer(bytearray(f.read(n * 784)), dtype=torch.uint8).float().view(n, 1, 28, 28) / 255
+    with gzip.open(path + "/t10k-labels-idx1-ubyte.gz") as f:
+        f.read(8); y = torch.frombuffer(bytearray(f.read(n)), dtype=torch.uint8).long()
+    return x, y
+
+
+def main():
+    score_path, clf_path = sys.argv[1], sys.argv[2]
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    eot = int(sys.argv[4]) if len(sys.argv) > 4 else 20
+    batch = int(sys.argv[5]) if len(sys.argv) > 5 else 8
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    sd, meta = load_checkpoint(score_path)
+    cfg = json.loads(meta["config"])
+    ebm = NCSNv2(cfg["Channels"], cfg["ImageSize"], cfg["Ngf"]).eval()
+    ebm.load_state_dict({k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")})
+    csd, _ = load_checkpoint(clf_path)
+    clf = SmallCnn().eval()
+    clf.load_state_dict({k[len("model."):]: v for k, v in csd.items() if k.startswith("model.")})
+    for p in list(ebm.parameters()) + list(clf.parameters()):
+        p.requires_grad_(False)
+    if len(sys.argv) > 6:
+        x, y = mnist_test(sys.argv[6], batch)
+    else:
+        x, y = torch.rand(batch, cfg["Channels"], cfg["ImageSize"], cfg["ImageSize"]), torch.randint(0, 10, (batch,))
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.time()
+    g = eot_gradient(x, y, ebm, clf, eot)
+    dt = time.time() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"diff_adp EOT gradient (Croce et al.) ngf={cfg['Ngf']} EOT={eot} T=10 sigma=0.25 batch={batch}: "
+          f"{dt / batch:.2f} s per image ({dt:.1f} s per batch), peak RSS {rss:.0f} MiB (before the attack {rss0:.0f} MiB), "
+          f"|direction| {g.norm().item():.3g}")
+
+
+if __name__ == "__main__":
+    main()
