@@ -35,12 +35,14 @@ public static class DifferentiableBenchmarks
             BatchCopies = batched, MaxBatch = int.Parse(kv.GetValueOrDefault("rows", "256")),
         };
         using var g = new Generator(0, CPU);
+        double before = PeakRssMiB();
         var sw = Stopwatch.StartNew();
         var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
         sw.Stop();
         Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} T=10 σ=0.25 batch={batch} " +
                           $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}: " +
-                          $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB, " +
+                          $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB " +
+                          $"(before the attack {before:F0} MiB), " +
                           $"|direction| {dir.norm().item<float>():G3}");
     }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Full-gradient PGD+EOT: one attack iteration (the EOT gradient of a batch through the whole purifier) timed for
+#   (a) adp with the n_EOT copies purified together (default), (b) adp one copy at a time, and
+#   (c) the peer: Croce et al.'s diff_adp EOT loop on the paper's NCSNv2 in PyTorch (bench/pytorch/diff_adp_eot.py),
+# with the same weights and settings, in one run, each in a fresh process (peak memory is per process).
+# Run it on an idle machine: usage scripts/bench-fullgrad.sh [threads] [eot] [batch]; needs Debian's python3-torch.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+threads="${1:-2}" eot="${2:-20}" batch="${3:-8}"
+data="${ADP_DATA_DIR:-$root/../shared/data}"
+cd "$root"
+dotnet build bench/Adp.Bench -c Release -nologo -v quiet >/dev/null
+bench() { OMP_NUM_THREADS="$threads" dotnet run -c Release --no-build --project bench/Adp.Bench -- "$@"; }
+for pair in "mnist-score.ckpt mnist-smallcnn.ckpt" "fashion-mnist-score.ckpt fashion-mnist-smallcnn.ckpt"; do
+    set -- $pair
+    bench fullgrad score="models/$1" classifier="models/$2" eot="$eot" batch="$batch" batched=true data="$data"
+    bench fullgrad score="models/$1" classifier="models/$2" eot="$eot" batch="$batch" batched=false data="$data"
+    (cd bench/pytorch && /usr/bin/python3 diff_adp_eot.py "../../models/$1" "../../models/$2" "$threads" "$eot" "$batch" \
+        "$data/$(case $1 in mnist*) echo mnist;; *) echo fashion-mnist;; esac)")
+done
