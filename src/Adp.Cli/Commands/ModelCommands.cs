@@ -57,23 +57,30 @@ public static class ModelCommands
 
     public static Command CreateImport()
     {
-        var input = new Option<string>("--safetensors") { Description = "PyTorch NCSNv2 state_dict as safetensors", Required = true };
+        var input = new Option<string?>("--safetensors") { Description = "PyTorch NCSNv2 state_dict as safetensors" };
+        var official = new Option<string?>("--checkpoint")
+        {
+            Description = "an NCSNv2 checkpoint as the official NCSNv2 / ADP code saves it (torch.save of [state_dict, optimizer, epoch, step, EMA])",
+        };
+        var weightsOpt = new Option<WeightsChoice>("--weights") { Description = "with --checkpoint: Model (raw, the paper's choice) or Ema", DefaultValueFactory = _ => WeightsChoice.Model };
+        var named = new Option<string?>("--config") { Description = "architecture by name: paper-cifar10 (ngf 128, 232 levels σ 50→0.01), mnist, fashion-mnist, cifar-10" };
         var dataset = new Option<string>("--dataset") { Description = "data set the model was trained on", Required = true };
         var ngf = new Option<int?>("--ngf") { Description = "base width (default: from begin_conv.weight)" };
         var sigmaMax = new Option<double?>("--sigma-max") { Description = "σ_1 (default: from the file's sigmas, else the data set's)" };
         var sigmaMin = new Option<double?>("--sigma-min") { Description = "σ_L (default: from the file's sigmas, else the data set's)" };
         var levels = new Option<int?>("--levels") { Description = "L, the number of σ levels (default: as --sigma-max)" };
         var output = new Option<string>("--out") { Description = "adp checkpoint to write", Required = true };
-        var cmd = new Command("import", "Import PyTorch NCSNv2 weights (safetensors) as an adp score-model checkpoint");
-        foreach (var o in new Option[] { input, dataset, ngf, sigmaMax, sigmaMin, levels, output }) cmd.Options.Add(o);
+        var cmd = new Command("import", "Import PyTorch NCSNv2 weights (safetensors, or an official NCSNv2/ADP checkpoint) as an adp score-model checkpoint");
+        foreach (var o in new Option[] { input, official, weightsOpt, named, dataset, ngf, sigmaMax, sigmaMin, levels, output }) cmd.Options.Add(o);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
-            var path = parse.GetValue(input)!;
+            if ((parse.GetValue(input) is null) == (parse.GetValue(official) is null))
+                throw new AdpException("import: give exactly one of --safetensors FILE and --checkpoint FILE.pth");
+            var path = parse.GetValue(input) ?? parse.GetValue(official)!;
             var spec = Data.DatasetRegistry.Get(parse.GetValue(dataset)!);
-            var d = ScoreModelConfig.ForDataset(spec.Name);
-            ScoreModelConfig read;
-            string? note;
-            using (var peek = IO.SafeTensors.Load(path)) (read, note) = ScoreModelFile.ReadPyTorchConfig(peek, d);
+            var d = parse.GetValue(named) is { } n ? ScoreModelFile.Named(n) : ScoreModelConfig.ForDataset(spec.Name);
+            using var source = parse.GetValue(official) is not null ? IO.OfficialCheckpoint.Read(path, parse.GetValue(weightsOpt)) : IO.SafeTensors.Load(path);
+            var (read, note) = ScoreModelFile.ReadPyTorchConfig(source, d);
             var cfg = read with
             {
                 Ngf = parse.GetValue(ngf) ?? read.Ngf,
@@ -83,12 +90,19 @@ public static class ModelCommands
             };
             if (note is not null && parse.GetValue(sigmaMax) is null && parse.GetValue(sigmaMin) is null)
                 AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
-            using var net = ScoreModelFile.ImportPyTorch(path, cfg);
-            IO.Checkpoint.Save(parse.GetValue(output)!, ScoreModelFile.Kind, [("model.", net), ("ema.", net)], new Dictionary<string, string>
+            using var net = ScoreModelFile.ImportPyTorch(source, cfg);
+            var meta = new Dictionary<string, string>
             {
                 ["config"] = JsonSerializer.Serialize(cfg), ["dataset"] = spec.Name, ["iteration"] = "0", ["seed"] = "0",
                 ["purification_weights"] = "model", ["imported_from"] = Path.GetFileName(path),
-            });
+            };
+            if (parse.GetValue(official) is not null)
+            {
+                meta["iteration"] = source.Metadata.GetValueOrDefault("step", "0") is var st && st != "-1" ? st : "0";
+                meta["imported_weights"] = parse.GetValue(weightsOpt).ToString();
+                meta["imported_epoch"] = source.Metadata.GetValueOrDefault("epoch", "-1");
+            }
+            IO.Checkpoint.Save(parse.GetValue(output)!, ScoreModelFile.Kind, [("model.", net), ("ema.", net)], meta);
             AnsiConsole.MarkupLine(Markup.Escape($"wrote {parse.GetValue(output)} ({cfg})"));
             return 0;
         }));

@@ -43,12 +43,27 @@ public static class ScoreModelFile
     public static Ncsnv2 ImportPyTorch(string safetensorsPath, ScoreModelConfig config)
     {
         using var f = SafeTensors.Load(safetensorsPath);
+        return ImportPyTorch(f, config);
+    }
+
+    /// <summary>As above from tensors already read (e.g. <see cref="OfficialCheckpoint.Read"/>).</summary>
+    public static Ncsnv2 ImportPyTorch(SafeTensors.File f, ScoreModelConfig config)
+    {
         var net = new Ncsnv2(config);
         var prefix = StateDictLoader.DetectPrefix(net, f.Tensors, "score.", "module.");
-        StateDictLoader.Load(net, f.Tensors, prefix, safetensorsPath);
+        StateDictLoader.Load(net, f.Tensors, prefix, f.Path);
         net.eval();
         return net;
     }
+
+    /// <summary>Architectures selectable by name in `adp import --config`: the paper's CIFAR-10 model (ngf 128, 232 levels
+    /// from σ 50 to 0.01) and the data sets' defaults.</summary>
+    public static ScoreModelConfig Named(string name) => name switch
+    {
+        "paper-cifar10" => ScoreModelConfig.Cifar10,
+        "mnist" or "fashion-mnist" or "cifar-10" => ScoreModelConfig.ForDataset(name),
+        _ => throw new AdpException($"--config: unknown architecture '{name}' (known: paper-cifar10, mnist, fashion-mnist, cifar-10)"),
+    };
 
     /// <summary>
     /// The configuration of PyTorch NCSNv2 weights in a safetensors file, starting from the data set's
