@@ -33,7 +33,7 @@ public static class ProgressReporter
                         task.Description = Markup.Escape($"{title}{Fields(p)}");
                     }, cts.Token);
                 });
-            if (cts.IsCancellationRequested) AnsiConsole.MarkupLine("[yellow]interrupted: checkpoint written[/]");
+            if (cts.IsCancellationRequested) AnsiConsole.MarkupLine("[yellow]interrupted: progress written[/]");
             return result;
         }
         finally { Console.CancelKeyPress -= onCancel; }
@@ -77,7 +77,7 @@ public static class ProgressReporter
                                   $"elapsed {clock.Elapsed:hh\\:mm\\:ss} eta {Eta(p)}");
             }
         }, token);
-        if (token.IsCancellationRequested) Console.WriteLine("interrupted: checkpoint written");
+        if (token.IsCancellationRequested) Console.WriteLine("interrupted: progress written");
         return result;
     }
 }

@@ -64,4 +64,26 @@ public class EvalRobustCliTests
         Assert.Equal(2, c2);
         Assert.Contains("--seeds", e2);
     }
+
+    [Fact]
+    public async Task Sigterm_StopsWithinTheAttack_SavesFinishedBatches_AndSaysHowToResume()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-cli-term-").FullName;
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in Base(dir, "--attack", "kind=pgd,target=bpda,eps=0.3,iters=200,eot=4,random-start=false"))
+            psi.ArgumentList.Insert(psi.ArgumentList.Count, a);
+        psi.ArgumentList.Insert(0, Path.Combine(AppContext.BaseDirectory, "adp.dll"));
+        psi.Environment.Remove("ADP_DATA_DIR");
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = new System.Text.StringBuilder();
+        var started = new ManualResetEventSlim();
+        p.OutputDataReceived += (_, e) => { if (e.Data is null) return; lock (stdout) stdout.AppendLine(e.Data); if (e.Data.Contains("working:")) started.Set(); };
+        p.BeginOutputReadLine();
+        Assert.True(started.Wait(TimeSpan.FromSeconds(120)), $"no progress line: {stdout} {(p.HasExited ? await stderr : "")}");
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) kill.WaitForExit();
+        Assert.True(p.WaitForExit(60_000), "SIGTERM must stop the evaluation within the attack (a batch here takes minutes)");
+        Assert.Equal(130, p.ExitCode);
+        Assert.Contains("rerun the same command to resume", await stderr);
+    }
 }

@@ -98,11 +98,18 @@ public static partial class EvalCommands
             AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}{(cfg.ShardCount > 1 ? $", shard {cfg.Shard}" : "")}; {cinfo.Config.Describe()}; " +
                                                  $"ADP {cfg.Purifier.Describe()}, S={cfg.Runs}; seeds {string.Join(",", cfg.Seeds)}; report → {outDir}"));
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            ProgressReporter.Run("robust", 1, (report, token) =>
+            bool interrupted = ProgressReporter.Run("robust", 1, (report, token) =>
             {
                 eval.Run((label, done, total, note) => report(new Training.TrainingProgress(done, total, double.NaN, 0, $"images — {label}, {note}")), token);
-                return 0;
+                return token.IsCancellationRequested;
             }, () => eval.Activity);
+            if (interrupted)
+            {
+                // The batch in flight is dropped whole; every finished batch is in progress.json.
+                Console.Error.WriteLine($"adp: interrupted; the finished batches are saved in {EvaluationProgress.PathIn(outDir)}: " +
+                                        "rerun the same command to resume");
+                return Interrupted;
+            }
             var env = Environment(device);
             env["run time this invocation"] = $"{clock.Elapsed.TotalSeconds:F0} s";
             var result = RobustReport.Build(cfg, eval, subset, env);
@@ -114,6 +121,9 @@ public static partial class EvalCommands
         }));
         return cmd;
     }
+
+    /// <summary>Exit code of an evaluation stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).</summary>
+    public const int Interrupted = 130;
 
     /// <summary>Versions and machine facts every report records.</summary>
     internal static Dictionary<string, string> Environment(TorchSharp.torch.Device device) => new()

@@ -219,7 +219,8 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
                 if (cancel.IsCancellationRequested) return;
                 var batch = missing.GetRange(start, Math.Min(config.BatchSize, missing.Count - start));
                 var clock = Stopwatch.StartNew();
-                RunBatch(spec, seed, batch, cell, attacks.IndexOf(spec) == curveAttack);
+                try { RunBatch(spec, seed, batch, cell, attacks.IndexOf(spec) == curveAttack, cancel); }
+                catch (OperationCanceledException) when (cancel.IsCancellationRequested) { return; }  // the batch is dropped whole
                 cell.Seconds += clock.Elapsed.TotalSeconds;
                 Progress.Save(reportDir);
                 finished += batch.Count;
@@ -227,7 +228,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             }
     }
 
-    private void RunBatch(AttackSpec spec, long seed, List<int> indices, CellState cell, bool stepsCurve)
+    private void RunBatch(AttackSpec spec, long seed, List<int> indices, CellState cell, bool stepsCurve, CancellationToken cancel)
     {
         using var scope = NewDisposeScope();
         long id = spec.Id();
@@ -238,7 +239,11 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         var iterates = new SortedDictionary<int, Tensor>();  // outside every dispose scope (the attack's own scopes end first)
         string where = $"{spec.Label} seed {seed}, images {indices[0]}…{indices[^1]}";
         int budget = spec.Kind == AttackKind.Fgsm ? 1 : (spec.Iterations + 1) * spec.Restarts;
-        var model = new TrackedModel(AttackModel(spec), k => _activity = $"{where}: attack gradient {k}/~{budget}");
+        var model = new TrackedModel(AttackModel(spec), k =>
+        {
+            cancel.ThrowIfCancellationRequested();  // stop within an attack, not only between batches
+            _activity = $"{where}: attack gradient {k}/~{budget}";
+        });
         _activity = $"{where}: {(spec.Kind == AttackKind.None ? "classifying" : "attacking")}";
         var adv = spec.Kind == AttackKind.None ? x : Attack(spec, seed, iterates).Perturb(model, x, y, Random(AttackPurpose));
         foreach (var t in iterates.Values) scope.Attach(t);
@@ -259,6 +264,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier), config.Runs);
             for (int r = 0; r < config.Resubmissions; r++)
             {
+                cancel.ThrowIfCancellationRequested();
                 _activity = $"{where}: defended classification, submission {r + 1}/{config.Resubmissions} (S={config.Runs})";
                 using var o = defense.Classify(adv, Random(ResubmissionPurpose, r));
                 foreach (var rule in config.Rules)
