@@ -18,6 +18,7 @@ root.Subcommands.Add(PurifyCommands.CreateClassify());
 root.Subcommands.Add(ModelCommands.CreateExport());
 root.Subcommands.Add(ModelCommands.CreateImport());
 root.Subcommands.Add(ModelCommands.CreateStrip());
+root.Subcommands.Add(ServeCommand.Create());
 
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)

@@ -21,6 +21,24 @@ public class PngImagesTests
         Assert.True((back[0] - x).abs().max().item<float>() <= 0.5f / 255 + 1e-6);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void EncodeAndDecodeInMemory_AgreeWithWriteAndRead(int channels)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("adp-png-").FullName, "x.png");
+        var x = rand(new long[] { channels, 6, 9 }, generator: new Generator(2, CPU));
+        PngImages.Write(path, x);
+        var bytes = PngImages.Encode(x);
+        Assert.Equal(File.ReadAllBytes(path), bytes);
+        var (pixels, h, w) = PngImages.Decode(bytes, channels, "upload");
+        Assert.Equal((6, 9), (h, w));
+        Assert.Equal(PngImages.Read(path, channels).data<float>().ToArray(), pixels);
+        var e = Assert.Throws<AdpException>(() => PngImages.Decode(bytes[..(bytes.Length / 2)], channels, "upload"));
+        Assert.Contains("upload: cannot decode the image (IncompleteInput, truncated file?)", e.Message);
+        Assert.Contains("upload: not a readable PNG/JPEG image", Assert.Throws<AdpException>(() => PngImages.Decode("text"u8.ToArray(), channels, "upload")).Message);
+    }
+
     [Fact]
     public void Grid_HasTheExpectedSize()
     {

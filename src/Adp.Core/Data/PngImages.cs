@@ -20,13 +20,32 @@ public static class PngImages
         if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "expected 1 or 3");
         if (!File.Exists(path)) throw new AdpException($"{path}: file not found");
         using var codec = SKCodec.Create(path) ?? throw new AdpException($"{path}: not a readable PNG/JPEG image");
+        var (data, h, w) = Decode(codec, channels, path);
+        return tensor(data, [1, channels, h, w]);
+    }
+
+    /// <summary>
+    /// The pixels of a PNG or JPEG held in memory (an upload, say), by the rule of <see cref="Read"/>: C·H·W floats in
+    /// [0,1], channel-major. <paramref name="source"/> names the image in error messages (<see cref="AdpException"/>:
+    /// not an image, or a file that does not decode, e.g. a truncated one).
+    /// </summary>
+    public static (float[] Pixels, int Height, int Width) Decode(byte[] bytes, int channels, string source)
+    {
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "expected 1 or 3");
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(data) ?? throw new AdpException($"{source}: not a readable PNG/JPEG image");
+        return Decode(codec, channels, source);
+    }
+
+    private static (float[] Pixels, int Height, int Width) Decode(SKCodec codec, int channels, string source)
+    {
         int h = codec.Info.Height, w = codec.Info.Width;
         // Straight RGBA, no colour space: what the file holds, so compositing below is the only use of alpha.
         var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var result = codec.GetPixels(info, out byte[] px);
         if (result != SKCodecResult.Success)
             throw new AdpException(
-                $"{path}: cannot decode the image ({result}{(result == SKCodecResult.IncompleteInput ? ", truncated file?" : "")})");
+                $"{source}: cannot decode the image ({result}{(result == SKCodecResult.IncompleteInput ? ", truncated file?" : "")})");
         var data = new float[channels * h * w];
         for (int i = 0; i < h * w; i++)
         {
@@ -40,12 +59,16 @@ public static class PngImages
                 data[2 * h * w + i] = (float)(b * a / (255.0 * 255.0));
             }
         }
-        return tensor(data, [1, channels, h, w]);
+        return (data, h, w);
     }
 
     /// <summary>Writes a C×H×W (or 1×C×H×W) tensor in [0,1] as PNG, scaled up by <paramref name="scale"/>
     /// (nearest neighbour), atomically.</summary>
-    public static void Write(string path, Tensor image, int scale = 1)
+    public static void Write(string path, Tensor image, int scale = 1) => IO.AtomicFile.Write(path, Encode(image, scale));
+
+    /// <summary>A C×H×W (or 1×C×H×W) tensor in [0,1] as the bytes of a PNG, scaled up by <paramref name="scale"/>
+    /// (nearest neighbour): what <see cref="Write"/> writes.</summary>
+    public static byte[] Encode(Tensor image, int scale = 1)
     {
         using var img = (image.dim() == 4 ? image[0] : image).detach().cpu().clamp(0, 1);
         int c = (int)img.shape[0], h = (int)img.shape[1], w = (int)img.shape[2];
@@ -58,7 +81,7 @@ public static class PngImages
                 bmp.SetPixel(x, y, c == 1 ? new SKColor(px[i], px[i], px[i]) : new SKColor(px[i], px[h * w + i], px[2 * h * w + i]));
             }
         using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
-        IO.AtomicFile.Write(path, data.ToArray());
+        return data.ToArray();
     }
 
     /// <summary>Lays out images (each C×H×W) in rows, with a 2-pixel white gutter, and writes a PNG.</summary>
