@@ -60,6 +60,13 @@ public static class CliSupport
         {
             return Fail("cancelled");
         }
+        catch (Exception e) when (e is IOException and not EndOfStreamException or UnauthorizedAccessException)
+        {
+            // A file or folder that cannot be read or written (full disk, read-only, no permission) is the machine's
+            // state, not a bug: one line with the system's message, which names the path. Writes of results go through
+            // AtomicFile, which says more (and keeps the previous version).
+            return Fail($"cannot read or write a file or folder: {e.Message.Split('\n')[0].Trim()}");
+        }
         catch (Exception e) when (Environment.GetEnvironmentVariable("ADP_DEBUG") is null)
         {
             // A bug, not bad input: one line, exit code 1; ADP_DEBUG=1 shows the stack trace.

@@ -76,6 +76,17 @@ public class RobustEvaluationTests
                 Assert.Equal(lists, resumed.Progress.Cells[key].Correct[rule]);
         var bpda = whole.Progress.Cells[EvaluationProgress.CellKey(cfg.Attacks[1], 0)];
         Assert.Equal(8, bpda.Correct["MeanSoftmax"][1].Count);  // resubmission 2 of 2 covers all images
+
+        // The example grids too: the resumed run computed none of the natural row's first-seed batches, and began the
+        // others mid-cell; its grids were missing or showed other images (kill torture).
+        Assert.Equal(whole.Examples.Keys.Order(), resumed.Examples.Keys.Order());
+        Assert.Equal(2, whole.Examples.Count);
+        foreach (var (label, (clean, adv, purified)) in whole.Examples)
+        {
+            var r = resumed.Examples[label];
+            static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.contiguous().bytes.SequenceEqual(b.contiguous().bytes);
+            Assert.True(Same(clean, r.Clean) && Same(adv, r.Adv) && Same(purified, r.Purified), label);
+        }
     }
 
     [Fact]

@@ -183,6 +183,11 @@ public static partial class EvalCommands
         catch (FormatException) { throw new AdpException($"{option}: expected a comma-separated list of numbers, got '{text}'"); }
     }
 
+    /// <summary>The enum member named <paramref name="v"/> (any case); null for other names and for numbers, which
+    /// Enum.TryParse would take as values.</summary>
+    private static T? Named<T>(string v) where T : struct, Enum =>
+        v.Length > 0 && !char.IsAsciiDigit(v[0]) && v[0] is not ('-' or '+') && Enum.TryParse<T>(v, true, out var x) && Enum.IsDefined(x) ? x : null;
+
     /// <summary>Parses "kind=pgd,target=bpda,eps=0.3,..." into an attack.</summary>
     public static AttackSpec ParseAttack(string text)
     {
@@ -192,14 +197,14 @@ public static partial class EvalCommands
             var kv = pair.Split('=', 2);
             if (kv.Length != 2) throw new AdpException($"--attack '{text}': expected key=value pairs, got '{pair}'");
             string k = kv[0].ToLowerInvariant(), v = kv[1];
-            double D() => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : throw new AdpException($"--attack: {k} expects a number, got '{v}'");
-            int I() => int.TryParse(v, out var i) ? i : throw new AdpException($"--attack: {k} expects an integer, got '{v}'");
+            double D() => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d : throw new AdpException($"--attack: {k} expects a finite number, got '{v}'");
+            int I() => int.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i) ? i : throw new AdpException($"--attack: {k} expects an integer, got '{v}'");
             bool B() => bool.TryParse(v, out var b) ? b : throw new AdpException($"--attack: {k} expects true or false, got '{v}'");
             spec = k switch
             {
                 "name" => spec with { Name = v },
-                "kind" => spec with { Kind = Enum.TryParse<AttackKind>(v, true, out var kind) ? kind : throw new AdpException($"--attack: kind must be none, fgsm, pgd or apgd, got '{v}'") },
-                "target" => spec with { Target = Enum.TryParse<AttackTarget>(v.Replace("-", ""), true, out var tg) ? tg : throw new AdpException($"--attack: target must be bare, blind, bpda, bpda-sign-vote, bpda-mean, bpda-score or full, got '{v}'") },
+                "kind" => spec with { Kind = Named<AttackKind>(v) is { } kind ? kind : throw new AdpException($"--attack: kind must be none, fgsm, pgd or apgd, got '{v}'") },
+                "target" => spec with { Target = Named<AttackTarget>(v.Replace("-", "")) is { } tg ? tg : throw new AdpException($"--attack: target must be bare, blind, bpda, bpda-sign-vote, bpda-mean, bpda-score or full, got '{v}'") },
                 "norm" => spec with { Norm = v.ToLowerInvariant() switch { "linf" => Norm.Linf, "l2" => Norm.L2, _ => throw new AdpException($"--attack: norm must be linf or l2, got '{v}'") } },
                 "eps" => spec with { Epsilon = D() },
                 "step" => spec with { Step = D() },

@@ -160,12 +160,7 @@ public sealed class DataFetcher(string dataDir, Action<string> log, TimeSpan? ti
         }
     }
 
-    /// <summary>Write to a temporary file in the same folder, then rename, so a reader never sees half a file.</summary>
-    public static void WriteAtomic(string path, byte[] bytes)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var tmp = path + $".tmp{Environment.ProcessId}";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, path, overwrite: true);
-    }
+    /// <summary>Write to a temporary file in the same folder, then rename, so a reader never sees half a file
+    /// (<see cref="IO.AtomicFile"/>).</summary>
+    public static void WriteAtomic(string path, byte[] bytes) => IO.AtomicFile.Write(path, bytes);
 }

@@ -59,12 +59,15 @@ public static class DatasetLoader
         var lblFile = spec.Files.Single(f => f.Role == prefix + "-labels");
         var imgPath = FindFile(spec, dataDir, imgFile) ?? throw Missing(spec, dataDir, imgFile);
         var lblPath = FindFile(spec, dataDir, lblFile) ?? throw Missing(spec, dataDir, lblFile);
-        var images = IdxReader.Read(imgPath, 3);
-        var labels = IdxReader.Read(lblPath, 1);
-        CheckCount(imgPath, images.Count, imgFile.Records);
-        CheckCount(lblPath, labels.Count, lblFile.Records);
-        if (images.Dims[1] != spec.Height || images.Dims[2] != spec.Width)
-            throw new AdpException($"{imgPath}: images are {images.Dims[1]}x{images.Dims[2]}, expected {spec.Height}x{spec.Width}");
+        // The headers are checked against the data set before any data is read: a corrupted header cannot make the
+        // loader allocate more than the data set's size.
+        var images = IdxReader.Read(imgPath, 3, dims =>
+        {
+            CheckCount(imgPath, dims[0], imgFile.Records);
+            if (dims[1] != spec.Height || dims[2] != spec.Width)
+                throw new AdpException($"{imgPath}: images are {dims[1]}x{dims[2]}, expected {spec.Height}x{spec.Width}");
+        });
+        var labels = IdxReader.Read(lblPath, 1, dims => CheckCount(lblPath, dims[0], lblFile.Records));
         var labelBytes = labels.Data.AsSpan(labels.Offset, labels.Count);
         CheckLabels(lblPath, labelBytes, spec.ClassNames.Count);
         var pixels = tensor(images.Data.AsSpan(images.Offset, images.Count * spec.Height * spec.Width).ToArray(),
@@ -82,11 +85,11 @@ public static class DatasetLoader
         var contents = new List<(string Path, byte[] Data, DataFile File)>();
         foreach (var f in roles)
         {
-            var got = ReadCifarFile(spec, dataDir, f);
+            var got = ReadCifarFile(spec, dataDir, f, checkSize: true);
             if (got is null && f.Role == "test_batch")
             {
                 var first = spec.Files.Single(x => x.Role == "test_batch_first_1000");
-                got = ReadCifarFile(spec, dataDir, first);
+                got = ReadCifarFile(spec, dataDir, first, checkSize: true);
                 if (got is null) throw Missing(spec, dataDir, f, alsoTried: first.FileName);
                 partial = true;
                 contents.Add((got.Value.Path, got.Value.Data, first));
@@ -95,45 +98,73 @@ public static class DatasetLoader
             if (got is null) throw Missing(spec, dataDir, f);
             contents.Add((got.Value.Path, got.Value.Data, f));
         }
-        const int record = 1 + 3072;
         int n = 0;
         foreach (var (path, data, file) in contents)
         {
-            if (data.Length % record != 0)
-                throw new AdpException($"{path}: {data.Length} bytes is not a whole number of 3073-byte CIFAR-10 records (truncated or corrupted)");
-            CheckCount(path, data.Length / record, file.Records);
-            n += data.Length / record;
+            CheckCifarSize(path, data.Length, file);
+            n += data.Length / CifarRecord;
         }
         var pixels = new byte[(long)n * 3072];
         var labels = new long[n];
         int i = 0;
         foreach (var (path, data, _) in contents)
         {
-            for (int r = 0; r < data.Length / record; r++, i++)
+            for (int r = 0; r < data.Length / CifarRecord; r++, i++)
             {
-                byte label = data[r * record];
+                byte label = data[r * CifarRecord];
                 if (label > 9) throw new AdpException($"{path}: record {r} has label {label}, expected 0..9");
                 labels[i] = label;
-                Buffer.BlockCopy(data, r * record + 1, pixels, i * 3072, 3072);
+                Buffer.BlockCopy(data, r * CifarRecord + 1, pixels, i * 3072, 3072);
             }
         }
         return new ImageDataset(spec, split,
             tensor(pixels, [n, 3, 32, 32], ScalarType.Byte), tensor(labels, [n], ScalarType.Int64), partial);
     }
 
-    /// <summary>A CIFAR-10 batch from the extracted folder or, failing that, from the official tar.gz.</summary>
-    internal static (string Path, byte[] Data)? ReadCifarFile(DatasetSpec spec, string dataDir, DataFile file)
+    /// <summary>Bytes of one CIFAR-10 record: the label, then 3×32×32 pixels.</summary>
+    public const int CifarRecord = 1 + 3072;
+
+    /// <summary>A batch of <paramref name="length"/> bytes must hold exactly the file's records.</summary>
+    private static void CheckCifarSize(string path, long length, DataFile file)
+    {
+        if (length % CifarRecord != 0)
+            throw new AdpException($"{path}: {length} bytes is not a whole number of 3073-byte CIFAR-10 records (truncated or corrupted)");
+        if (length / CifarRecord > int.MaxValue) throw new AdpException($"{path}: {length / CifarRecord} records, expected {file.Records}");
+        CheckCount(path, (int)(length / CifarRecord), file.Records);
+    }
+
+    /// <summary>A CIFAR-10 batch from the extracted folder or, failing that, from the official tar.gz. With
+    /// <paramref name="checkSize"/>, a file or archive entry whose size is not the batch's is refused before it is read
+    /// (the loader; the verifier reports sizes itself).</summary>
+    internal static (string Path, byte[] Data)? ReadCifarFile(DatasetSpec spec, string dataDir, DataFile file, bool checkSize = false)
     {
         var path = Path.Combine(dataDir, spec.Folder, file.FileName);
-        if (File.Exists(path)) return (path, File.ReadAllBytes(path));
+        if (File.Exists(path))
+        {
+            try
+            {
+                using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+                if (checkSize) CheckCifarSize(path, fs.Length, file);
+                if (fs.Length > Array.MaxLength) throw new AdpException($"{path}: {fs.Length} bytes, more than adp reads (not a CIFAR-10 batch)");
+                var data = new byte[fs.Length];
+                fs.ReadExactly(data);
+                return (path, data);
+            }
+            catch (IOException e) { throw new AdpException($"{path}: cannot read ({e.Message})", e); }
+            catch (UnauthorizedAccessException e) { throw new AdpException($"{path}: cannot read ({e.Message})", e); }
+        }
         if (spec.ArchiveFileName is null) return null;
         var archive = Path.Combine(dataDir, spec.ArchiveFileName);
         if (!File.Exists(archive)) return null;
-        var entry = ReadTarGzEntry(archive, $"{spec.Folder}/{file.FileName}");
-        return entry is null ? null : ($"{archive}!{spec.Folder}/{file.FileName}", entry);
+        string entryName = $"{spec.Folder}/{file.FileName}", where = $"{archive}!{entryName}";
+        var entry = ReadTarGzEntry(archive, entryName, checkSize ? length => CheckCifarSize(where, length, file) : null);
+        return entry is null ? null : (where, entry);
     }
 
-    internal static byte[]? ReadTarGzEntry(string archive, string entryName)
+    /// <summary>The bytes of one entry of a tar.gz archive (null when absent). <paramref name="checkLength"/> sees the
+    /// entry's length from its header before anything is read; without it, entries are read up to a byte array's
+    /// limit. A corrupted archive is an <see cref="AdpException"/> naming it.</summary>
+    internal static byte[]? ReadTarGzEntry(string archive, string entryName, Action<long>? checkLength = null)
     {
         try
         {
@@ -143,16 +174,27 @@ public static class DatasetLoader
             while (tar.GetNextEntry() is { } e)
             {
                 if (e.Name.TrimStart('.', '/') != entryName || e.DataStream is null) continue;
+                checkLength?.Invoke(e.Length);
+                if (e.Length > Array.MaxLength)
+                    throw new AdpException($"{archive}: entry {entryName} claims {e.Length} bytes, more than adp reads (corrupted archive?)");
+                // Copied as it comes (not allocated from the header's claim): a header may claim more than the archive holds.
                 using var ms = new MemoryStream();
                 e.DataStream.CopyTo(ms);
+                if (ms.Length != e.Length)
+                    throw new AdpException($"{archive}: entry {entryName} holds {ms.Length} bytes, its header says {e.Length} (truncated archive?)");
                 return ms.ToArray();
             }
             return null;
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException)
+        // What .NET's gzip and tar readers throw for bytes they cannot parse (a size field that does not fit, a
+        // checksum that does not match, a stream that ends early, an unknown entry type).
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or OverflowException
+                                      or ArgumentException or InvalidOperationException or NotSupportedException)
         {
             throw new AdpException($"{archive}: truncated or corrupted tar.gz archive ({e.Message.TrimEnd('.')})", e);
         }
+        catch (IOException e) { throw new AdpException($"{archive}: cannot read ({e.Message})", e); }
+        catch (UnauthorizedAccessException e) { throw new AdpException($"{archive}: cannot read ({e.Message})", e); }
     }
 
     private static void CheckCount(string path, int found, int expected)

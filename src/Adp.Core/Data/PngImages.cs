@@ -6,6 +6,9 @@ namespace Adp.Data;
 /// <summary>PNG reading and writing for single images and image grids (SkiaSharp).</summary>
 public static class PngImages
 {
+    /// <summary>Largest image read, in pixels (4096×4096).</summary>
+    public const long MaxPixels = 4096L * 4096;
+
     /// <summary>
     /// Reads a PNG (or JPEG) as a 1×C×H×W float tensor in [0,1], C = 1 or 3 as asked, by one rule for every pixel of
     /// every image. The file's 8-bit straight (unpremultiplied) R, G, B, A values are decoded without colour-space
@@ -40,6 +43,10 @@ public static class PngImages
     private static (float[] Pixels, int Height, int Width) Decode(SKCodec codec, int channels, string source)
     {
         int h = codec.Info.Height, w = codec.Info.Width;
+        // The header's size decides the allocations below (4 bytes a pixel, then 4·C): refuse sizes no model takes
+        // before decoding, so a few-byte file claiming 60000×60000 pixels cannot claim gigabytes.
+        if (w < 1 || h < 1 || (long)w * h > MaxPixels)
+            throw new AdpException($"{source}: image is {w}×{h} pixels; adp reads images of at most {MaxPixels} pixels (the models take 28×28 or 32×32)");
         // Straight RGBA, no colour space: what the file holds, so compositing below is the only use of alpha.
         var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var result = codec.GetPixels(info, out byte[] px);

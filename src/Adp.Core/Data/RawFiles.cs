@@ -10,8 +10,19 @@ public static class RawFiles
     public static byte[] ReadContent(string path)
     {
         if (!File.Exists(path)) throw new AdpException($"{path}: file not found");
-        return Decompress(File.ReadAllBytes(path), path);
+        try
+        {
+            if (new FileInfo(path).Length > MaxContentBytes)
+                throw new AdpException($"{path}: {new FileInfo(path).Length} bytes, more than the {MaxContentBytes} adp reads (not a data set file)");
+            return Decompress(File.ReadAllBytes(path), path);
+        }
+        catch (IOException e) { throw new AdpException($"{path}: cannot read ({e.Message})", e); }
+        catch (UnauthorizedAccessException e) { throw new AdpException($"{path}: cannot read ({e.Message})", e); }
     }
+
+    /// <summary>Largest decompressed content read (far above any data set file adp knows: MNIST's training images
+    /// are 47 MB): a file that inflates past it is refused, not inflated into memory.</summary>
+    public const long MaxContentBytes = 1L << 30;
 
     /// <summary>The bytes of a file as read, decompressed if they are gzipped (errors name <paramref name="path"/>).</summary>
     public static byte[] Decompress(byte[] bytes, string path)
@@ -21,7 +32,13 @@ public static class RawFiles
         {
             using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
             using var ms = new MemoryStream();
-            gz.CopyTo(ms);
+            var buffer = new byte[81920];
+            for (int n; (n = gz.Read(buffer)) > 0;)
+            {
+                if (ms.Length + n > MaxContentBytes)
+                    throw new AdpException($"{path}: gzip data inflates to more than {MaxContentBytes} bytes (not a data set file adp reads)");
+                ms.Write(buffer, 0, n);
+            }
             return ms.ToArray();
         }
         catch (InvalidDataException e)

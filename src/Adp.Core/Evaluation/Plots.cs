@@ -39,13 +39,7 @@ public static class Plots
         SavePng(plot, path, 800, 700);
     }
 
-    /// <summary>Renders to a temporary file, then renames it into place.</summary>
-    public static void SavePng(Plot plot, string path, int width, int height)
-    {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = full + $".tmp{Environment.ProcessId}.png";
-        plot.SavePng(tmp, width, height);
-        File.Move(tmp, full, overwrite: true);
-    }
+    /// <summary>Renders to PNG bytes and writes them atomically (<see cref="IO.AtomicFile"/>).</summary>
+    public static void SavePng(Plot plot, string path, int width, int height) =>
+        IO.AtomicFile.Write(path, plot.GetImageBytes(width, height, ImageFormat.Png));
 }

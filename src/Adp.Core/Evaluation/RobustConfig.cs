@@ -50,6 +50,15 @@ public sealed record AttackSpec
 
     public void Validate()
     {
+        if (Name is null) throw new AdpException("attack: Name must be a string, got null");
+        if (!Enum.IsDefined(Kind)) throw new AdpException($"attack '{Label}': unknown kind {Kind} (expected None, Fgsm, Pgd or Apgd)");
+        if (!Enum.IsDefined(Target))
+            throw new AdpException($"attack '{Label}': unknown target {Target} (expected {string.Join(", ", Enum.GetNames<AttackTarget>())})");
+        if (!Enum.IsDefined(Norm)) throw new AdpException($"attack '{Label}': unknown norm {Norm} (expected Linf or L2)");
+        if (!Enum.IsDefined(Loss)) throw new AdpException($"attack '{Label}': unknown loss {Loss} (expected CrossEntropy, Margin or Dlr)");
+        if (!double.IsFinite(Epsilon)) throw new AdpException($"attack '{Label}': eps must be a finite number, got {Epsilon}");
+        if (!double.IsFinite(Step) || Step < 0) throw new AdpException($"attack '{Label}': step must be a finite number ≥ 0 (0 = ε/4), got {Step}");
+        if (IterationsCurve is null) throw new AdpException($"attack '{Label}': IterationsCurve must be a list, got null");
         if (Epsilon < 0) throw new AdpException($"attack '{Label}': eps must be ≥ 0, got {Epsilon}");
         if (Iterations < 0) throw new AdpException($"attack '{Label}': iters must be ≥ 0, got {Iterations}");
         if (Restarts < 1) throw new AdpException($"attack '{Label}': restarts must be ≥ 1, got {Restarts}");
@@ -134,6 +143,16 @@ public sealed record RobustConfig
     /// option.</summary>
     public void Validate()
     {
+        // A JSON null where a value or list belongs (System.Text.Json sets it as written).
+        foreach (var (name, value) in new (string, object?)[]
+                 {
+                     ("Dataset", Dataset), ("Split", Split), ("Classifier", Classifier), ("Score", Score), ("Purifier", Purifier),
+                     ("Rules", Rules), ("Seeds", Seeds), ("Attacks", Attacks), ("StepsCurve", StepsCurve),
+                 })
+            if (value is null) throw new AdpException($"configuration: {name} must not be null");
+        if (Attacks.Any(a => a is null)) throw new AdpException("configuration: Attacks must not hold null");
+        foreach (var r in Rules.Where(r => !Enum.IsDefined(r)))
+            throw new AdpException($"Rules: unknown decision rule {r} (expected {string.Join(", ", Enum.GetNames<DecisionRule>())})");
         if (Split is not ("test" or "validation")) throw new AdpException($"--split: expected test or validation, got '{Split}'");
         if (Images < 1) throw new AdpException($"--images: expected at least 1, got {Images}");
         if (Runs < 1) throw new AdpException($"--runs: expected at least 1, got {Runs}");
@@ -167,13 +186,19 @@ public sealed record RobustConfig
         if (!File.Exists(path)) throw new AdpException($"--config {path}: file not found");
         try
         {
-            return JsonSerializer.Deserialize<RobustConfig>(File.ReadAllText(path), Json)
+            return JsonSerializer.Deserialize<RobustConfig>(File.ReadAllBytes(path), Json)
                    ?? throw new AdpException($"--config {path}: empty configuration");
         }
         catch (JsonException e)
         {
-            throw new AdpException($"--config {path}: not a valid evaluation configuration ({e.Message.Split('.')[0]})");
+            // The reader's message quotes the input; say where instead (JSON path, line and byte of the line).
+            string where = e.Path is { Length: > 0 } p ? $" at {p}" : "";
+            string line = e.LineNumber is { } l ? $", line {l + 1}{(e.BytePositionInLine is { } b ? $" byte {b + 1}" : "")}" : "";
+            string what = e.Message.Split(". Path:")[0].Split(" Path:")[0].Split(" LineNumber:")[0];
+            throw new AdpException($"--config {path}: not a valid evaluation configuration{where}{line} ({what.TrimEnd('.')})");
         }
+        catch (IOException e) { throw new AdpException($"--config {path}: cannot read ({e.Message})", e); }
+        catch (UnauthorizedAccessException e) { throw new AdpException($"--config {path}: cannot read ({e.Message})", e); }
     }
 
     public List<AttackSpec> AllAttacks()

@@ -151,7 +151,8 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     private const long AttackPurpose = 1, ResubmissionPurpose = 2, IterationsPurpose = 3, StepsPurpose = 4, ExamplesPurpose = 5;
 
     public EvaluationProgress Progress { get; private set; } = new();
-    /// <summary>Clean, adversarial and purified images of the first batch per attack (first seed), for the grid.</summary>
+    /// <summary>Clean, adversarial and purified images of the first images per attack (first seed), for the grid
+    /// (<see cref="BuildExamples"/>).</summary>
     public Dictionary<string, (Tensor Clean, Tensor Adv, Tensor Purified)> Examples { get; } = new();
     /// <summary>SHA-256 of the classifier and score-model files (set by the caller; part of the fingerprint).</summary>
     public string ClassifierHash { get; init; } = "?";
@@ -226,6 +227,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
                 finished += batch.Count;
                 progress?.Invoke($"{spec.Label} seed {seed}", finished, total, $"images {batch[0]}…{batch[^1]}");
             }
+        if (!cancel.IsCancellationRequested) BuildExamples();
     }
 
     private void RunBatch(AttackSpec spec, long seed, List<int> indices, CellState cell, bool stepsCurve, CancellationToken cancel)
@@ -303,15 +305,43 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         if (runsCorrect is not null) cell.RunsCorrect.AddRange(Ints(runsCorrect));
         foreach (var (k, c) in iterationsCurve) AppendCurve(cell.IterationsCurve, k, c);
         foreach (var (t, c) in stepsCurvePoints) AppendCurve(cell.StepsCurve, t, c);
-        if (seed == config.Seeds[0] && !Examples.ContainsKey(spec.Label))
+    }
+
+    /// <summary>
+    /// The example grids' images: for every attack, the first k = min(8, batch size, images) images of its cell for the
+    /// first seed, their adversarial versions read back from adv/ and one purification of those. Built from what is
+    /// stored, after the cells are computed, so that an evaluation resumed after an interruption draws the same grids
+    /// as an uninterrupted one (batches computed in one invocation are not the first ones of a resumed cell); attacks
+    /// whose first images are not stored yet get none.
+    /// </summary>
+    public void BuildExamples()
+    {
+        var wanted = config.ImageIndices();
+        long seed = config.Seeds[0];
+        var first = wanted.Take(Math.Min(8, Math.Min(config.BatchSize, wanted.Count))).ToList();
+        using var evalMode = EvalMode.Enter(classifier, score);
+        foreach (var spec in config.AllAttacks())
         {
-            int k = Math.Min(8, indices.Count);
+            if (Examples.ContainsKey(spec.Label)) continue;
+            if (!Progress.Cells.TryGetValue(EvaluationProgress.CellKey(spec, seed), out var cell) || !first.All(cell.Indices.Contains)) continue;
+            using var scope = NewDisposeScope();
+            var x = data.Images(tensor(first.Select(i => (long)i).ToArray()), device);
+            Tensor adv = x;
+            if (spec.Kind != AttackKind.None)
+            {
+                var path = AdversarialPath(reportDir, spec, seed);
+                if (!File.Exists(path)) continue;
+                var (images, indices, _, _) = AdversarialSet.Read(path);  // made in this dispose scope
+                var row = indices.data<long>().ToArray().Select((v, r) => (v, r)).ToDictionary(p => p.v, p => (long)p.r);
+                if (!first.All(i => row.ContainsKey(i))) continue;
+                adv = images.index_select(0, tensor(first.Select(i => row[i]).ToArray())).to(device);
+            }
             Tensor purified;
-            using (var r = new AdaptiveStepPurifier(score, config.Purifier).Purify(adv.narrow(0, 0, k),
-                       PerImageSource.For(seed, indices.Take(k).Select(i => (long)i), id, ExamplesPurpose)))
+            using (var r = new AdaptiveStepPurifier(score, config.Purifier).Purify(adv,
+                       PerImageSource.For(seed, first.Select(i => (long)i), spec.Id(), ExamplesPurpose)))
                 purified = r.Images.clone();
-            Examples[spec.Label] = (x.narrow(0, 0, k).cpu().clone().MoveToOuterDisposeScope(),
-                adv.narrow(0, 0, k).cpu().clone().MoveToOuterDisposeScope(), purified.cpu().MoveToOuterDisposeScope());
+            Examples[spec.Label] = (x.cpu().clone().MoveToOuterDisposeScope(), adv.cpu().clone().MoveToOuterDisposeScope(),
+                purified.cpu().MoveToOuterDisposeScope());
         }
     }
 

@@ -56,6 +56,19 @@ public static class Checkpoint
         return file;
     }
 
+    /// <summary>
+    /// Refuses to build a network of <paramref name="needed"/> tensor elements (parameters and buffers, see
+    /// <see cref="Models.ModelSize"/>) from <paramref name="file"/> unless the file holds at least as many: it must
+    /// hold all of them to load, so a configuration in the metadata that claims more (a corrupted or hostile file) is
+    /// refused before anything is allocated; what is built is then bounded by the file's size.
+    /// </summary>
+    public static void RequireElements(SafeTensors.File file, long needed, string what)
+    {
+        long have = file.Tensors.Values.Sum(t => t.numel());
+        if (needed > have)
+            throw new AdpException($"{file.Path}: {what} needs {needed} weights, the file holds {have} (corrupted configuration or truncated weights)");
+    }
+
     public static byte[] OptimizerBytes(optim.Optimizer optimizer)
     {
         using var ms = new MemoryStream();
@@ -64,11 +77,24 @@ public static class Checkpoint
         return ms.ToArray();
     }
 
+    /// <summary>Restores the optimizer state saved by <see cref="OptimizerBytes"/>; what TorchSharp's reader throws on
+    /// bytes it cannot read (another network's state, or corrupted) is an <see cref="AdpException"/> naming the file.</summary>
     public static void RestoreOptimizer(optim.Optimizer optimizer, SafeTensors.File file)
     {
-        var bytes = file.Get(OptimizerTensor).bytes.ToArray();
-        using var r = new BinaryReader(new MemoryStream(bytes));
-        ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(r);
+        var saved = file.Get(OptimizerTensor);
+        if (saved.dtype != ScalarType.Byte || saved.dim() != 1)
+            throw new AdpException($"{file.Path}: tensor '{OptimizerTensor}' must be a 1-D U8 tensor, got {saved.dtype} [{string.Join(",", saved.shape)}]");
+        var bytes = saved.bytes.ToArray();
+        try
+        {
+            using var r = new BinaryReader(new MemoryStream(bytes));
+            ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(r);
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or InvalidDataException or ArgumentException or FormatException
+                                      or OverflowException or InvalidOperationException or System.Runtime.InteropServices.ExternalException)
+        {
+            throw new AdpException($"{file.Path}: optimizer state is corrupted ({e.Message.Split('\n')[0]})", e);
+        }
     }
 
     /// <summary>Writes a copy without the optimizer state (for shipping; such a copy cannot be resumed), with
@@ -87,6 +113,21 @@ public static class Checkpoint
         !f.Metadata.TryGetValue(key, out var v) ? fallback
         : long.TryParse(v, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long n) ? n
         : throw new AdpException($"{f.Path}: checkpoint metadata '{key}' must be an integer, got '{v}'");
+
+    /// <summary>A floating-point metadata value (<paramref name="fallback"/> when absent), or an error naming the key.</summary>
+    public static double Number(SafeTensors.File f, string key, double fallback) =>
+        !f.Metadata.TryGetValue(key, out var v) ? fallback
+        : double.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double x) ? x
+        : throw new AdpException($"{f.Path}: checkpoint metadata '{key}' must be a number, got '{v}'");
+
+    /// <summary>A metadata value holding JSON, read as <typeparamref name="T"/>; an error naming the key when it is
+    /// absent or not such JSON.</summary>
+    public static T ReadJson<T>(SafeTensors.File f, string key, string what) where T : class
+    {
+        var text = Require(f, key);
+        try { return JsonSerializer.Deserialize<T>(text) ?? throw new JsonException("null"); }
+        catch (JsonException) { throw new AdpException($"{f.Path}: checkpoint metadata '{key}' is not valid {what}"); }
+    }
 
     public static string Require(SafeTensors.File f, string key) =>
         f.Metadata.TryGetValue(key, out var v) ? v : throw new AdpException($"{f.Path}: checkpoint metadata lacks '{key}'");

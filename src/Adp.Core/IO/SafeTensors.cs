@@ -305,20 +305,105 @@ public static class SafeTensors
         AtomicFile.Write(path, Serialize(tensors, metadata));
 }
 
+/// <summary>
+/// Writes a file so that a crash, a kill or a full disk never leaves it half-written and never destroys the previous
+/// version: the bytes go to a temporary file next to it (<c>NAME.tmpPID</c>), which is flushed to disk (fsync) and then
+/// renamed over it; the folder is fsynced too, so the rename itself survives a power cut. A write that fails (full
+/// disk, read-only or missing permission) removes the temporary file and is an <see cref="AdpException"/> naming the
+/// file and the reason. Temporary files left by processes that were killed while writing the same file are removed
+/// after the next successful write.
+/// </summary>
 public static class AtomicFile
 {
-    /// <summary>Write to a temporary file next to <paramref name="path"/>, flush, then rename over it, so a crash
-    /// or Ctrl-C never leaves a half-written file and never destroys the previous version.</summary>
-    public static void Write(string path, byte[] bytes)
+    public static void Write(string path, byte[] bytes) => Write(path, s => s.Write(bytes));
+
+    /// <summary>As <see cref="Write(string, byte[])"/>, with the content written by <paramref name="write"/>.</summary>
+    public static void Write(string path, Action<Stream> write)
     {
         var full = System.IO.Path.GetFullPath(path);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
-        var tmp = full + $".tmp{Environment.ProcessId}";
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        var dir = System.IO.Path.GetDirectoryName(full)!;
+        var tmp = TemporaryPath(full, Environment.ProcessId);
+        try
         {
-            fs.Write(bytes);
-            fs.Flush(flushToDisk: true);
+            Directory.CreateDirectory(dir);
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                write(fs);
+                fs.Flush(flushToDisk: true);
+            }
+            System.IO.File.Move(tmp, full, overwrite: true);
         }
-        System.IO.File.Move(tmp, full, overwrite: true);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { System.IO.File.Delete(tmp); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { /* nothing was created */ }
+            throw new AdpException($"{full}: cannot write ({Reason(e)}); the previous version, if any, is unchanged", e);
+        }
+        FsyncFolder(dir);
+        RemoveStaleTemporaries(full);
+    }
+
+    /// <summary>The temporary file a process writes <paramref name="full"/> through.</summary>
+    public static string TemporaryPath(string full, int processId) => full + $".tmp{processId}";
+
+    /// <summary>The reason of a failed write in words: the system's message without the path it repeats.</summary>
+    public static string Reason(Exception e)
+    {
+        var m = e.Message.Split('\n')[0].Trim();
+        int quote = m.IndexOf(" : '", StringComparison.Ordinal);
+        if (quote > 0) m = m[..quote];
+        return e is UnauthorizedAccessException ? $"permission denied or read-only: {m.TrimEnd('.')}" : m.TrimEnd('.');
+    }
+
+    /// <summary>Deletes NAME.tmpPID files of <paramref name="full"/> whose process no longer runs (killed while writing).</summary>
+    private static void RemoveStaleTemporaries(string full)
+    {
+        try
+        {
+            var dir = System.IO.Path.GetDirectoryName(full)!;
+            var prefix = System.IO.Path.GetFileName(full) + ".tmp";
+            foreach (var f in Directory.EnumerateFiles(dir, prefix + "*"))
+            {
+                var rest = System.IO.Path.GetFileName(f)[prefix.Length..];
+                if (int.TryParse(rest, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid)
+                    && pid != Environment.ProcessId && !ProcessRuns(pid))
+                    System.IO.File.Delete(f);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* cleaning up is best effort */ }
+    }
+
+    private static bool ProcessRuns(int pid)
+    {
+        if (OperatingSystem.IsLinux()) return Directory.Exists($"/proc/{pid}");
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int fsync(int fd);
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int close(int fd);
+
+    /// <summary>fsync of the folder (POSIX): makes the rename durable. Best effort; not done on Windows.</summary>
+    private static void FsyncFolder(string dir)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        try
+        {
+            int fd = open(dir, 0);  // O_RDONLY
+            if (fd < 0) return;
+            fsync(fd);
+            close(fd);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
 }

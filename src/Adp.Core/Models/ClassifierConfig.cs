@@ -35,6 +35,30 @@ public sealed record ClassifierConfig(
         _ => $"ResNet-{Depth} (base width {Width})",
     };
 
+    /// <summary>Checks what a configuration read from a file must satisfy before a network is built from it; throws
+    /// <see cref="AdpException"/> naming the field.</summary>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Architecture)) throw new AdpException($"classifier: unknown architecture {Architecture}");
+        if (Channels is not (1 or 3)) throw new AdpException($"classifier: channels must be 1 or 3, got {Channels}");
+        if (ImageSize is not (28 or 32)) throw new AdpException($"classifier: image size must be 28 or 32, got {ImageSize}");
+        if (NumClasses is < 2 or > 1000) throw new AdpException($"classifier: number of classes must be 2…1000, got {NumClasses}");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new AdpException($"classifier: dropout must be in [0, 1), got {Dropout}");
+        switch (Architecture)
+        {
+            case ClassifierArchitecture.WideResNet when Depth < 10 || (Depth - 4) % 6 != 0:
+                throw new AdpException($"classifier: WideResNet depth must be 6n+4 with n ≥ 1, got {Depth}");
+            case ClassifierArchitecture.ResNet when Depth is not (10 or 18 or 34):
+                throw new AdpException($"classifier: ResNet depth must be 10, 18 or 34, got {Depth}");
+            case ClassifierArchitecture.WideResNet or ClassifierArchitecture.ResNet when Width < 1:
+                throw new AdpException($"classifier: width must be ≥ 1, got {Width}");
+        }
+        foreach (var (name, v) in new[] { ("mean", Mean), ("std", Std) })
+            if (v is not null && (v.Length != Channels || v.Any(x => !float.IsFinite(x)) || (name == "std" && v.Any(x => x <= 0))))
+                throw new AdpException($"classifier: input {name} must be {Channels} finite{(name == "std" ? " positive" : "")} numbers, got [{string.Join(", ", v)}]");
+        if ((Mean is null) != (Std is null)) throw new AdpException("classifier: input mean and std must be given together");
+    }
+
     // Records compare arrays by reference; compare contents so a saved config equals a requested one.
     public bool Equals(ClassifierConfig? other) =>
         other is not null && Architecture == other.Architecture && Channels == other.Channels && ImageSize == other.ImageSize &&

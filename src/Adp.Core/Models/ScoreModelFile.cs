@@ -27,6 +27,7 @@ public static class ScoreModelFile
                      ?? throw new JsonException("null");
         }
         catch (JsonException) { throw new AdpException($"{path}: checkpoint metadata 'config' is not a valid score-model configuration"); }
+        CheckConfig(f, config);
         long iteration = Checkpoint.Integer(f, "iteration", 0), seed = Checkpoint.Integer(f, "seed", 0);
         var choice = weights ?? (f.Metadata.TryGetValue("purification_weights", out var w) && w == "ema" ? WeightsChoice.Ema : WeightsChoice.Model);
         var net = new Ncsnv2(config);
@@ -36,6 +37,15 @@ public static class ScoreModelFile
         var info = new ScoreModelInfo(path, config, f.Metadata.GetValueOrDefault("dataset", "?"),
             iteration, seed, choice, f.Metadata);
         return (net, info);
+    }
+
+    /// <summary>Refuses a configuration that is invalid, or that needs more weights than <paramref name="f"/> holds,
+    /// before the network is built (see <see cref="Checkpoint.RequireElements"/>).</summary>
+    private static void CheckConfig(SafeTensors.File f, ScoreModelConfig config)
+    {
+        try { config.Validate(); }
+        catch (AdpException e) { throw new AdpException($"{f.Path}: invalid score-model configuration ({e.Message})"); }
+        Checkpoint.RequireElements(f, ModelSize.ScoreModelElements(config), $"an NCSNv2 with ngf {config.Ngf}");
     }
 
     /// <summary>Imports PyTorch NCSNv2 weights (names as in the official code, optional "score."/"module." prefix)
@@ -49,6 +59,7 @@ public static class ScoreModelFile
     /// <summary>As above from tensors already read (e.g. <see cref="OfficialCheckpoint.Read"/>).</summary>
     public static Ncsnv2 ImportPyTorch(SafeTensors.File f, ScoreModelConfig config)
     {
+        CheckConfig(f, config);
         var net = new Ncsnv2(config);
         var prefix = StateDictLoader.DetectPrefix(net, f.Tensors, "score.", "module.");
         StateDictLoader.Load(net, f.Tensors, prefix, f.Path);

@@ -17,12 +17,12 @@ public sealed record PurifierSettings(
 {
     public void Validate()
     {
-        if (Sigma < 0) throw new AdpException($"--sigma: expected ≥ 0, got {Sigma}");
+        if (!(Sigma >= 0) || double.IsInfinity(Sigma)) throw new AdpException($"--sigma: expected ≥ 0, got {Sigma}");
         if (Steps < 0) throw new AdpException($"--steps: expected ≥ 0, got {Steps}");
-        if (Lambda <= 0) throw new AdpException($"--lambda: expected > 0, got {Lambda}");
-        if (Delta <= 0) throw new AdpException($"--delta: expected > 0, got {Delta}");
-        if (!(AlphaMin > 0 && AlphaMax >= AlphaMin)) throw new AdpException($"step clamp: expected 0 < α_min ≤ α_max, got [{AlphaMin}, {AlphaMax}]");
-        if (Tau < 0) throw new AdpException($"--tau: expected ≥ 0, got {Tau}");
+        if (!(Lambda > 0) || double.IsInfinity(Lambda)) throw new AdpException($"--lambda: expected > 0, got {Lambda}");
+        if (!(Delta > 0) || double.IsInfinity(Delta)) throw new AdpException($"--delta: expected > 0, got {Delta}");
+        if (!(AlphaMin > 0 && AlphaMax >= AlphaMin) || double.IsInfinity(AlphaMax)) throw new AdpException($"step clamp: expected 0 < α_min ≤ α_max, got [{AlphaMin}, {AlphaMax}]");
+        if (!(Tau >= 0) || double.IsInfinity(Tau)) throw new AdpException($"--tau: expected ≥ 0, got {Tau}");
     }
 
     public string Describe() =>

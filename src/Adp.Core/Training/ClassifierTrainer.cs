@@ -194,16 +194,33 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
         using var f = Checkpoint.Open(checkpointPath, ClassifierFile.Kind);
         StateDictLoader.Load(net, f.Tensors, "model.", checkpointPath);
         Checkpoint.RestoreOptimizer(opt, f);
-        Iteration = long.Parse(Checkpoint.Require(f, "iteration"));
-        LastLoss = double.Parse(f.Metadata.GetValueOrDefault("final_loss", "NaN"));
+        Iteration = Checkpoint.Integer(f, "iteration", -1);
+        if (Iteration < 0) throw new AdpException($"{checkpointPath}: checkpoint metadata 'iteration' must be a non-negative integer");
+        LastLoss = Checkpoint.Number(f, "final_loss", double.NaN);
         var va = f.Metadata.GetValueOrDefault("validation_accuracy", "");
-        if (va.Length > 0) ValidationAccuracy.AddRange(va.Split(',').Select(double.Parse));
+        foreach (var a in va.Split(',', StringSplitOptions.RemoveEmptyEntries))
+            ValidationAccuracy.Add(double.TryParse(a, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v)
+                ? v : throw new AdpException($"{checkpointPath}: checkpoint metadata 'validation_accuracy' must be comma-separated numbers"));
     }
 
     public static ClassifierTrainingOptions ReadOptions(string checkpointPath)
     {
         using var f = Checkpoint.Open(checkpointPath, ClassifierFile.Kind);
-        return JsonSerializer.Deserialize<ClassifierTrainingOptions>(Checkpoint.Require(f, OptionsKey))
-               ?? throw new AdpException($"{checkpointPath}: unreadable training options");
+        var o = Checkpoint.ReadJson<ClassifierTrainingOptions>(f, OptionsKey, "training options");
+        static bool Finite(double x) => double.IsFinite(x);
+        string? bad = o.Model is null ? "no model configuration"
+            : o.Epochs < 1 ? $"Epochs {o.Epochs}" : o.BatchSize < 1 ? $"BatchSize {o.BatchSize}"
+            : !Enum.IsDefined(o.Optimizer) ? $"Optimizer {o.Optimizer}" : !Enum.IsDefined(o.Schedule) ? $"Schedule {o.Schedule}"
+            : !(o.LearningRate > 0) || !Finite(o.LearningRate) ? $"LearningRate {o.LearningRate}"
+            : !Finite(o.Momentum) || !Finite(o.WeightDecay) || !Finite(o.Gamma) ? "Momentum, WeightDecay or Gamma not finite"
+            : o.Milestones is null || o.Milestones.Any(m => !Finite(m)) ? "Milestones" : o.CropPadding < 0 ? $"CropPadding {o.CropPadding}"
+            : o.ValidationImages < 0 ? $"ValidationImages {o.ValidationImages}" : o.TrainImages < 0 ? $"TrainImages {o.TrainImages}"
+            : o.CheckpointEvery < 0 ? $"CheckpointEvery {o.CheckpointEvery}" : !(o.NoiseSigma >= 0) || !Finite(o.NoiseSigma) ? $"NoiseSigma {o.NoiseSigma}"
+            : !(o.AdvEpsilon >= 0) || !Finite(o.AdvEpsilon) ? $"AdvEpsilon {o.AdvEpsilon}" : o.AdvSteps < 0 ? $"AdvSteps {o.AdvSteps}"
+            : !Finite(o.AdvStepSize) ? $"AdvStepSize {o.AdvStepSize}" : o.Dataset is null ? "no data set" : o.Device is null ? "no device" : null;
+        if (bad is not null) throw new AdpException($"{checkpointPath}: invalid training options in the checkpoint ({bad})");
+        try { o.Model!.Validate(); DatasetRegistry.Get(o.Dataset!); }
+        catch (AdpException e) { throw new AdpException($"{checkpointPath}: invalid training options in the checkpoint ({e.Message})"); }
+        return o;
     }
 }

@@ -132,21 +132,32 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
     private void LoadState(Ncsnv2 net, Ncsnv2 ema, optim.Optimizer opt)
     {
         using var f = Checkpoint.Open(checkpointPath, ScoreModelFile.Kind);
-        var saved = JsonSerializer.Deserialize<ScoreModelConfig>(Checkpoint.Require(f, "config"));
+        var saved = Checkpoint.ReadJson<ScoreModelConfig>(f, "config", "score-model configuration");
         if (saved != options.Model)
             throw new AdpException($"{checkpointPath}: checkpoint architecture {saved} differs from the requested {options.Model}");
         StateDictLoader.Load(net, f.Tensors, "model.", checkpointPath);
         StateDictLoader.Load(ema, f.Tensors, "ema.", checkpointPath);
         Checkpoint.RestoreOptimizer(opt, f);
-        Iteration = long.Parse(Checkpoint.Require(f, "iteration"));
-        LastLoss = double.Parse(f.Metadata.GetValueOrDefault("final_loss", "NaN"));
+        Iteration = Checkpoint.Integer(f, "iteration", -1);
+        if (Iteration < 0) throw new AdpException($"{checkpointPath}: checkpoint metadata 'iteration' must be a non-negative integer");
+        LastLoss = Checkpoint.Number(f, "final_loss", double.NaN);
     }
 
     /// <summary>The options a checkpoint was trained with (for `--resume` without repeating every flag).</summary>
     public static ScoreTrainingOptions ReadOptions(string checkpointPath)
     {
         using var f = Checkpoint.Open(checkpointPath, ScoreModelFile.Kind);
-        return JsonSerializer.Deserialize<ScoreTrainingOptions>(Checkpoint.Require(f, OptionsKey))
-               ?? throw new AdpException($"{checkpointPath}: unreadable training options");
+        var o = Checkpoint.ReadJson<ScoreTrainingOptions>(f, OptionsKey, "training options");
+        string? bad = o.Model is null ? "no model configuration"
+            : o.Iterations < 0 ? $"Iterations {o.Iterations}" : o.BatchSize < 1 ? $"BatchSize {o.BatchSize}"
+            : !(o.LearningRate > 0) || double.IsInfinity(o.LearningRate) ? $"LearningRate {o.LearningRate}"
+            : !(o.EmaRate >= 0 && o.EmaRate <= 1) ? $"EmaRate {o.EmaRate}" : o.CheckpointEvery < 0 ? $"CheckpointEvery {o.CheckpointEvery}"
+            : o.KeepEvery < 0 ? $"KeepEvery {o.KeepEvery}" : o.TrainImages < 0 ? $"TrainImages {o.TrainImages}"
+            : !(o.GradClip >= 0) ? $"GradClip {o.GradClip}" : !Enum.IsDefined(o.PurificationWeights) ? $"PurificationWeights {o.PurificationWeights}"
+            : o.Dataset is null ? "no data set" : o.Device is null ? "no device" : null;
+        if (bad is not null) throw new AdpException($"{checkpointPath}: invalid training options in the checkpoint ({bad})");
+        try { o.Model!.Validate(); DatasetRegistry.Get(o.Dataset!); }
+        catch (AdpException e) { throw new AdpException($"{checkpointPath}: invalid training options in the checkpoint ({e.Message})"); }
+        return o;
     }
 }
