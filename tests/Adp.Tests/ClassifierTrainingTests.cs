@@ -4,6 +4,7 @@ using Adp.Training;
 
 namespace Adp.Tests;
 
+[Collection(GlobalRngCollection.Name)]
 public class ClassifierTrainingTests
 {
     private static ClassifierTrainingOptions Tiny(int epochs) => new()

@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace Adp.Tests;
 
+[Collection(GlobalRngCollection.Name)]
 public class ScoreTrainingTests
 {
     [ReferenceFact]
