@@ -334,6 +334,29 @@ public class FuzzRegressionTests
         Refused(() => FuzzTargets.UseConfig(path));
     }
 
+    private static void AssertCliError((int Code, string Out, string Err) r, params string[] mustContain)
+    {
+        Assert.True(r.Code == 2, $"exit code {r.Code}; stderr: {r.Err}");
+        Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        foreach (var m in mustContain) Assert.Contains(m, r.Err);
+    }
+
+    [Fact]
+    public void CliSaysOneLineAndExitsTwoForAConfigCutInsideAString()
+    {
+        var dir = FuzzHarness.TempDir("cli-cfg");
+        var path = Path.Combine(dir, "c.json");
+        File.WriteAllText(path, "{\"Classifier\": \"a\nb\",\n \"Score\": \"s\"}");
+        AssertCliError(CliErrorTests.RunAdp("eval", "robust", "--config", path, "--out", Path.Combine(dir, "out")), path, "line 1");
+    }
+
+    [Fact]
+    public void CliSaysOneLineAndExitsTwoForACheckpointClaimingAHugeNetwork()
+    {
+        var path = WithMetadata("score-ngf2.ckpt", m => SetConfig(m, "Ngf", 3000));
+        AssertCliError(CliErrorTests.RunAdp("export", "--score", path, "--out", path + ".safetensors"), path, "weights");
+    }
+
     [Fact]
     public void CliSaysOneLineAndExitsTwoForABadAttackSpec()
     {
