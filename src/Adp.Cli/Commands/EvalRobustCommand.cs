@@ -61,16 +61,20 @@ public static partial class EvalCommands
                 Seeds = parse.GetValue(seeds) is { } s ? ParseList(s, "--seeds", long.Parse) : cfg.Seeds,
                 StepsCurve = parse.GetValue(stepsCurve) is { } sc ? ParseList(sc, "--steps-curve", int.Parse) : cfg.StepsCurve,
                 Attacks = parse.GetValue(attack) is { Length: > 0 } a ? a.Select(ParseAttack).ToList() : cfg.Attacks,
-                Purifier = purifier.Override(cfgPath is null || parse.GetValue(purifier.Preset) is not null
-                    ? PurifierPresets.Get(purifier.PresetName(parse, ScoreMetadata(parse.GetValue(score) ?? cfg.Score))) : cfg.Purifier, parse),
                 ShardIndex = shardIndex, ShardCount = shardCount,
                 Split = parse.GetValue(split) ?? cfg.Split,
             };
             if (cfg.Attacks.Count == 0) throw new AdpException("no attacks: pass --attack (repeatable) or a --config with \"Attacks\"");
-            cfg.Validate();
-
             var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
             var (clf, cinfo, net, sinfo) = CliSupport.LoadDefense(cfg.Classifier, cfg.Score, device);
+            // The purifier: the config's, or the --preset (else the score checkpoint's recommended preset, else paper)
+            // when there is no config or --preset is given; single flags override single fields.
+            cfg = cfg with
+            {
+                Purifier = purifier.Override(cfgPath is null || parse.GetValue(purifier.Preset) is not null
+                    ? PurifierPresets.Get(purifier.PresetName(parse, sinfo.Metadata)) : cfg.Purifier, parse),
+            };
+            cfg.Validate();
             foreach (var p in clf.parameters()) p.requires_grad_(false);
             foreach (var p in net.parameters()) p.requires_grad_(false);
             var spec = DatasetRegistry.Get(parse.GetValue(dataset) ?? cinfo.Dataset);
@@ -156,18 +160,6 @@ public static partial class EvalCommands
             AnsiConsole.MarkupLine($"[{colour}]sanity check {word}:[/] {Markup.Escape(c.Name)} — {Markup.Escape(c.Detail)}");
         }
         foreach (var n in result.SanityNotes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
-    }
-
-    /// <summary>A score checkpoint's metadata (for its recommended preset); empty when the file cannot be read here
-    /// (loading the model later reports the problem).</summary>
-    private static IReadOnlyDictionary<string, string> ScoreMetadata(string path)
-    {
-        try
-        {
-            using var f = IO.SafeTensors.Load(path);
-            return new Dictionary<string, string>(f.Metadata);
-        }
-        catch (AdpException) { return new Dictionary<string, string>(); }
     }
 
     private static (int Index, int Count) ParseShard(string text)

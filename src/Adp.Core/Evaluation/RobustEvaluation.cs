@@ -431,7 +431,8 @@ public static class AdversarialSet
         if (File.Exists(path))
         {
             using var old = SafeTensors.Load(path);
-            var keep = old.Get("indices").data<long>().ToArray().Select((v, i) => (v, i)).Where(p => !indices.Contains((int)p.v))
+            var replaced = indices.ToHashSet();
+            var keep = old.Get("indices").data<long>().ToArray().Select((v, i) => (v, i)).Where(p => !replaced.Contains((int)p.v))
                 .Select(p => (long)p.i).ToArray();
             var k = tensor(keep);
             allImages = cat([old.Get("images").index_select(0, k), allImages]);
