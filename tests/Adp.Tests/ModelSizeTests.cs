@@ -3,7 +3,9 @@ using Adp.Models;
 namespace Adp.Tests;
 
 /// <summary>The element counts loaders use to refuse configurations that claim more weights than a file holds equal
-/// the state_dict of the networks as built.</summary>
+/// the state_dict of the networks as built. (In the serial "fuzz" collection: building networks draws from libtorch's
+/// global generator, which tests of seeded training rely on.)</summary>
+[Collection("fuzz")]
 public class ModelSizeTests
 {
     private static long Elements(TorchSharp.torch.nn.Module net) => net.state_dict().Values.Sum(t => t.numel());

@@ -160,9 +160,13 @@ public class FuzzRegressionTests
         File.WriteAllBytes(Path.Combine(folder, "t10k-images-idx3-ubyte.gz"), Inputs.Gzip(content));
         File.WriteAllBytes(Path.Combine(folder, "t10k-labels-idx1-ubyte"), SeedCorpus.Idx(0x801, [3], _ => 1));
         content = null!;
-        long allocated = Allocated(() => DatasetLoader.Load(SeedCorpus.IdxSpec, Split.Test, dir).Dispose());
-        Assert.Contains("trailing bytes", Refused(() => DatasetLoader.Load(SeedCorpus.IdxSpec, Split.Test, dir)).Message);
-        Assert.True(allocated < 4 * MiB, $"allocated {allocated} bytes");
+        try
+        {
+            long allocated = Allocated(() => DatasetLoader.Load(SeedCorpus.IdxSpec, Split.Test, dir).Dispose());
+            Assert.Contains("trailing bytes", Refused(() => DatasetLoader.Load(SeedCorpus.IdxSpec, Split.Test, dir)).Message);
+            Assert.True(allocated < 4 * MiB, $"allocated {allocated} bytes");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Fact]
