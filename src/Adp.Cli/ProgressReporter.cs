@@ -53,8 +53,16 @@ public static class ProgressReporter
         double lastPrint = -1e9;
         TrainingProgress? last = null;
         var gate = new object();
-        string Eta(TrainingProgress p) => p.Iteration > 0
-            ? TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / p.Iteration * (p.TotalIterations - p.Iteration)).ToString(@"hh\:mm\:ss") : "?";
+        // The rate is measured from the first report of this process: a resumed job starts at its checkpoint's iteration,
+        // and dividing by all iterations would credit this process with the earlier ones (an ETA of minutes for hours of work).
+        long? firstIteration = null;
+        double firstSeconds = 0;
+        string Eta(TrainingProgress p)
+        {
+            if (firstIteration is null || p.Iteration <= firstIteration) return "?";
+            var secondsPerIteration = (clock.Elapsed.TotalSeconds - firstSeconds) / (p.Iteration - firstIteration.Value);
+            return TimeSpan.FromSeconds(secondsPerIteration * (p.TotalIterations - p.Iteration)).ToString(@"hh\:mm\:ss");
+        }
         using var heartbeat = status is null ? null : new Timer(_ =>
         {
             lock (gate)
@@ -71,6 +79,7 @@ public static class ProgressReporter
             lock (gate)
             {
                 last = p;
+                if (firstIteration is null) { firstIteration = p.Iteration; firstSeconds = clock.Elapsed.TotalSeconds; }
                 if (clock.Elapsed.TotalSeconds - lastPrint < 10 && p.Iteration != p.TotalIterations) return;
                 lastPrint = clock.Elapsed.TotalSeconds;
                 Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title} {p.Iteration}/{p.TotalIterations}{Fields(p)} " +
