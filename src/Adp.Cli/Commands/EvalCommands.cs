@@ -20,6 +20,7 @@ public static partial class EvalCommands
         eval.Subcommands.Add(CreateCompare());
         eval.Subcommands.Add(CreateReplay());
         eval.Subcommands.Add(CreateSnapshots());
+        eval.Subcommands.Add(CreateTune());
         return eval;
     }
 

@@ -32,25 +32,7 @@ public sealed class SnapshotCurve(nn.Module<Tensor, Tensor> classifier, ImageDat
     private Tensor? _adv;
 
     /// <summary>The transfer-attacked images (computed on first use).</summary>
-    public Tensor Adversarial()
-    {
-        if (_adv is not null) return _adv;
-        var x = data.Images(0, data.Count, device);
-        var threat = new ThreatModel(transfer.Norm, transfer.Epsilon, transfer.EffectiveStep, transfer.Iterations, transfer.Restarts,
-            transfer.RandomStart, transfer.Loss, seed);
-        var indices = Enumerable.Range(0, data.Count).Select(i => (long)i).ToList();
-        var parts = new List<Tensor>();
-        for (int s = 0; s < data.Count; s += 64)
-        {
-            using var scope = NewDisposeScope();
-            int n = Math.Min(64, data.Count - s);
-            var adv = new Pgd(threat).Perturb(new ClassifierModel(classifier), x.narrow(0, s, n), data.Labels.narrow(0, s, n).to(device),
-                PerImageSource.For(seed, indices.Skip(s).Take(n), transfer.Id(), 1));
-            parts.Add(adv.MoveToOuterDisposeScope());
-        }
-        _adv = cat(parts).DetachFromDisposeScope();
-        return _adv;
-    }
+    public Tensor Adversarial() => _adv ??= TransferExamples.Compute(classifier, data, transfer, seed, device);
 
     /// <summary>Measures one snapshot with the given weights and adds it to <see cref="Points"/>.</summary>
     public SnapshotPoint Measure(string file, WeightsChoice weights, IReadOnlyList<double> sigmas, int batch = 100)

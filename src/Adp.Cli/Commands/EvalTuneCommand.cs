@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Globalization;
+using Adp.Attacks;
+using Adp.Data;
+using Adp.Evaluation;
+using Adp.Purification;
+using Spectre.Console;
+
+namespace Adp.Cli.Commands;
+
+public static partial class EvalCommands
+{
+    /// <summary>`adp eval tune --classifier C --score S --sigma-grid … --out DIR`: purifier settings on the natural-vs-transfer
+    /// trade-off, measured on the validation split (issue #12 item 2).</summary>
+    private static Command CreateTune()
+    {
+        var classifier = new Option<string>("--classifier") { Description = "classifier checkpoint", Required = true };
+        var score = new Option<string>("--score") { Description = "score-model checkpoint", Required = true };
+        var weights = new Option<Models.WeightsChoice?>("--weights") { Description = "score weights: Model or Ema (default: the checkpoint's)" };
+        var images = new Option<int>("--images") { Description = "first N images of the split", DefaultValueFactory = _ => 256 };
+        var split = CliSupport.SplitOption();
+        split.DefaultValueFactory = _ => "validation";
+        var runs = new Option<int>("--runs") { Description = "purification runs S (mean-softmax rule)", DefaultValueFactory = _ => 4 };
+        var attack = new Option<string?>("--attack") { Description = "the transfer attack (key=value, target bare); default: PGD-40 at the data set's ε (MNIST 0.3, Fashion-MNIST 0.1, CIFAR-10 8/255)" };
+        var sigmaGrid = new Option<string?>("--sigma-grid") { Description = "comma-separated σ values (default: the base setting's)" };
+        var stepsGrid = new Option<string?>("--steps-grid") { Description = "comma-separated T values" };
+        var lambdaGrid = new Option<string?>("--lambda-grid") { Description = "comma-separated λ values" };
+        var drop = new Option<double>("--max-natural-drop") { Description = "choice rule: natural accuracy at most this many points below the bare classifier's", DefaultValueFactory = _ => 1.0 };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 64 };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--out") { Description = "folder for tune.json, tune.csv and tradeoff.png (a rerun measures only missing settings)", Required = true };
+        var purifier = new PurifierOptions();
+        var cmd = new Command("tune", "Purifier settings (grid over σ, T, λ) on the natural vs transfer-attack trade-off, on the validation split; " +
+                                      "chooses the most robust setting within --max-natural-drop of the bare classifier");
+        foreach (var o in new Option[] { classifier, score, weights, images, split, runs, attack, sigmaGrid, stepsGrid, lambdaGrid, drop, batch, seed, output })
+            cmd.Options.Add(o);
+        purifier.AddTo(cmd);
+        cmd.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
+            if (parse.GetValue(runs) < 1) throw new AdpException($"--runs: expected ≥ 1, got {parse.GetValue(runs)}");
+            if (parse.GetValue(batch) < 1) throw new AdpException($"--batch-size: expected ≥ 1, got {parse.GetValue(batch)}");
+            if (parse.GetValue(images) < 1) throw new AdpException($"--images: expected ≥ 1, got {parse.GetValue(images)}");
+            double maxDrop = parse.GetValue(drop);
+            if (!(maxDrop >= 0 && maxDrop <= 100)) throw new AdpException($"--max-natural-drop: expected 0…100 (points), got {maxDrop}");
+            var (clf, cinfo, defaultNet, sinfo) = CliSupport.LoadDefense(parse.GetValue(classifier)!, parse.GetValue(score)!, device);
+            var net = defaultNet;
+            if (parse.GetValue(weights) is { } w && w != sinfo.Weights)
+            {
+                defaultNet.Dispose();
+                (net, sinfo) = Models.ScoreModelFile.Load(parse.GetValue(score)!, w, device);
+            }
+            foreach (var p in clf.parameters()) p.requires_grad_(false);
+            foreach (var p in net.parameters()) p.requires_grad_(false);
+            clf.eval();
+            net.eval();
+            var spec = DatasetRegistry.Get(cinfo.Dataset);
+            using var all = DatasetLoader.LoadEvaluationSplit(spec, parse.GetValue(split)!, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
+            using var data = all.Take(parse.GetValue(images));
+            double eps = spec.Name switch { "mnist" => 0.3, "fashion-mnist" => 0.1, _ => 8.0 / 255 };
+            var transfer = parse.GetValue(attack) is { } a ? ParseAttack(a) with { Target = AttackTarget.Bare }
+                : new AttackSpec { Name = "PGD-40", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = eps, Iterations = 40 };
+            transfer.Validate();
+            var baseSettings = purifier.Read(parse, sinfo.Metadata);
+            static double Num(string v) => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
+            var sigmasList = parse.GetValue(sigmaGrid) is { } sg ? ParseList(sg, "--sigma-grid", Num) : [baseSettings.Sigma];
+            var stepsList = parse.GetValue(stepsGrid) is { } tg ? ParseList(tg, "--steps-grid", v => int.Parse(v, CultureInfo.InvariantCulture)) : [baseSettings.Steps];
+            var lambdaList = parse.GetValue(lambdaGrid) is { } lg ? ParseList(lg, "--lambda-grid", Num) : [baseSettings.Lambda];
+            if (sigmasList.Count == 0 || stepsList.Count == 0 || lambdaList.Count == 0) throw new AdpException("--sigma-grid/--steps-grid/--lambda-grid: expected at least one value each");
+            var grid = (from sv in sigmasList from tv in stepsList from lv in lambdaList select baseSettings with { Sigma = sv, Steps = tv, Lambda = lv }).Distinct().ToList();
+            foreach (var g in grid) g.Validate();
+
+            string weightsName = sinfo.Weights.ToString();
+            var fingerprint = new PresetTuning.Fingerprint(data.Description, RobustEvaluation.Sha256(cinfo.Path),
+                RobustEvaluation.Sha256(sinfo.Path) + "/" + weightsName, parse.GetValue(runs), transfer.Protocol(), parse.GetValue(seed));
+            var outDir = parse.GetValue(output)!;
+            var tuning = new PresetTuning(clf, net, data, parse.GetValue(runs), transfer, parse.GetValue(seed), device, outDir, fingerprint);
+            AnsiConsole.MarkupLine(Markup.Escape($"{data.Description}; classifier {cinfo.Path}; score {sinfo.Path} ({weightsName} weights); " +
+                                                 $"transfer attack {transfer.Protocol()}; S={parse.GetValue(runs)}, seed {parse.GetValue(seed)}; {grid.Count} settings"));
+            Console.WriteLine($"bare classifier: clean {100 * tuning.BareAccuracy:F1}%, transfer attack {100 * tuning.BareTransferAccuracy:F1}%");
+            for (int i = 0; i < grid.Count; i++)
+            {
+                bool stored = tuning.Points.Any(p => p.Settings == grid[i]);
+                var p = tuning.Measure(grid[i], parse.GetValue(batch));
+                Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {i + 1}/{grid.Count} {grid[i].Describe()}: natural {100 * p.Natural:F1}%, " +
+                                  $"transfer {100 * p.Transfer:F1}%{(stored ? " (stored)" : $" ({p.Seconds:F0} s)")}");
+            }
+            var measured = tuning.Points.Where(p => grid.Contains(p.Settings)).ToList();
+            var chosen = PresetTuning.Choose(measured, tuning.BareAccuracy, maxDrop / 100);
+            tuning.Write($"{spec.Name}: purifier settings ({data.Description}, S={parse.GetValue(runs)}, transfer {transfer.Name})", chosen);
+
+            var front = PresetTuning.ParetoFront(measured);
+            var t = new Table().AddColumns("σ", "T", "λ", "natural", "95% interval", "transfer", "95% interval", "");
+            foreach (var p in measured.OrderBy(p => p.Settings.Sigma).ThenBy(p => p.Settings.Steps).ThenBy(p => p.Settings.Lambda))
+            {
+                var (nl, nh) = Statistics.Wilson(p.NaturalCorrect, p.Images);
+                var (tl, th) = Statistics.Wilson(p.TransferCorrect, p.Images);
+                t.AddRow(p.Settings.Sigma.ToString(CultureInfo.InvariantCulture), p.Settings.Steps.ToString(CultureInfo.InvariantCulture),
+                    p.Settings.Lambda.ToString(CultureInfo.InvariantCulture), $"{100 * p.Natural:F1}%", $"{100 * nl:F1}–{100 * nh:F1}",
+                    $"{100 * p.Transfer:F1}%", $"{100 * tl:F1}–{100 * th:F1}", (p == chosen ? "chosen" : "") + (front.Contains(p) ? " front" : ""));
+            }
+            AnsiConsole.Write(t);
+            if (chosen is null)
+                AnsiConsole.MarkupLine(Markup.Escape($"no setting keeps natural accuracy within {maxDrop} points of the bare classifier's {100 * tuning.BareAccuracy:F1}%"));
+            else
+                AnsiConsole.MarkupLine(Markup.Escape($"chosen (most robust within {maxDrop} points of the bare classifier's natural accuracy): {chosen.Settings.Describe()}"));
+            AnsiConsole.MarkupLine(Markup.Escape($"wrote {Path.Combine(outDir, "tune.csv")} and tradeoff.png"));
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,238 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Adp.Attacks;
+using Adp.Data;
+using Adp.IO;
+using Adp.Purification;
+using ScottPlot;
+using static TorchSharp.torch;
+
+namespace Adp.Evaluation;
+
+/// <summary>One purifier setting measured by <see cref="PresetTuning"/>: accuracies are fractions of the images (mean-softmax
+/// rule over S runs) with 95% Wilson intervals over images.</summary>
+public sealed record TuningPoint(PurifierSettings Settings, long Images, long NaturalCorrect, long TransferCorrect, double Seconds)
+{
+    public double Natural => (double)NaturalCorrect / Images;
+    public double Transfer => (double)TransferCorrect / Images;
+}
+
+/// <summary>
+/// Tunes the purifier on held-out images (issue #12 item 2): every setting of a grid defends the same clean images and the same
+/// transfer-attacked images (PGD on the bare classifier, computed once: it does not depend on the purifier), with the same
+/// per-image noise, so settings differ only by what they are. The choice rule is the issue's target: the highest transfer
+/// accuracy among settings whose natural accuracy is at most <c>maxNaturalDrop</c> below the bare classifier's; ties go to the
+/// higher natural accuracy, then to fewer steps (cheaper). Results are stored after each setting (tune.json, atomic), and a
+/// rerun into the same folder measures only the settings not stored yet; a folder made with other models, images, runs,
+/// attack or seed is refused.
+/// </summary>
+public sealed class PresetTuning
+{
+    private readonly nn.Module<Tensor, Tensor> _classifier;
+    private readonly nn.Module<Tensor, Tensor> _score;
+    private readonly ImageDataset _data;
+    private readonly int _runs;
+    private readonly AttackSpec _transfer;
+    private readonly long _seed;
+    private readonly Device _device;
+    private readonly string _dir;
+    private readonly State _state;
+    private Tensor? _adv;
+
+    /// <summary>What a tuning folder was measured with; a rerun must match it field for field.</summary>
+    public sealed record Fingerprint(string Data, string ClassifierSha256, string ScoreSha256, int Runs, string Attack, long Seed);
+
+    private sealed class State
+    {
+        public Fingerprint? Fingerprint { get; set; }
+        public long BareCorrect { get; set; } = -1;
+        public long BareTransferCorrect { get; set; } = -1;
+        public List<TuningPoint> Points { get; set; } = [];
+    }
+
+    /// <param name="classifier">the classifier (eval mode, frozen), images in [0, 1] of the data set's shape.</param>
+    /// <param name="score">the score network h(x) ≈ −z/σ·σ (NCSNv2 output, METHOD.md §1), frozen.</param>
+    /// <param name="data">the held-out images (use the validation split, never the test split).</param>
+    /// <param name="runs">purification runs S per image (mean-softmax rule).</param>
+    /// <param name="transfer">the transfer attack (target bare; its ε, steps, iterations).</param>
+    /// <param name="fingerprint">identifies the models, images, runs, attack and seed; compared with a stored folder.</param>
+    /// <exception cref="AdpException">the folder holds a tuning made with another fingerprint, or its tune.json is unreadable.</exception>
+    public PresetTuning(nn.Module<Tensor, Tensor> classifier, nn.Module<Tensor, Tensor> score, ImageDataset data, int runs, AttackSpec transfer,
+        long seed, Device device, string dir, Fingerprint fingerprint)
+    {
+        (_classifier, _score, _data, _runs, _transfer, _seed, _device, _dir) = (classifier, score, data, runs, transfer, seed, device, dir);
+        var path = StatePath;
+        if (File.Exists(path))
+        {
+            try { _state = JsonSerializer.Deserialize<State>(File.ReadAllText(path)) ?? throw new JsonException("null"); }
+            catch (JsonException e) { throw new AdpException($"{path}: not a tuning state file ({e.Message.Split('\n')[0]})"); }
+            if (_state.Fingerprint != fingerprint)
+                throw new AdpException($"{path}: holds a tuning made with other settings ({Differences(_state.Fingerprint, fingerprint)}); choose another --out");
+        }
+        else _state = new State { Fingerprint = fingerprint };
+    }
+
+    private static string Differences(Fingerprint? stored, Fingerprint now)
+    {
+        if (stored is null) return "no fingerprint";
+        var d = new List<string>();
+        if (stored.Data != now.Data) d.Add($"data '{stored.Data}', not '{now.Data}'");
+        if (stored.ClassifierSha256 != now.ClassifierSha256) d.Add("another classifier file");
+        if (stored.ScoreSha256 != now.ScoreSha256) d.Add("another score-model file or weights");
+        if (stored.Runs != now.Runs) d.Add($"S={stored.Runs}, not {now.Runs}");
+        if (stored.Attack != now.Attack) d.Add($"attack {stored.Attack}, not {now.Attack}");
+        if (stored.Seed != now.Seed) d.Add($"seed {stored.Seed}, not {now.Seed}");
+        return string.Join("; ", d);
+    }
+
+    private string StatePath => Path.Combine(_dir, "tune.json");
+
+    /// <summary>Settings measured so far (stored ones included), in the order measured.</summary>
+    public IReadOnlyList<TuningPoint> Points => _state.Points;
+
+    /// <summary>Bare-classifier accuracy on the clean images (fraction).</summary>
+    public double BareAccuracy => EnsureBare().Clean;
+
+    /// <summary>Bare-classifier accuracy on the transfer-attacked images (fraction).</summary>
+    public double BareTransferAccuracy => EnsureBare().Transfer;
+
+    private (double Clean, double Transfer) EnsureBare()
+    {
+        if (_state.BareCorrect < 0)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            long Correct(Tensor x) => _classifier.call(x).argmax(1).cpu().eq(_data.Labels).sum().item<long>();
+            _state.BareCorrect = Correct(_data.Images(0, _data.Count, _device));
+            _state.BareTransferCorrect = Correct(Adversarial());
+            Save();
+        }
+        return ((double)_state.BareCorrect / _data.Count, (double)_state.BareTransferCorrect / _data.Count);
+    }
+
+    /// <summary>The transfer-attacked images, shape [N, C, H, W] in [0, 1] (computed once per process).</summary>
+    public Tensor Adversarial() => _adv ??= TransferExamples.Compute(_classifier, _data, _transfer, _seed, _device);
+
+    /// <summary>Measures one setting (or returns the stored point for it) and stores it.</summary>
+    public TuningPoint Measure(PurifierSettings settings, int batch = 100)
+    {
+        settings.Validate();
+        var stored = _state.Points.FirstOrDefault(p => p.Settings == settings);
+        if (stored is not null) return stored;
+        EnsureBare();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var defense = new DefendedClassifier(_classifier, new AdaptiveStepPurifier(_score, settings), _runs);
+        long Correct(Tensor images, long purpose)
+        {
+            long correct = 0;
+            for (int s = 0; s < _data.Count; s += batch)
+            {
+                using var scope = NewDisposeScope();
+                int n = Math.Min(batch, _data.Count - s);
+                using var o = defense.Classify(images.narrow(0, s, n),
+                    PerImageSource.For(_seed, Enumerable.Range(s, n).Select(i => (long)i), purpose));
+                correct += o.Predict(DecisionRule.MeanSoftmax).cpu().eq(_data.Labels.narrow(0, s, n)).sum().item<long>();
+            }
+            return correct;
+        }
+        long natural;
+        using (var clean = _data.Images(0, _data.Count, _device)) natural = Correct(clean, 21);
+        var point = new TuningPoint(settings, _data.Count, natural, Correct(Adversarial(), 22), clock.Elapsed.TotalSeconds);
+        _state.Points.Add(point);
+        Save();
+        return point;
+    }
+
+    private void Save()
+    {
+        Directory.CreateDirectory(_dir);
+        AtomicFile.Write(StatePath, JsonSerializer.SerializeToUtf8Bytes(_state, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The tuning rule: among points with natural accuracy ≥ bare − <paramref name="maxNaturalDrop"/> (fractions), the
+    /// highest transfer accuracy; ties → higher natural, then fewer steps. Null when no point qualifies.</summary>
+    public static TuningPoint? Choose(IEnumerable<TuningPoint> points, double bareAccuracy, double maxNaturalDrop) =>
+        points.Where(p => p.Natural >= bareAccuracy - maxNaturalDrop - 1e-12)
+            .OrderByDescending(p => p.Transfer).ThenByDescending(p => p.Natural).ThenBy(p => p.Settings.Steps)
+            .FirstOrDefault();
+
+    /// <summary>Points on the natural-vs-transfer Pareto front (no other point at least as good in both and better in one).</summary>
+    public static List<TuningPoint> ParetoFront(IReadOnlyList<TuningPoint> points) =>
+        points.Where(p => !points.Any(q => q.Natural >= p.Natural && q.Transfer >= p.Transfer && (q.Natural > p.Natural || q.Transfer > p.Transfer)))
+            .OrderBy(p => p.Natural).ToList();
+
+    /// <summary>Writes tune.csv and tradeoff.png (natural vs transfer accuracy of every setting, Pareto front, bare classifier,
+    /// the chosen point) into the folder.</summary>
+    public void Write(string title, TuningPoint? chosen)
+    {
+        Directory.CreateDirectory(_dir);
+        var csv = new StringBuilder("sigma,steps,lambda,delta,alpha_min,alpha_max,tau,faithful,images,natural_accuracy,natural_low,natural_high," +
+                                    "transfer_accuracy,transfer_low,transfer_high,seconds,pareto,chosen\n");
+        var front = ParetoFront(_state.Points);
+        foreach (var p in _state.Points)
+        {
+            var s = p.Settings;
+            var (nl, nh) = Statistics.Wilson(p.NaturalCorrect, p.Images);
+            var (tl, th) = Statistics.Wilson(p.TransferCorrect, p.Images);
+            csv.AppendLine(string.Join(",", F(s.Sigma), s.Steps.ToString(CultureInfo.InvariantCulture), F(s.Lambda), F(s.Delta), F(s.AlphaMin),
+                F(s.AlphaMax), F(s.Tau), s.Faithful ? "true" : "false", p.Images.ToString(CultureInfo.InvariantCulture), F(p.Natural), F(nl), F(nh),
+                F(p.Transfer), F(tl), F(th), F(Math.Round(p.Seconds, 1)), front.Contains(p) ? "true" : "false", p == chosen ? "true" : "false"));
+        }
+        AtomicFile.Write(Path.Combine(_dir, "tune.csv"), Encoding.UTF8.GetBytes(csv.ToString()));
+
+        var plot = new Plot();
+        var all = plot.Add.ScatterPoints(_state.Points.Select(p => 100 * p.Natural).ToArray(), _state.Points.Select(p => 100 * p.Transfer).ToArray());
+        all.LegendText = "settings (σ, T, λ)";
+        foreach (var p in _state.Points)
+        {
+            var label = plot.Add.Text($"σ{F(p.Settings.Sigma)} T{p.Settings.Steps} λ{F(p.Settings.Lambda)}", 100 * p.Natural, 100 * p.Transfer);
+            label.LabelFontSize = 9;
+        }
+        if (front.Count > 1)
+        {
+            var line = plot.Add.Scatter(front.Select(p => 100 * p.Natural).ToArray(), front.Select(p => 100 * p.Transfer).ToArray());
+            line.LegendText = "Pareto front";
+        }
+        var bare = plot.Add.VerticalLine(100 * BareAccuracy);
+        bare.LegendText = $"bare classifier, clean ({100 * BareAccuracy:F1}%)";
+        if (chosen is not null)
+        {
+            var c = plot.Add.ScatterPoints(new[] { 100 * chosen.Natural }, new[] { 100 * chosen.Transfer });
+            c.MarkerSize = 14;
+            c.LegendText = "chosen";
+        }
+        plot.Axes.Bottom.Label.Text = "natural accuracy of the defense (%)";
+        plot.Axes.Left.Label.Text = "accuracy under the transfer attack (%)";
+        plot.Title(title);
+        plot.ShowLegend();
+        Plots.SavePng(plot, Path.Combine(_dir, "tradeoff.png"), 1000, 650);
+    }
+
+    private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+}
+
+/// <summary>Transfer-attack examples: the attack run on the bare classifier, with per-image random streams (so they do not
+/// depend on batch size), shared by the snapshot curve and the preset tuning.</summary>
+public static class TransferExamples
+{
+    /// <summary>Returns the adversarial images [N, C, H, W] in [0, 1] for every image of <paramref name="data"/> (detached).</summary>
+    public static Tensor Compute(nn.Module<Tensor, Tensor> classifier, ImageDataset data, AttackSpec transfer, long seed, Device device, int batch = 64)
+    {
+        var threat = new ThreatModel(transfer.Norm, transfer.Epsilon, transfer.EffectiveStep, transfer.Iterations, transfer.Restarts,
+            transfer.RandomStart, transfer.Loss, seed);
+        var parts = new List<Tensor>();
+        using var x = data.Images(0, data.Count, device);
+        for (int s = 0; s < data.Count; s += batch)
+        {
+            using var scope = NewDisposeScope();
+            int n = Math.Min(batch, data.Count - s);
+            var adv = new Pgd(threat).Perturb(new ClassifierModel(classifier), x.narrow(0, s, n), data.Labels.narrow(0, s, n).to(device),
+                PerImageSource.For(seed, Enumerable.Range(s, n).Select(i => (long)i), transfer.Id(), 1));
+            parts.Add(adv.MoveToOuterDisposeScope());
+        }
+        var all = cat(parts).DetachFromDisposeScope();
+        foreach (var p in parts) p.Dispose();
+        return all;
+    }
+}

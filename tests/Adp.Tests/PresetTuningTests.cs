@@ -1,0 +1,80 @@
+using Adp.Data;
+using Adp.Evaluation;
+using Adp.Models;
+using Adp.Purification;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Adp.Tests;
+
+[Collection(GlobalRngCollection.Name)]
+public class PresetTuningTests
+{
+    private static TuningPoint P(double sigma, int steps, long natural, long transfer, long n = 1000) =>
+        new(new PurifierSettings(Sigma: sigma, Steps: steps), n, natural, transfer, 1);
+
+    [Fact]
+    public void Choose_MostRobustWithinTheNaturalDrop_TiesToHigherNaturalThenFewerSteps()
+    {
+        var points = new[]
+        {
+            P(0.5, 10, 850, 800),    // most robust, but 5 points below the bare classifier: excluded at a 1-point drop
+            P(0.25, 10, 895, 500),   // 0.5 point below: allowed
+            P(0.25, 20, 900, 500),   // same robustness, higher natural
+            P(0.3, 10, 900, 500),    // same again with fewer steps: chosen
+            P(0.1, 10, 905, 300),
+        };
+        var chosen = PresetTuning.Choose(points, 0.9, 0.01);
+        Assert.Same(points[3], chosen);
+        Assert.Same(points[0], PresetTuning.Choose(points, 0.9, 0.05));      // a 5-point drop admits the most robust
+        Assert.Null(PresetTuning.Choose(points, 0.95, 0.01));               // nobody within 1 point of 95%
+        // The Pareto front: (0.85, 0.8), (0.9, 0.5) ×2 and (0.905, 0.3); (0.895, 0.5) is dominated.
+        var front = PresetTuning.ParetoFront(points);
+        Assert.DoesNotContain(points[1], front);
+        Assert.Equal(4, front.Count);
+    }
+
+    [Fact]
+    public void Measure_IdentityPurifierEqualsTheBareClassifier_AndAFolderResumesAndRefusesOtherSettings()
+    {
+        torch.manual_seed(3);
+        var clf = Classifier.Create(ClassifierConfig.SmallCnn());
+        clf.eval();
+        var score = new Ncsnv2(new ScoreModelConfig(1, 28, 4, 1, 0.01, 3));
+        score.eval();
+        using var data = ScoreTrainingTests.SyntheticDataset(12, seed: 5);
+        var transfer = new AttackSpec { Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 0.2, Iterations = 3 };
+        var dir = Path.Combine(Path.GetTempPath(), "adp-tune-" + Guid.NewGuid().ToString("N"));
+        var fp = new PresetTuning.Fingerprint("synthetic 12", "a".PadRight(64, '0'), "b".PadRight(64, '0'), 2, transfer.Protocol(), 0);
+        try
+        {
+            var tuning = new PresetTuning(clf, score, data, 2, transfer, 0, CPU, dir, fp);
+            // σ = 0 and T = 0 purify to the input itself: the defense must score exactly what the bare classifier scores,
+            // on the clean and on the transfer-attacked images (computed independently here).
+            var identity = tuning.Measure(new PurifierSettings(Sigma: 0, Steps: 0), batch: 5);
+            using (no_grad())
+            {
+                long Bare(Tensor x) => clf.call(x).argmax(1).eq(data.Labels).sum().item<long>();
+                Assert.Equal(Bare(data.Images(0, 12, CPU)), identity.NaturalCorrect);
+                Assert.Equal(Bare(tuning.Adversarial()), identity.TransferCorrect);
+            }
+            Assert.Equal(identity.NaturalCorrect / 12.0, tuning.BareAccuracy, 12);
+            var purified = tuning.Measure(new PurifierSettings(Sigma: 0.25, Steps: 2), batch: 5);
+            Assert.Equal(12, purified.Images);
+            tuning.Write("t", PresetTuning.Choose(tuning.Points, tuning.BareAccuracy, 0.01));
+            Assert.Equal(3, File.ReadAllLines(Path.Combine(dir, "tune.csv")).Length);
+            Assert.True(File.Exists(Path.Combine(dir, "tradeoff.png")));
+
+            // Another process on the same folder: stored settings come back as stored (same measured seconds), new ones are added.
+            var again = new PresetTuning(clf, score, data, 2, transfer, 0, CPU, dir, fp);
+            Assert.Equal(2, again.Points.Count);
+            Assert.Equal(purified, again.Measure(new PurifierSettings(Sigma: 0.25, Steps: 2)));
+            // Another S is another tuning: refused with one line naming the file.
+            var e = Assert.Throws<AdpException>(() => new PresetTuning(clf, score, data, 4, transfer, 0, CPU, dir, fp with { Runs = 4 }));
+            Assert.Contains("tune.json", e.Message);
+            Assert.Contains("S=2, not 4", e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+}
