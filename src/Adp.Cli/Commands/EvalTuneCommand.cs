@@ -87,16 +87,16 @@ public static partial class EvalCommands
             }
             var measured = tuning.Points.Where(p => grid.Contains(p.Settings)).ToList();
             var chosen = PresetTuning.Choose(measured, tuning.BareAccuracy, maxDrop / 100);
-            tuning.Write($"{spec.Name}: purifier settings ({data.Description}, S={parse.GetValue(runs)}, transfer {transfer.Name})", chosen);
+            tuning.Write($"{spec.Name}: purifier settings ({parse.GetValue(split)} split, {data.Count} images, S={parse.GetValue(runs)}, transfer {transfer.Name})", chosen);
 
             var front = PresetTuning.ParetoFront(measured);
-            var t = new Table().AddColumns("σ", "T", "λ", "natural", "95% interval", "transfer", "95% interval", "");
-            foreach (var p in measured.OrderBy(p => p.Settings.Sigma).ThenBy(p => p.Settings.Steps).ThenBy(p => p.Settings.Lambda))
+            var t = new Table().AddColumns("σ", "T", "λ", "α_max", "natural", "95% interval", "transfer", "95% interval", "");
+            foreach (var p in measured.OrderBy(p => p.Settings.Sigma).ThenBy(p => p.Settings.Steps).ThenBy(p => p.Settings.Lambda).ThenBy(p => p.Settings.AlphaMax))
             {
                 var (nl, nh) = Statistics.Wilson(p.NaturalCorrect, p.Images);
                 var (tl, th) = Statistics.Wilson(p.TransferCorrect, p.Images);
                 t.AddRow(p.Settings.Sigma.ToString(CultureInfo.InvariantCulture), p.Settings.Steps.ToString(CultureInfo.InvariantCulture),
-                    p.Settings.Lambda.ToString(CultureInfo.InvariantCulture), $"{100 * p.Natural:F1}%", $"{100 * nl:F1}–{100 * nh:F1}",
+                    p.Settings.Lambda.ToString(CultureInfo.InvariantCulture), p.Settings.AlphaMax.ToString(CultureInfo.InvariantCulture), $"{100 * p.Natural:F1}%", $"{100 * nl:F1}–{100 * nh:F1}",
                     $"{100 * p.Transfer:F1}%", $"{100 * tl:F1}–{100 * th:F1}", (p == chosen ? "chosen" : "") + (front.Contains(p) ? " front" : ""));
             }
             AnsiConsole.Write(t);

@@ -186,7 +186,9 @@ public sealed class PresetTuning
         all.LegendText = "settings (σ, T, λ)";
         foreach (var p in _state.Points)
         {
-            var label = plot.Add.Text($"σ{F(p.Settings.Sigma)} T{p.Settings.Steps} λ{F(p.Settings.Lambda)}", 100 * p.Natural, 100 * p.Transfer);
+            bool variedCap = _state.Points.Any(q => q.Settings.AlphaMax != p.Settings.AlphaMax);
+            var label = plot.Add.Text($"σ{F(p.Settings.Sigma)} T{p.Settings.Steps} λ{F(p.Settings.Lambda)}" +
+                                      (variedCap ? $" αmax{F(p.Settings.AlphaMax)}" : ""), 100 * p.Natural, 100 * p.Transfer);
             label.LabelFontSize = 9;
         }
         if (front.Count > 1)
