@@ -78,3 +78,21 @@ public class PresetTuningTests
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
 }
+
+public class EvalTuneCliTests
+{
+    [Theory]
+    [InlineData("--steps-grid", "10,99999999999", "--steps-grid")]
+    [InlineData("--sigma-grid", "0.25,x", "--sigma-grid")]
+    [InlineData("--lambda-grid", ",", "--lambda-grid")]
+    [InlineData("--max-natural-drop", "101", "--max-natural-drop")]
+    [InlineData("--runs", "0", "--runs")]
+    public void BadOption_OneLineError(string option, string value, string named)
+    {
+        var (code, _, err) = CliErrorTests.RunAdp("eval", "tune", "--classifier", "models-none/c.ckpt", "--score", "models-none/s.ckpt",
+            "--out", Path.Combine(Path.GetTempPath(), "adp-tune-never"), option, value);
+        Assert.Equal(2, code);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(named, err);
+    }
+}

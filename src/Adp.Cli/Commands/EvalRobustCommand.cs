@@ -172,7 +172,7 @@ public static partial class EvalCommands
     private static List<T> ParseList<T>(string text, string option, Func<string, T> parse)
     {
         try { return text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(parse).ToList(); }
-        catch (FormatException) { throw new AdpException($"{option}: expected a comma-separated list of numbers, got '{text}'"); }
+        catch (Exception e) when (e is FormatException or OverflowException) { throw new AdpException($"{option}: expected a comma-separated list of numbers, got '{text}'"); }
     }
 
     /// <summary>The enum member named <paramref name="v"/> (any case); null for other names and for numbers, which

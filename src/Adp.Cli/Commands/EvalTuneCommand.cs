@@ -43,6 +43,17 @@ public static partial class EvalCommands
             if (parse.GetValue(images) < 1) throw new AdpException($"--images: expected ≥ 1, got {parse.GetValue(images)}");
             double maxDrop = parse.GetValue(drop);
             if (!(maxDrop >= 0 && maxDrop <= 100)) throw new AdpException($"--max-natural-drop: expected 0…100 (points), got {maxDrop}");
+            // The grids are read before any model or data is loaded, so a malformed one fails at once.
+            static double Num(string v) => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
+            List<T>? Grid<T>(Option<string?> option, Func<string, T> parseOne)
+            {
+                if (parse.GetValue(option) is not { } text) return null;
+                var values = ParseList(text, option.Name, parseOne);
+                return values.Count > 0 ? values : throw new AdpException($"{option.Name}: expected at least one value, got '{text}'");
+            }
+            var sigmasGiven = Grid(sigmaGrid, Num);
+            var stepsGiven = Grid(stepsGrid, v => int.Parse(v, CultureInfo.InvariantCulture));
+            var lambdasGiven = Grid(lambdaGrid, Num);
             var (clf, cinfo, defaultNet, sinfo) = CliSupport.LoadDefense(parse.GetValue(classifier)!, parse.GetValue(score)!, device);
             var net = defaultNet;
             if (parse.GetValue(weights) is { } w && w != sinfo.Weights)
@@ -62,11 +73,9 @@ public static partial class EvalCommands
                 : new AttackSpec { Name = "PGD-40", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = eps, Iterations = 40 };
             transfer.Validate();
             var baseSettings = purifier.Read(parse, sinfo.Metadata);
-            static double Num(string v) => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
-            var sigmasList = parse.GetValue(sigmaGrid) is { } sg ? ParseList(sg, "--sigma-grid", Num) : [baseSettings.Sigma];
-            var stepsList = parse.GetValue(stepsGrid) is { } tg ? ParseList(tg, "--steps-grid", v => int.Parse(v, CultureInfo.InvariantCulture)) : [baseSettings.Steps];
-            var lambdaList = parse.GetValue(lambdaGrid) is { } lg ? ParseList(lg, "--lambda-grid", Num) : [baseSettings.Lambda];
-            if (sigmasList.Count == 0 || stepsList.Count == 0 || lambdaList.Count == 0) throw new AdpException("--sigma-grid/--steps-grid/--lambda-grid: expected at least one value each");
+            var sigmasList = sigmasGiven ?? [baseSettings.Sigma];
+            var stepsList = stepsGiven ?? [baseSettings.Steps];
+            var lambdaList = lambdasGiven ?? [baseSettings.Lambda];
             var grid = (from sv in sigmasList from tv in stepsList from lv in lambdaList select baseSettings with { Sigma = sv, Steps = tv, Lambda = lv }).Distinct().ToList();
             foreach (var g in grid) g.Validate();
 
