@@ -93,12 +93,13 @@ public static class CliSupport
         if (threads > 0) TorchSharp.torch.set_num_threads(threads);
     }
 
-    /// <summary>Loads a classifier and a score model for the same images, or says why they do not fit together.</summary>
+    /// <summary>Loads a classifier and a score model (<paramref name="weights"/>: raw or EMA; null = the checkpoint's default) for
+    /// the same images, or says why they do not fit together.</summary>
     public static (Models.Classifier Clf, Models.ClassifierInfo ClfInfo, Models.Ncsnv2 Score, Models.ScoreModelInfo ScoreInfo) LoadDefense(
-        string classifierPath, string scorePath, TorchSharp.torch.Device device)
+        string classifierPath, string scorePath, TorchSharp.torch.Device device, Models.WeightsChoice? weights = null)
     {
         var (clf, cinfo) = Models.ClassifierFile.Load(classifierPath, device);
-        var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, null, device);
+        var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, weights, device);
         if (cinfo.Config.Channels != sinfo.Config.Channels || cinfo.Config.ImageSize != sinfo.Config.ImageSize)
             throw new AdpException($"{cinfo.Path}: classifier takes {cinfo.Config.Channels}×{cinfo.Config.ImageSize}² images but the score model {sinfo.Path} takes {sinfo.Config.Channels}×{sinfo.Config.ImageSize}²");
         return (clf, cinfo, net, sinfo);

@@ -158,6 +158,23 @@ public static partial class EvalCommands
 
 public static partial class EvalCommands
 {
+    /// <summary>The transfer-attack option of `eval snapshots` and `eval tune`.</summary>
+    private static Option<string?> TransferAttackOption() => new("--attack")
+    {
+        Description = "the transfer attack (key=value, target bare); default: PGD-40 at the data set's ε (MNIST 0.3, Fashion-MNIST 0.1, CIFAR-10 8/255)",
+    };
+
+    /// <summary>The transfer attack of `eval snapshots` and `eval tune`: <paramref name="text"/> parsed with target bare, else
+    /// PGD-40 at the data set's usual ε (step ε/4, random start).</summary>
+    private static AttackSpec TransferAttack(DatasetSpec spec, string? text)
+    {
+        double eps = spec.Name switch { "mnist" => 0.3, "fashion-mnist" => 0.1, _ => 8.0 / 255 };
+        var transfer = text is not null ? ParseAttack(text) with { Target = AttackTarget.Bare }
+            : new AttackSpec { Name = "PGD-40", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = eps, Iterations = 40 };
+        transfer.Validate();
+        return transfer;
+    }
+
     /// <summary>`adp eval snapshots SNAPSHOT… --classifier C --out DIR`: score-model snapshots against training iterations.</summary>
     private static Command CreateSnapshots()
     {
@@ -169,7 +186,7 @@ public static partial class EvalCommands
         var sigmas = new Option<string>("--denoise-sigmas") { Description = "σ values for the one-shot denoising gain", DefaultValueFactory = _ => "0.1,0.25,0.5" };
         var weights = new Option<string>("--weights") { Description = "Model, Ema or both", DefaultValueFactory = _ => "both" };
         var runs = new Option<int>("--runs") { Description = "purification runs S", DefaultValueFactory = _ => 4 };
-        var attack = new Option<string?>("--attack") { Description = "the transfer attack (key=value, target bare); default: PGD-40 at the data set's ε (MNIST 0.3, Fashion-MNIST 0.1, CIFAR-10 8/255)" };
+        var attack = TransferAttackOption();
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "folder for curve.csv and the two plots", Required = true };
         var purifier = new PurifierOptions();
@@ -185,10 +202,7 @@ public static partial class EvalCommands
             var spec = DatasetRegistry.Get(cinfo.Dataset);
             using var all = DatasetLoader.LoadEvaluationSplit(spec, parse.GetValue(split)!, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
             using var data = all.Take(parse.GetValue(images));
-            double eps = spec.Name switch { "mnist" => 0.3, "fashion-mnist" => 0.1, _ => 8.0 / 255 };
-            var transfer = parse.GetValue(attack) is { } a ? ParseAttack(a) with { Target = AttackTarget.Bare }
-                : new AttackSpec { Name = "PGD-40", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = eps, Iterations = 40 };
-            transfer.Validate();
+            var transfer = TransferAttack(spec, parse.GetValue(attack));
             var choices = parse.GetValue(weights)!.ToLowerInvariant() switch
             {
                 "both" => new[] { Models.WeightsChoice.Model, Models.WeightsChoice.Ema },

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using Adp.Attacks;
 using Adp.Data;
 using Adp.Evaluation;
 using Adp.Purification;
@@ -21,7 +20,7 @@ public static partial class EvalCommands
         var split = CliSupport.SplitOption();
         split.DefaultValueFactory = _ => "validation";
         var runs = new Option<int>("--runs") { Description = "purification runs S (mean-softmax rule)", DefaultValueFactory = _ => 4 };
-        var attack = new Option<string?>("--attack") { Description = "the transfer attack (key=value, target bare); default: PGD-40 at the data set's ε (MNIST 0.3, Fashion-MNIST 0.1, CIFAR-10 8/255)" };
+        var attack = TransferAttackOption();
         var sigmaGrid = new Option<string?>("--sigma-grid") { Description = "comma-separated σ values (default: the base setting's)" };
         var stepsGrid = new Option<string?>("--steps-grid") { Description = "comma-separated T values" };
         var lambdaGrid = new Option<string?>("--lambda-grid") { Description = "comma-separated λ values" };
@@ -54,13 +53,7 @@ public static partial class EvalCommands
             var sigmasGiven = Grid(sigmaGrid, Num);
             var stepsGiven = Grid(stepsGrid, v => int.Parse(v, CultureInfo.InvariantCulture));
             var lambdasGiven = Grid(lambdaGrid, Num);
-            var (clf, cinfo, defaultNet, sinfo) = CliSupport.LoadDefense(parse.GetValue(classifier)!, parse.GetValue(score)!, device);
-            var net = defaultNet;
-            if (parse.GetValue(weights) is { } w && w != sinfo.Weights)
-            {
-                defaultNet.Dispose();
-                (net, sinfo) = Models.ScoreModelFile.Load(parse.GetValue(score)!, w, device);
-            }
+            var (clf, cinfo, net, sinfo) = CliSupport.LoadDefense(parse.GetValue(classifier)!, parse.GetValue(score)!, device, parse.GetValue(weights));
             foreach (var p in clf.parameters()) p.requires_grad_(false);
             foreach (var p in net.parameters()) p.requires_grad_(false);
             clf.eval();
@@ -68,10 +61,7 @@ public static partial class EvalCommands
             var spec = DatasetRegistry.Get(cinfo.Dataset);
             using var all = DatasetLoader.LoadEvaluationSplit(spec, parse.GetValue(split)!, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
             using var data = all.Take(parse.GetValue(images));
-            double eps = spec.Name switch { "mnist" => 0.3, "fashion-mnist" => 0.1, _ => 8.0 / 255 };
-            var transfer = parse.GetValue(attack) is { } a ? ParseAttack(a) with { Target = AttackTarget.Bare }
-                : new AttackSpec { Name = "PGD-40", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = eps, Iterations = 40 };
-            transfer.Validate();
+            var transfer = TransferAttack(spec, parse.GetValue(attack));
             var baseSettings = purifier.Read(parse, sinfo.Metadata);
             var sigmasList = sigmasGiven ?? [baseSettings.Sigma];
             var stepsList = stepsGiven ?? [baseSettings.Steps];

@@ -123,22 +123,11 @@ public sealed class PresetTuning
         EnsureBare();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var defense = new DefendedClassifier(_classifier, new AdaptiveStepPurifier(_score, settings), _runs);
-        long Correct(Tensor images, long purpose)
-        {
-            long correct = 0;
-            for (int s = 0; s < _data.Count; s += batch)
-            {
-                using var scope = NewDisposeScope();
-                int n = Math.Min(batch, _data.Count - s);
-                using var o = defense.Classify(images.narrow(0, s, n),
-                    PerImageSource.For(_seed, Enumerable.Range(s, n).Select(i => (long)i), purpose));
-                correct += o.Predict(DecisionRule.MeanSoftmax).cpu().eq(_data.Labels.narrow(0, s, n)).sum().item<long>();
-            }
-            return correct;
-        }
         long natural;
-        using (var clean = _data.Images(0, _data.Count, _device)) natural = Correct(clean, 21);
-        var point = new TuningPoint(settings, _data.Count, natural, Correct(Adversarial(), 22), clock.Elapsed.TotalSeconds);
+        using (var clean = _data.Images(0, _data.Count, _device))
+            natural = TransferExamples.DefendedCorrect(defense, clean, _data.Labels, _seed, 21, batch);
+        var point = new TuningPoint(settings, _data.Count, natural,
+            TransferExamples.DefendedCorrect(defense, Adversarial(), _data.Labels, _seed, 22, batch), clock.Elapsed.TotalSeconds);
         _state.Points.Add(point);
         Save();
         return point;
@@ -212,29 +201,4 @@ public sealed class PresetTuning
     }
 
     private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
-}
-
-/// <summary>Transfer-attack examples: the attack run on the bare classifier, with per-image random streams (so they do not
-/// depend on batch size), shared by the snapshot curve and the preset tuning.</summary>
-public static class TransferExamples
-{
-    /// <summary>Returns the adversarial images [N, C, H, W] in [0, 1] for every image of <paramref name="data"/> (detached).</summary>
-    public static Tensor Compute(nn.Module<Tensor, Tensor> classifier, ImageDataset data, AttackSpec transfer, long seed, Device device, int batch = 64)
-    {
-        var threat = new ThreatModel(transfer.Norm, transfer.Epsilon, transfer.EffectiveStep, transfer.Iterations, transfer.Restarts,
-            transfer.RandomStart, transfer.Loss, seed);
-        var parts = new List<Tensor>();
-        using var x = data.Images(0, data.Count, device);
-        for (int s = 0; s < data.Count; s += batch)
-        {
-            using var scope = NewDisposeScope();
-            int n = Math.Min(batch, data.Count - s);
-            var adv = new Pgd(threat).Perturb(new ClassifierModel(classifier), x.narrow(0, s, n), data.Labels.narrow(0, s, n).to(device),
-                PerImageSource.For(seed, Enumerable.Range(s, n).Select(i => (long)i), transfer.Id(), 1));
-            parts.Add(adv.MoveToOuterDisposeScope());
-        }
-        var all = cat(parts).DetachFromDisposeScope();
-        foreach (var p in parts) p.Dispose();
-        return all;
-    }
 }

@@ -42,19 +42,8 @@ public sealed class SnapshotCurve(nn.Module<Tensor, Tensor> classifier, ImageDat
         foreach (var p in net.parameters()) p.requires_grad_(false);
         var gains = sigmas.ToDictionary(s => s, s => DenoiseEvaluation.Run(net, data, s, batch, seed, device).Gain);
         var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(net, purifier), runs);
-        double Accuracy(Tensor images, long purpose)
-        {
-            long correct = 0;
-            for (int s = 0; s < data.Count; s += batch)
-            {
-                using var scope = NewDisposeScope();
-                int n = Math.Min(batch, data.Count - s);
-                using var o = defense.Classify(images.narrow(0, s, n),
-                    PerImageSource.For(seed, Enumerable.Range(s, n).Select(i => (long)i), purpose));
-                correct += o.Predict(DecisionRule.MeanSoftmax).cpu().eq(data.Labels.narrow(0, s, n)).sum().item<long>();
-            }
-            return (double)correct / data.Count;
-        }
+        double Accuracy(Tensor images, long purpose) =>
+            (double)TransferExamples.DefendedCorrect(defense, images, data.Labels, seed, purpose, batch) / data.Count;
         using var clean = data.Images(0, data.Count, device);
         var point = new SnapshotPoint(file, info.Iteration, weights, gains, Accuracy(clean, 21), Accuracy(Adversarial(), 22));
         Points.Add(point);
