@@ -47,6 +47,9 @@ public static class ProgressReporter
         (double.IsFinite(p.Loss) ? $" loss {p.Loss:F4}" : "") + (p.ImagesPerSecond > 0 ? $" {p.ImagesPerSecond:F1} img/s" : "") +
         (p.Note is null ? "" : " " + p.Note);
 
+    /// <summary>hh:mm:ss with the hours uncapped ("32:08:00"): TimeSpan's "hh" drops whole days, so a 32-hour ETA read 08:08:00.</summary>
+    public static string Duration(TimeSpan t) => $"{(long)t.TotalHours:00}:{t.Minutes:00}:{t.Seconds:00}";
+
     private static T RunPlain<T>(string title, Func<Action<TrainingProgress>, CancellationToken, T> job, CancellationToken token, Func<string>? status)
     {
         var clock = Stopwatch.StartNew();
@@ -61,7 +64,7 @@ public static class ProgressReporter
         {
             if (firstIteration is null || p.Iteration <= firstIteration) return "?";
             var secondsPerIteration = (clock.Elapsed.TotalSeconds - firstSeconds) / (p.Iteration - firstIteration.Value);
-            return TimeSpan.FromSeconds(secondsPerIteration * (p.TotalIterations - p.Iteration)).ToString(@"hh\:mm\:ss");
+            return Duration(TimeSpan.FromSeconds(secondsPerIteration * (p.TotalIterations - p.Iteration)));
         }
         using var heartbeat = status is null ? null : new Timer(_ =>
         {
@@ -70,7 +73,7 @@ public static class ProgressReporter
                 if (clock.Elapsed.TotalSeconds - lastPrint < HeartbeatSeconds - 1) return;
                 lastPrint = clock.Elapsed.TotalSeconds;
                 var done = last is null ? "" : $" {last.Iteration}/{last.TotalIterations}";
-                Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title}{done} working: {status()} elapsed {clock.Elapsed:hh\\:mm\\:ss}" +
+                Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title}{done} working: {status()} elapsed {Duration(clock.Elapsed)}" +
                                   (last is null ? "" : $" eta {Eta(last)}"));
             }
         }, null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
@@ -83,7 +86,7 @@ public static class ProgressReporter
                 if (clock.Elapsed.TotalSeconds - lastPrint < 10 && p.Iteration != p.TotalIterations) return;
                 lastPrint = clock.Elapsed.TotalSeconds;
                 Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {title} {p.Iteration}/{p.TotalIterations}{Fields(p)} " +
-                                  $"elapsed {clock.Elapsed:hh\\:mm\\:ss} eta {Eta(p)}");
+                                  $"elapsed {Duration(clock.Elapsed)} eta {Eta(p)}");
             }
         }, token);
         if (token.IsCancellationRequested) Console.WriteLine("interrupted: progress written");

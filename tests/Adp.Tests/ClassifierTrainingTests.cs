@@ -53,7 +53,7 @@ public class ClassifierTrainingTests
     {
         var dir = Directory.CreateTempSubdirectory("adp-clf-adv-").FullName;
         using var data = ScoreTrainingTests.SyntheticDataset(40);
-        var opts = Tiny(1) with { NoiseSigma = 0.3, AdvEpsilon = 0.1, AdvSteps = 2 };
+        var opts = Tiny(1) with { NoiseSigma = 0.3, AdvEpsilon = 0.1, AdvSteps = 2, AdvEpsilonRampEpochs = 0.5, AdvValidationImages = 4 };
         string straight = Path.Combine(dir, "a.ckpt"), resumed = Path.Combine(dir, "b.ckpt"), plain = Path.Combine(dir, "p.ckpt");
         new ClassifierTrainer(opts, data, straight).Run(resume: false);
         using var cts = new CancellationTokenSource();
@@ -71,6 +71,41 @@ public class ClassifierTrainingTests
             anyDiffersFromPlain |= !t.bytes.SequenceEqual(c.Get(name).bytes);
         }
         Assert.True(anyDiffersFromPlain, "noise and adversarial training must change the weights");
+        Assert.Equal(a.Metadata["validation_pgd_accuracy"], b.Metadata["validation_pgd_accuracy"]);
+        var robust = double.Parse(a.Metadata["validation_pgd_accuracy"], System.Globalization.CultureInfo.InvariantCulture);
+        var clean = double.Parse(a.Metadata["validation_accuracy"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(robust, 0, 1);
+        Assert.Equal(0, robust * 4 % 1, 6);  // a count out of the 4 images attacked
+        Assert.Equal("", c.Metadata["validation_pgd_accuracy"]);  // no adversarial training, no PGD column
+        Assert.InRange(clean, 0, 1);
+    }
+
+    [Fact]
+    public void EpsilonRamp_GrowsLinearly_ThenHolds()
+    {
+        using var data = ScoreTrainingTests.SyntheticDataset(16);
+        var ramped = new ClassifierTrainer(Tiny(4) with { AdvEpsilon = 0.3, AdvEpsilonRampEpochs = 2 }, data, "unused.ckpt");
+        // 10 batches per epoch → the ramp spans iterations 0..19; iteration i trains at 0.3·(i+1)/20.
+        Assert.Equal(0.015, ramped.AdvEpsilonAt(0, 10), 12);
+        Assert.Equal(0.15, ramped.AdvEpsilonAt(9, 10), 12);
+        Assert.Equal(0.3, ramped.AdvEpsilonAt(19, 10), 12);
+        Assert.Equal(0.3, ramped.AdvEpsilonAt(35, 10), 12);
+        var flat = new ClassifierTrainer(Tiny(4) with { AdvEpsilon = 0.3 }, data, "unused.ckpt");
+        Assert.Equal(0.3, flat.AdvEpsilonAt(0, 10), 12);
+    }
+
+    [Fact]
+    public void RampedAdversarialBatch_LiesInTheSmallerBall()
+    {
+        TorchSharp.torch.manual_seed(5);
+        var net = Classifier.Create(ClassifierConfig.SmallCnn());
+        using var data = ScoreTrainingTests.SyntheticDataset(16);
+        var x = data.Images(0, 16);
+        var trainer = new ClassifierTrainer(Tiny(1) with { AdvEpsilon = 0.3, AdvSteps = 5 }, data, "unused.ckpt");
+        var adv = trainer.Adversarial(net, x, data.Labels, new TorchSharp.torch.Generator(1), epsilon: 0.02);
+        float distance = (adv - x).abs().max().item<float>();
+        Assert.True(distance <= 0.02f + 1e-6f, $"‖δ‖∞ = {distance} > 0.02");
+        Assert.True(distance > 0.01f, $"the attack should use its radius (‖δ‖∞ = {distance})");
     }
 
     [Fact]

@@ -29,13 +29,15 @@ public static partial class TrainCommands
         var advEps = new Option<double>("--adv-eps") { Description = "PGD adversarial training (Madry et al.): ℓ∞ radius (0 = off)", DefaultValueFactory = _ => 0 };
         var advSteps = new Option<int>("--adv-steps") { Description = "PGD adversarial training: steps", DefaultValueFactory = _ => 10 };
         var advStep = new Option<double>("--adv-step") { Description = "PGD adversarial training: step size (0 = 2.5·ε/steps)", DefaultValueFactory = _ => 0 };
+        var advRamp = new Option<double>("--adv-eps-ramp") { Description = "PGD adversarial training: grow ε linearly from 0 over the first N epochs (0 = off)", DefaultValueFactory = _ => 0 };
+        var advVal = new Option<int>("--adv-val-images") { Description = "PGD adversarial training: PGD accuracy on the first N validation images per epoch (0 = off)", DefaultValueFactory = _ => 500 };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var every = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
         var output = new Option<string>("--out") { Description = "checkpoint file", Required = true };
         var resume = new Option<bool>("--resume") { Description = "continue the run stored in --out" };
 
         var cmd = new Command("classifier", "Train a classifier (cross-entropy) on a data set's training split");
-        foreach (var o in new Option[] { dataset, arch, dropout, epochs, batch, optimizer, lr, momentum, wd, nesterov, schedule, flip, crop, val, trainImages, noise, advEps, advSteps, advStep, seed, every, output, resume })
+        foreach (var o in new Option[] { dataset, arch, dropout, epochs, batch, optimizer, lr, momentum, wd, nesterov, schedule, flip, crop, val, trainImages, noise, advEps, advSteps, advStep, advRamp, advVal, seed, every, output, resume })
             cmd.Options.Add(o);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -62,12 +64,17 @@ public static partial class TrainCommands
                     TrainImages = parse.GetValue(trainImages), Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(every),
                     Device = CliSupport.ResolveDevice(parse),
                     NoiseSigma = parse.GetValue(noise), AdvEpsilon = parse.GetValue(advEps), AdvSteps = parse.GetValue(advSteps),
-                    AdvStepSize = parse.GetValue(advStep),
+                    AdvStepSize = parse.GetValue(advStep), AdvEpsilonRampEpochs = parse.GetValue(advRamp),
+                    AdvValidationImages = parse.GetValue(advVal),
                 };
                 if (opts.NoiseSigma < 0) throw new AdpException($"--noise-sigma: expected ≥ 0, got {opts.NoiseSigma}");
                 if (opts.AdvEpsilon < 0 || opts.AdvEpsilon > 1) throw new AdpException($"--adv-eps: expected 0…1, got {opts.AdvEpsilon}");
                 if (opts.AdvEpsilon > 0 && opts.AdvSteps < 1) throw new AdpException($"--adv-steps: expected ≥ 1, got {opts.AdvSteps}");
                 if (opts.AdvStepSize < 0) throw new AdpException($"--adv-step: expected ≥ 0, got {opts.AdvStepSize}");
+                if (!(opts.AdvEpsilonRampEpochs >= 0) || opts.AdvEpsilonRampEpochs > opts.Epochs)
+                    throw new AdpException($"--adv-eps-ramp: expected 0…{opts.Epochs} (epochs), got {opts.AdvEpsilonRampEpochs}");
+                if (opts.AdvValidationImages < 0 || opts.AdvValidationImages > opts.ValidationImages)
+                    throw new AdpException($"--adv-val-images: expected 0…{opts.ValidationImages} (the validation images), got {opts.AdvValidationImages}");
                 if (File.Exists(outPath)) throw new AdpException($"--out {outPath}: file exists; pass --resume to continue it or choose another path");
             }
             using var data = DatasetLoader.Load(opts.Dataset, Split.Train, parse.GetValue(CliSupport.DataDir));
@@ -75,10 +82,13 @@ public static partial class TrainCommands
             AnsiConsole.MarkupLine(Markup.Escape($"training {opts.Model.Describe()} on {data.Description} ({trainer.TrainCount} for training, last {opts.ValidationImages} held out), " +
                                                  $"{opts.Epochs} epochs, batch {opts.BatchSize}, {opts.Optimizer} lr {opts.LearningRate} {opts.Schedule}, seed {opts.Seed}" +
                                                  (opts.NoiseSigma > 0 ? $", noise σ ≤ {opts.NoiseSigma}" : "") +
-                                                 (opts.AdvEpsilon > 0 ? $", PGD-{opts.AdvSteps} adversarial training ε = {opts.AdvEpsilon}" : "") + $" → {outPath}"));
+                                                 (opts.AdvEpsilon > 0 ? $", PGD-{opts.AdvSteps} adversarial training ε = {opts.AdvEpsilon}" +
+                                                  (opts.AdvEpsilonRampEpochs > 0 ? $" (ramped over {opts.AdvEpsilonRampEpochs} epochs)" : "") : "") + $" → {outPath}"));
             var reached = ProgressReporter.Run("train", trainer.TotalIterations, (report, token) => trainer.Run(isResume, report, token, outPath + ".tb"));
             AnsiConsole.MarkupLine(Markup.Escape($"iteration {reached}/{trainer.TotalIterations}, loss {trainer.LastLoss:F4}, validation accuracy by epoch: " +
-                                                 string.Join(" ", trainer.ValidationAccuracy.Select(a => a.ToString("P2")))));
+                                                 string.Join(" ", trainer.ValidationAccuracy.Select(a => a.ToString("P2"))) +
+                                                 (trainer.RobustValidationAccuracy.Count > 0 ? ", PGD accuracy by epoch: " +
+                                                  string.Join(" ", trainer.RobustValidationAccuracy.Select(a => a.ToString("P2"))) : "")));
             return 0;
         }));
         return cmd;

@@ -47,6 +47,13 @@ public sealed record ClassifierTrainingOptions
     public double AdvEpsilon { get; init; } = 0;
     public int AdvSteps { get; init; } = 10;
     public double AdvStepSize { get; init; } = 0;
+    /// <summary>ε warm-up: the radius grows linearly from 0 to AdvEpsilon over the first N epochs (0 = full radius from the
+    /// start). Large radii (MNIST ε = 0.3) from random weights can stall at chance; a ramp is the usual remedy (Gowal et al.
+    /// 2018, Wong et al. 2020). The step size scales with the current radius.</summary>
+    public double AdvEpsilonRampEpochs { get; init; } = 0;
+    /// <summary>With adversarial training: also report PGD accuracy on the first N validation images each epoch
+    /// (same attack as training at the full radius; 0 = off).</summary>
+    public int AdvValidationImages { get; init; } = 500;
 }
 
 /// <summary>
@@ -60,6 +67,8 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
     public long Iteration { get; private set; }
     public double LastLoss { get; private set; } = double.NaN;
     public List<double> ValidationAccuracy { get; } = [];
+    /// <summary>PGD accuracy on the first validation images per epoch (adversarial training only).</summary>
+    public List<double> RobustValidationAccuracy { get; } = [];
 
     public int TrainCount => Math.Max(1, (options.TrainImages > 0 ? Math.Min(options.TrainImages, data.Count) : data.Count) - options.ValidationImages);
     public long TotalIterations => (long)options.Epochs * Math.Max(1, TrainCount / Math.Min(options.BatchSize, TrainCount));
@@ -104,7 +113,7 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                     var sigma = rand(new long[] { x.shape[0], 1, 1, 1 }, generator: g) * options.NoiseSigma;
                     x = (x + sigma.to(device) * randn(x.shape, generator: g).to(device)).clamp(0, 1);
                 }
-                if (options.AdvEpsilon > 0) x = Adversarial(net, x, y, g);
+                if (options.AdvEpsilon > 0) x = Adversarial(net, x, y, g, AdvEpsilonAt(Iteration, schedule.BatchesPerEpoch));
                 opt.zero_grad();
                 var loss = F.cross_entropy(net.forward(x), y);
                 loss.backward();
@@ -121,6 +130,14 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                 ValidationAccuracy.Add(acc);
                 writer?.add_scalar("val_accuracy", (float)acc, (int)Iteration);
                 note = $"val {acc:P2}";
+                if (options.AdvEpsilon > 0 && options.AdvValidationImages > 0)
+                {
+                    int n = Math.Min(options.AdvValidationImages, options.ValidationImages);
+                    double robust = RobustAccuracy(net, data, data.Count - options.ValidationImages, n, device);
+                    RobustValidationAccuracy.Add(robust);
+                    writer?.add_scalar("val_pgd_accuracy", (float)robust, (int)Iteration);
+                    note += $" pgd {robust:P2} (ε {AdvEpsilonAt(Iteration - 1, schedule.BatchesPerEpoch):0.###} in training)";
+                }
                 net.train();
             }
             double ips = (Iteration - start) * schedule.BatchSize / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
@@ -131,11 +148,22 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
         return Iteration;
     }
 
-    /// <summary>PGD examples of the batch against the current weights (evaluation mode, restored afterwards).</summary>
-    internal Tensor Adversarial(Classifier net, Tensor x, Tensor y, Generator g)
+    /// <summary>The training radius at an iteration: linear warm-up over <see cref="ClassifierTrainingOptions.AdvEpsilonRampEpochs"/>
+    /// epochs (iteration counted from 0), then <see cref="ClassifierTrainingOptions.AdvEpsilon"/>.</summary>
+    internal double AdvEpsilonAt(long iteration, long batchesPerEpoch)
     {
-        double step = options.AdvStepSize > 0 ? options.AdvStepSize : 2.5 * options.AdvEpsilon / Math.Max(1, options.AdvSteps);
-        var threat = new Attacks.ThreatModel(Attacks.Norm.Linf, options.AdvEpsilon, step, options.AdvSteps, 1, true, Attacks.AttackLoss.CrossEntropy);
+        double rampIterations = options.AdvEpsilonRampEpochs * batchesPerEpoch;
+        return rampIterations <= 0 ? options.AdvEpsilon : options.AdvEpsilon * Math.Min(1.0, (iteration + 1) / rampIterations);
+    }
+
+    /// <summary>PGD examples of the batch against the current weights (evaluation mode, restored afterwards), radius
+    /// <paramref name="epsilon"/> (default: the full training radius); the step size is the configured one scaled by
+    /// epsilon / AdvEpsilon, or 2.5·epsilon/steps.</summary>
+    internal Tensor Adversarial(Classifier net, Tensor x, Tensor y, Generator g, double? epsilon = null)
+    {
+        double eps = epsilon ?? options.AdvEpsilon;
+        double step = options.AdvStepSize > 0 ? options.AdvStepSize * eps / options.AdvEpsilon : 2.5 * eps / Math.Max(1, options.AdvSteps);
+        var threat = new Attacks.ThreatModel(Attacks.Norm.Linf, eps, step, options.AdvSteps, 1, true, Attacks.AttackLoss.CrossEntropy);
         bool training = net.training;
         net.eval();
         try { return new Attacks.Pgd(threat).Perturb(new Attacks.ClassifierModel(net), x, y, g).detach(); }
@@ -154,6 +182,25 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                 cycle_momentum: options.Optimizer == OptimizerKind.Sgd),
             _ => null,
         };
+    }
+
+    /// <summary>PGD accuracy (the training attack at the full radius, seeded) on records [start, start+count).</summary>
+    private double RobustAccuracy(Classifier net, ImageDataset data, int start, int count, Device device, int batch = 250)
+    {
+        long correct = 0;
+        for (int i = start; i < start + count; i += batch)
+        {
+            using var scope = NewDisposeScope();
+            int n = Math.Min(batch, start + count - i);
+            using var g = new Generator((ulong)Seeds.MixTorch(options.Seed, i, 5), CPU);
+            var x = data.Images(i, n, device);
+            var y = data.Labels.narrow(0, i, n).to(device);
+            var adv = Adversarial(net, x, y, g);
+            net.eval();
+            using var _ = no_grad();
+            correct += net.forward(adv).argmax(1).eq(y).sum().cpu().item<long>();
+        }
+        return (double)correct / count;
     }
 
     /// <summary>Top-1 accuracy on records [start, start+count) in eval mode.</summary>
@@ -183,6 +230,7 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
             ["seed"] = options.Seed.ToString(),
             ["final_loss"] = LastLoss.ToString("R"),
             ["validation_accuracy"] = string.Join(",", ValidationAccuracy.Select(a => a.ToString("F4"))),
+            ["validation_pgd_accuracy"] = string.Join(",", RobustValidationAccuracy.Select(a => a.ToString("F4"))),
             [OptionsKey] = JsonSerializer.Serialize(options),
             ["saved_utc"] = DateTime.UtcNow.ToString("O"),
         };
@@ -197,10 +245,10 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
         Iteration = Checkpoint.Integer(f, "iteration", -1);
         if (Iteration < 0) throw new AdpException($"{checkpointPath}: checkpoint metadata 'iteration' must be a non-negative integer");
         LastLoss = Checkpoint.Number(f, "final_loss", double.NaN);
-        var va = f.Metadata.GetValueOrDefault("validation_accuracy", "");
-        foreach (var a in va.Split(',', StringSplitOptions.RemoveEmptyEntries))
-            ValidationAccuracy.Add(double.TryParse(a, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v)
-                ? v : throw new AdpException($"{checkpointPath}: checkpoint metadata 'validation_accuracy' must be comma-separated numbers"));
+        foreach (var (key, list) in new[] { ("validation_accuracy", ValidationAccuracy), ("validation_pgd_accuracy", RobustValidationAccuracy) })
+            foreach (var a in f.Metadata.GetValueOrDefault(key, "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+                list.Add(double.TryParse(a, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v)
+                    ? v : throw new AdpException($"{checkpointPath}: checkpoint metadata '{key}' must be comma-separated numbers"));
     }
 
     public static ClassifierTrainingOptions ReadOptions(string checkpointPath)
@@ -217,7 +265,9 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
             : o.ValidationImages < 0 ? $"ValidationImages {o.ValidationImages}" : o.TrainImages < 0 ? $"TrainImages {o.TrainImages}"
             : o.CheckpointEvery < 0 ? $"CheckpointEvery {o.CheckpointEvery}" : !(o.NoiseSigma >= 0) || !Finite(o.NoiseSigma) ? $"NoiseSigma {o.NoiseSigma}"
             : !(o.AdvEpsilon >= 0) || !Finite(o.AdvEpsilon) ? $"AdvEpsilon {o.AdvEpsilon}" : o.AdvSteps < 0 ? $"AdvSteps {o.AdvSteps}"
-            : !Finite(o.AdvStepSize) ? $"AdvStepSize {o.AdvStepSize}" : o.Dataset is null ? "no data set" : o.Device is null ? "no device" : null;
+            : !Finite(o.AdvStepSize) ? $"AdvStepSize {o.AdvStepSize}"
+            : !(o.AdvEpsilonRampEpochs >= 0) || !Finite(o.AdvEpsilonRampEpochs) ? $"AdvEpsilonRampEpochs {o.AdvEpsilonRampEpochs}"
+            : o.AdvValidationImages < 0 ? $"AdvValidationImages {o.AdvValidationImages}" : o.Dataset is null ? "no data set" : o.Device is null ? "no device" : null;
         if (bad is not null) throw new AdpException($"{checkpointPath}: invalid training options in the checkpoint ({bad})");
         try { o.Model!.Validate(); DatasetRegistry.Get(o.Dataset!); }
         catch (AdpException e) { throw new AdpException($"{checkpointPath}: invalid training options in the checkpoint ({e.Message})"); }
