@@ -21,6 +21,7 @@ public static partial class EvalCommands
         eval.Subcommands.Add(CreateReplay());
         eval.Subcommands.Add(CreateSnapshots());
         eval.Subcommands.Add(CreateTune());
+        eval.Subcommands.Add(CreateEpsilonPlot());
         return eval;
     }
 

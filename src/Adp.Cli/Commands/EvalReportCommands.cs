@@ -75,6 +75,50 @@ public static partial class EvalCommands
         return cmd;
     }
 
+    /// <summary>`adp eval epsilon-plot DIR[=LABEL]… --out FILE.png`: robust accuracy against ε across report folders.</summary>
+    private static Command CreateEpsilonPlot()
+    {
+        var dirs = new Argument<string[]>("dirs")
+        {
+            Description = "report folders of `adp eval robust`, each optionally DIR=LABEL (the label names its curves; default: the folder name)",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var output = new Option<string>("--out") { Description = "PNG file; the points also go to the same name with .csv", Required = true };
+        var rule = new Option<DecisionRule>("--rule") { Description = "decision rule of the defended rows", DefaultValueFactory = _ => DecisionRule.MeanSoftmax };
+        var title = new Option<string?>("--title") { Description = "plot title (default: the data set)" };
+        var cmd = new Command("epsilon-plot", "Robust accuracy against the ℓ∞ radius ε, one curve per folder and attack target, with 95% intervals (PNG + CSV)");
+        cmd.Arguments.Add(dirs);
+        foreach (var o in new Option[] { output, rule, title }) cmd.Options.Add(o);
+        cmd.SetAction(parse => CliSupport.Run(parse, () =>
+        {
+            var outPath = parse.GetValue(output)!;
+            if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new AdpException($"--out: expected a .png file, got '{outPath}'");
+            var series = new List<EpsilonSeries>();
+            var datasets = new HashSet<string>();
+            foreach (var arg in parse.GetValue(dirs)!)
+            {
+                int eq = arg.IndexOf('=');
+                var (dir, label) = eq > 0 ? (arg[..eq], arg[(eq + 1)..]) : (arg, Path.GetFileName(Path.TrimEndingDirectorySeparator(arg)));
+                var folder = ReportFolder.Load(dir);
+                datasets.Add(folder.Config.Dataset);
+                var report = RobustReport.Build(folder.Config, folder.Progress, folder.DataDescription, new());
+                series.AddRange(EpsilonCurves.FromRows(label, report.Rows, parse.GetValue(rule).ToString()));
+            }
+            if (datasets.Count > 1) throw new AdpException($"epsilon-plot: the folders evaluate different data sets ({string.Join(", ", datasets)})");
+            EpsilonCurves.Plot(series, outPath, parse.GetValue(title) ?? $"{datasets.Single()}: accuracy vs ε");
+            var csvPath = Path.ChangeExtension(outPath, ".csv");
+            IO.AtomicFile.Write(csvPath, System.Text.Encoding.UTF8.GetBytes(EpsilonCurves.Csv(series)));
+            var t = new Table().AddColumns("curve", "ε", "accuracy", "95% interval", "images × seeds");
+            foreach (var s in series)
+                foreach (var p in s.Points)
+                    t.AddRow(Markup.Escape(s.Label), $"{p.Epsilon:G4}", $"{100 * p.Accuracy:F1}%", $"{100 * p.Low:F1}–{100 * p.High:F1}", $"{p.Images} × {p.Seeds}");
+            AnsiConsole.Write(t);
+            AnsiConsole.MarkupLine(Markup.Escape($"wrote {outPath} and {csvPath}"));
+            return 0;
+        }));
+        return cmd;
+    }
+
     /// <summary>`adp eval replay --adv FILE …`: re-evaluates saved adversarial examples with another defense or seeds.</summary>
     private static Command CreateReplay()
     {
