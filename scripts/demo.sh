@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: the ADP defense on the embedded default data (first 64 Fashion-MNIST test images) with the shipped
+# The main job: the ADP defense on the embedded default data (first 40 Fashion-MNIST test images) with the shipped
 # models, under preprocessor-blind PGD, BPDA+EOT and full-gradient APGD+EOT at reduced budgets (stated in the
 # report). Prints the table and writes the report folder reports/demo (about five minutes on 2 cores).
 #   ./scripts/demo.sh [fashion-mnist|cifar10] [eval robust options…]
