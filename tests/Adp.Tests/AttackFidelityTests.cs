@@ -249,6 +249,24 @@ public partial class AttackTests
     }
 
     [Fact]
+    public void Apgd_OnIterate_ReportsTheBestPointSoFar_EndingAtTheResult()
+    {
+        // Same script as above: points 0.5 (loss 0), 0.6 (loss 5), 0.475 (loss 1), 0.525 (loss 0), … so the best point
+        // is the start, then 0.6 from iteration 1 on.
+        var model = new ScriptedModel(call => call switch { 0 => 0f, 1 => 5f, 2 => 1f, _ => 0f }, call => call % 2 == 0 ? 1f : -1f);
+        var seen = new List<(int K, float Point)>();
+        var apgd = new Apgd(new ThreatModel(Epsilon: 0.1, Iterations: 6, RandomStart: false))
+        {
+            OnIterate = (k, best) => seen.Add((k, best.item<float>())),
+        };
+        var result = apgd.Perturb(model, full(new long[] { 1, 1, 1, 1 }, 0.5f), tensor(new long[] { 0 }));
+        Assert.Equal(Enumerable.Range(0, 7), seen.Select(p => p.K));
+        Assert.Equal(0.5f, seen[0].Point, 6);
+        Assert.All(seen.Skip(1), p => Assert.Equal(0.6f, p.Point, 5));
+        Assert.Equal(result.item<float>(), seen[^1].Point, 6);
+    }
+
+    [Fact]
     public void Apgd_RandomStart_IsOnTheSphereOfTheBall()
     {
         // autopgd_base.py l. 206–213: x + ε·t/max|t| (ℓ∞), x + ε·t/‖t‖₂ (ℓ2).

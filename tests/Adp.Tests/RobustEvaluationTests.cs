@@ -89,8 +89,10 @@ public class RobustEvaluationTests
         }
     }
 
-    [Fact]
-    public void IterationsCurve_EndsAtTheFinalResult_AndStartsAtTheCleanOne()
+    [Theory]
+    [InlineData(AttackKind.Pgd)]
+    [InlineData(AttackKind.Apgd)]  // APGD's k-th point is its best so far; k = Iterations is what it returns
+    public void IterationsCurve_EndsAtTheFinalResult_AndStartsAtTheCleanOne(AttackKind kind)
     {
         torch.manual_seed(4);
         var clf = Classifier.Create(ClassifierConfig.SmallCnn());
@@ -108,7 +110,7 @@ public class RobustEvaluationTests
             Attacks =
             [
                 new AttackSpec { Kind = AttackKind.None, Target = AttackTarget.Bare },
-                new AttackSpec { Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 0.5, Iterations = 6, RandomStart = false, IterationsCurve = [0, 2, 6] },
+                new AttackSpec { Kind = kind, Target = AttackTarget.Bare, Epsilon = 0.5, Iterations = 6, RandomStart = false, IterationsCurve = [0, 2, 6] },
             ],
         };
         var eval = new RobustEvaluation(cfg, data, clf, score, CPU, Directory.CreateTempSubdirectory("adp-iters-").FullName);
@@ -128,5 +130,6 @@ public class RobustEvaluationTests
         Assert.True(File.Exists(Path.Combine(dir, "accuracy-vs-iterations.png")));
         Assert.Contains("Accuracy vs attack iterations", File.ReadAllText(Path.Combine(dir, "report.md")));
         Assert.Throws<AdpException>(() => (cfg.Attacks[1] with { Restarts = 2 }).Validate());
+        Assert.Throws<AdpException>(() => (cfg.Attacks[1] with { Kind = AttackKind.Fgsm }).Validate());
     }
 }

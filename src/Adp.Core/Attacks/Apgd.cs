@@ -31,6 +31,12 @@ public sealed class Apgd(ThreatModel threat) : IAttack
     /// here" flags (N)); for diagnostics and tests. The tensors are the attack's own: copy what you keep.</summary>
     public Action<int, Tensor, Tensor>? OnCheckpoint { get; init; }
 
+    /// <summary>Called with (k, best point after k iterations) for k = 0 … Iterations of every restart: the point APGD
+    /// would return if stopped there. Unlike PGD's iterate this is not exactly a k-iteration APGD's result (the step
+    /// schedule depends on the total n), but it is the robust accuracy vs iterations curve of this run, the one used to
+    /// judge whether more iterations would help. The tensor is the attack's own: copy what you keep.</summary>
+    public Action<int, Tensor>? OnIterate { get; init; }
+
     /// <inheritdoc/>
     /// <exception cref="AdpException">Invalid threat model, images or labels, or a loss the classifier cannot take.</exception>
     public Tensor Perturb(IAttackModel model, Tensor images, Tensor labels, RandomSource? random = null) =>
@@ -51,6 +57,7 @@ public sealed class Apgd(ThreatModel threat) : IAttack
         var bestAdv = adv.clone();
         var bestLoss = loss.clone();
         var bestGrad = grad.clone();
+        OnIterate?.Invoke(0, bestAdv);
         var step = full(new long[] { batch, 1, 1, 1 }, 2 * t.Epsilon, dtype: x.dtype, device: x.device);
         // loss_steps of the reference: the loss after step i in row i, rows not yet written are 0.
         var lossSteps = zeros(new long[] { Math.Max(n, 1), batch }, dtype: loss.dtype, device: x.device);
@@ -77,6 +84,7 @@ public sealed class Apgd(ThreatModel threat) : IAttack
             bestAdv = where(improved.view(-1, 1, 1, 1), adv, bestAdv).MoveToOuterDisposeScope();
             bestGrad = where(improved.view(-1, 1, 1, 1), grad, bestGrad).MoveToOuterDisposeScope();
             bestLoss = where(improved, loss, bestLoss).MoveToOuterDisposeScope();
+            OnIterate?.Invoke(i + 1, bestAdv);
             if (++counter < k) continue;
             // Checkpoint: in how many of the last k steps did the loss rise? Row −1 wraps to the last row (l. 169).
             var increases = zeros(new long[] { batch }, device: x.device);

@@ -45,7 +45,8 @@ public sealed record AttackSpec
     public int Eot { get; init; } = 1;
     public bool ReturnBest { get; init; } = false;
     /// <summary>Attack iterations at which the evaluated model (the defense: mean softmax, one submission; or the
-    /// bare classifier) is also evaluated on the intermediate iterate: robust accuracy vs attack budget from a single run. PGD, final iterate, one restart only.</summary>
+    /// bare classifier) is also evaluated on the intermediate iterate: robust accuracy vs attack budget from a single run. PGD (final
+    /// iterate) or APGD (best point so far), one restart only.</summary>
     public List<int> IterationsCurve { get; init; } = [];
 
     public void Validate()
@@ -66,8 +67,8 @@ public sealed record AttackSpec
         if (Norm == Norm.L2 && Target is AttackTarget.Bpda or AttackTarget.BpdaScore)
             throw new AdpException($"attack '{Label}': the research code's BPDA rules (bpda, bpda-score) are ℓ∞ only; use bpda-mean or full for ℓ2");
         if (IterationsCurve.Count == 0) return;
-        if (Kind != AttackKind.Pgd || Restarts != 1 || ReturnBest)
-            throw new AdpException($"attack '{Label}': IterationsCurve needs Kind Pgd with one restart and the final iterate");
+        if (Kind is not (AttackKind.Pgd or AttackKind.Apgd) || Restarts != 1 || ReturnBest)
+            throw new AdpException($"attack '{Label}': IterationsCurve needs Kind Pgd (final iterate) or Apgd (best point so far), one restart");
         if (IterationsCurve.Any(k => k < 0 || k > Iterations))
             throw new AdpException($"attack '{Label}': IterationsCurve entries must lie in 0…{Iterations}");
     }

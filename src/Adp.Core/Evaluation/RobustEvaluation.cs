@@ -398,7 +398,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         {
             AttackKind.Fgsm => new Fgsm(threat),
             AttackKind.Pgd => new Pgd(threat) { ReturnBest = s.ReturnBest, OnIterate = onIterate },
-            AttackKind.Apgd => new Apgd(threat),
+            AttackKind.Apgd => new Apgd(threat) { OnIterate = onIterate },
             _ => throw new AdpException($"attack '{s.Label}': unknown kind {s.Kind}"),
         };
     }
