@@ -134,5 +134,16 @@ public class ScoreTrainingTests
         curve.Write(Path.Combine(dir, "curve"), "t");
         Assert.Equal(3, File.ReadAllLines(Path.Combine(dir, "curve", "curve.csv")).Length);
         Assert.True(File.Exists(Path.Combine(dir, "curve", "curve-accuracy.png")));
+
+        // S = 0: the denoising gain alone (same value), no accuracy columns, no accuracy plot.
+        var gainOnly = new Evaluation.SnapshotCurve(clf, eval, new Purification.PurifierSettings(Steps: 1), 0, transfer, 0, CPU);
+        var p = gainOnly.Measure(snaps[1], WeightsChoice.Model, [0.25], batch: 4);
+        Assert.Null(p.NaturalAccuracy);
+        Assert.Null(p.TransferAccuracy);
+        Assert.Equal(curve.Points[1].DenoiseGain[0.25], p.DenoiseGain[0.25], 12);
+        gainOnly.Write(Path.Combine(dir, "gain"), "t");
+        Assert.EndsWith(",,", File.ReadAllLines(Path.Combine(dir, "gain", "curve.csv"))[1]);
+        Assert.False(File.Exists(Path.Combine(dir, "gain", "curve-accuracy.png")));
+        Assert.True(File.Exists(Path.Combine(dir, "gain", "curve-denoise.png")));
     }
 }

@@ -229,7 +229,7 @@ public static partial class EvalCommands
         split.DefaultValueFactory = _ => "validation";
         var sigmas = new Option<string>("--denoise-sigmas") { Description = "σ values for the one-shot denoising gain", DefaultValueFactory = _ => "0.1,0.25,0.5" };
         var weights = new Option<string>("--weights") { Description = "Model, Ema or both", DefaultValueFactory = _ => "both" };
-        var runs = new Option<int>("--runs") { Description = "purification runs S", DefaultValueFactory = _ => 4 };
+        var runs = new Option<int>("--runs") { Description = "purification runs S (0: the denoising gain only)", DefaultValueFactory = _ => 4 };
         var attack = TransferAttackOption();
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "folder for curve.csv and the two plots", Required = true };
@@ -258,6 +258,7 @@ public static partial class EvalCommands
                 v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture));
             if (sigmaList.Any(s => s <= 0)) throw new AdpException("--denoise-sigmas: expected positive values");
             var settings = purifier.Read(parse);
+            if (parse.GetValue(runs) < 0) throw new AdpException($"--runs: expected ≥ 0 (0: the denoising gain only), got {parse.GetValue(runs)}");
             var curve = new SnapshotCurve(clf, data, settings, parse.GetValue(runs), transfer, parse.GetValue(seed), device);
             AnsiConsole.MarkupLine(Markup.Escape($"{data.Description}; transfer attack {transfer.Protocol()}; ADP {settings.Describe()}, S={parse.GetValue(runs)}"));
             var t = new Table().AddColumns(["snapshot", "iteration", "weights", .. sigmaList.Select(s => $"gain σ={s} (dB)"), "natural", "transfer"]);
@@ -266,16 +267,19 @@ public static partial class EvalCommands
                 {
                     var p = curve.Measure(file, w, sigmaList);
                     t.AddRow([Markup.Escape(Path.GetFileName(file)), p.Iteration.ToString(), w.ToString(),
-                        .. sigmaList.Select(s => $"{p.DenoiseGain[s]:F2}"), $"{100 * p.NaturalAccuracy:F1}%", $"{100 * p.TransferAccuracy:F1}%"]);
-                    Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} measured {Path.GetFileName(file)} ({w}): natural {100 * p.NaturalAccuracy:F1}%, " +
-                                      $"transfer {100 * p.TransferAccuracy:F1}%");
+                        .. sigmaList.Select(s => $"{p.DenoiseGain[s]:F2}"), Percent(p.NaturalAccuracy), Percent(p.TransferAccuracy)]);
+                    Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} measured {Path.GetFileName(file)} ({w}): natural {Percent(p.NaturalAccuracy)}, " +
+                                      $"transfer {Percent(p.TransferAccuracy)}");
                 }
             var outDir = parse.GetValue(output)!;
             curve.Write(outDir, $"{spec.Name}: score-model snapshots ({data.Description})");
             AnsiConsole.Write(t);
-            AnsiConsole.MarkupLine(Markup.Escape($"wrote {Path.Combine(outDir, "curve.csv")}, curve-accuracy.png and curve-denoise.png"));
+            AnsiConsole.MarkupLine(Markup.Escape($"wrote {Path.Combine(outDir, "curve.csv")}, " +
+                                                 (parse.GetValue(runs) > 0 ? "curve-accuracy.png and " : "") + "curve-denoise.png"));
             return 0;
         }));
         return cmd;
     }
+
+    private static string Percent(double? accuracy) => accuracy is { } a ? $"{100 * a:F1}%" : "–";
 }
