@@ -81,6 +81,28 @@ public class ClassifierTrainingTests
     }
 
     [Fact]
+    public void AdversarialTraining_ResumedAfterAnEpoch_KeepsThePgdValidationColumn()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-clf-advval-").FullName;
+        using var data = ScoreTrainingTests.SyntheticDataset(40);
+        var opts = Tiny(2) with { AdvEpsilon = 0.1, AdvSteps = 2, AdvEpsilonRampEpochs = 1.5, AdvValidationImages = 4, AdvStepSize = 0.04 };
+        string straight = Path.Combine(dir, "a.ckpt"), resumed = Path.Combine(dir, "b.ckpt");
+        new ClassifierTrainer(opts, data, straight).Run(resume: false);
+        using var cts = new CancellationTokenSource();
+        // 4 batches per epoch: stop after the first epoch's validation, inside the ramp (1.5 epochs = 6 iterations).
+        new ClassifierTrainer(opts, data, resumed).Run(false, p => { if (p.Iteration == 5) cts.Cancel(); }, cts.Token);
+        using (var mid = SafeTensors.Load(resumed)) Assert.Single(mid.Metadata["validation_pgd_accuracy"].Split(','));
+        var second = new ClassifierTrainer(opts, data, resumed);
+        second.Run(resume: true);
+        Assert.Equal(2, second.RobustValidationAccuracy.Count);
+        using var a = SafeTensors.Load(straight);
+        using var b = SafeTensors.Load(resumed);
+        Assert.Equal(a.Metadata["validation_pgd_accuracy"], b.Metadata["validation_pgd_accuracy"]);
+        foreach (var (name, t) in a.Tensors)
+            if (name != Checkpoint.OptimizerTensor) Assert.True(t.bytes.SequenceEqual(b.Get(name).bytes), $"{name} differs after resuming in the ramp");
+    }
+
+    [Fact]
     public void EpsilonRamp_GrowsLinearly_ThenHolds()
     {
         using var data = ScoreTrainingTests.SyntheticDataset(16);

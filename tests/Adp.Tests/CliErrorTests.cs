@@ -55,6 +55,22 @@ public class CliErrorTests
     }
 
     [Fact]
+    public void AdversarialTrainingOptions_AreCheckedOnlyWhereTheyApply()
+    {
+        var data = FakeMnist();
+        var dir = Directory.CreateTempSubdirectory("adp-advopt-").FullName;
+        string[] Train(string name, params string[] extra) =>
+            ["--threads", "1", "train", "classifier", "--data-dir", data, "--train-images", "96", "--validation-images", "32", "--epochs", "1",
+             "--batch-size", "32", "--out", Path.Combine(dir, name), .. extra];
+        // Without adversarial training the PGD-validation size (default 500) is not checked against 32 validation images.
+        var (code, _, err) = RunAdp(Train("plain.ckpt"));
+        Assert.True(code == 0, err);
+        AssertOneLineError(Train("a.ckpt", "--adv-eps-ramp", "1"), "--adv-eps-ramp", "--adv-eps");
+        AssertOneLineError(Train("b.ckpt", "--adv-eps", "0.1"), "--adv-val-images", "0…32");
+        AssertOneLineError(Train("c.ckpt", "--adv-eps", "0.1", "--adv-val-images", "16", "--adv-eps-ramp", "2"), "--adv-eps-ramp", "0…1");
+    }
+
+    [Fact]
     public void MissingFolder()
     {
         var missing = Path.Combine(Path.GetTempPath(), "adp-no-such-folder-" + Guid.NewGuid());

@@ -20,22 +20,29 @@ public class EpsilonCurvesTests
         Row("blind .3", "Pgd Blind ℓ∞ ε=0.3", true, 0.3, "LogitSum", 0.31),
         Row("blind .1", "Pgd Blind ℓ∞ ε=0.1", true, 0.1, "MeanSoftmax", 0.8),
         Row("blind .1", "Pgd Blind ℓ∞ ε=0.1", true, 0.1, "LogitSum", 0.79),
-        Row("bpda .1", "Pgd Bpda ℓ∞ ε=0.1", true, 0.1, "MeanSoftmax", 0.6),
+        Row("bpda .1", "Pgd Bpda ℓ∞ ε=0.1 step=0.025 iters=20 restarts=1 no random start loss=CrossEntropy EOT=15", true, 0.1, "MeanSoftmax", 0.6),
+        Row("full ce", "Apgd Full ℓ∞ ε=0.1 step=0.025 iters=20 restarts=1 random start loss=CrossEntropy EOT=20", true, 0.1, "MeanSoftmax", 0.5),
+        Row("full dlr", "Apgd Full ℓ∞ ε=0.1 step=0.025 iters=20 restarts=1 random start loss=Dlr EOT=20", true, 0.1, "MeanSoftmax", 0.45),
+        Row("blind l2", "Pgd Blind ℓ2 ε=1.5 step=0.3 iters=40 restarts=1 random start loss=CrossEntropy", true, 1.5, "MeanSoftmax", 0.7),
+        Row("blind .1 again", "Pgd Blind ℓ∞ ε=0.1", true, 0.1, "MeanSoftmax", 0.75),
     ];
 
     [Fact]
     public void Curves_GroupByTarget_StartAtTheUnattackedRow_AndFollowTheRule()
     {
         var s = EpsilonCurves.FromRows("tuned", Rows(), "MeanSoftmax");
-        Assert.Equal(3, s.Count);
+        Assert.Equal(6, s.Count);
         var bare = s.Single(c => c.Label.Contains("bare"));
-        Assert.Equal([0, 0.1, 0.3], bare.Points.Select(p => p.Epsilon));
+        Assert.Equal([0, 0.1, 0.3], bare.Points.Select(p => p.Epsilon));  // the unbounded sanity attack (ℓ∞ ε = 1) is no point
         Assert.Equal([0.99, 0.2, 0.0], bare.Points.Select(p => p.Accuracy));
-        var blind = s.Single(c => c.Label == "tuned: preprocessor-blind PGD");
-        Assert.Equal([0.97, 0.8, 0.3], blind.Points.Select(p => p.Accuracy));   // ordered by ε, natural first
-        var bpda = s.Single(c => c.Label == "tuned: BPDA+EOT PGD");
+        var blind = s.Single(c => c.Label == "tuned: preprocessor-blind PGD-");
+        Assert.Equal([0.97, 0.75, 0.3], blind.Points.Select(p => p.Accuracy));   // ordered by ε, natural first; the stronger of two runs at 0.1
+        var bpda = s.Single(c => c.Label == "tuned: BPDA+EOT PGD-20, EOT 15");
         Assert.Equal([0, 0.1], bpda.Points.Select(p => p.Epsilon));
-        var logit = EpsilonCurves.FromRows("", Rows(), "LogitSum").Single(c => c.Label == "preprocessor-blind PGD");
+        Assert.Equal(0.5, s.Single(c => c.Label == "tuned: full-gradient APGD-20, EOT 20").Points[1].Accuracy);   // CE and DLR stay apart
+        Assert.Equal(0.45, s.Single(c => c.Label == "tuned: full-gradient APGD-DLR-20, EOT 20").Points[1].Accuracy);
+        Assert.Equal([0, 1.5], s.Single(c => c.Label.EndsWith(", L2")).Points.Select(p => p.Epsilon));  // ℓ2 radii above 1 are kept
+        var logit = EpsilonCurves.FromRows("", Rows(), "LogitSum").Single(c => c.Label == "preprocessor-blind PGD-");
         Assert.Equal([0.96, 0.79, 0.31], logit.Points.Select(p => p.Accuracy));
         Assert.DoesNotContain(EpsilonCurves.FromRows("", Rows(), "LogitSum"), c => c.Label.Contains("BPDA"));  // no LogitSum row
     }
@@ -46,7 +53,8 @@ public class EpsilonCurvesTests
         var s = EpsilonCurves.FromRows("a,b", Rows(), "MeanSoftmax");
         var lines = EpsilonCurves.Csv(s).TrimEnd().Split('\n');
         Assert.Equal(1 + s.Sum(c => c.Points.Count), lines.Length);
-        Assert.StartsWith("\"a,b: bare classifier, PGD\",0,0.99,0.94,1,64,1", lines[1]);
+        Assert.StartsWith("\"a,b: bare PGD-\",0,0.99,0.94,1,64,1", lines[1]);
+        Assert.DoesNotContain('\r', EpsilonCurves.Csv(s));
         var png = Path.Combine(Directory.CreateTempSubdirectory("adp-eps-").FullName, "eps.png");
         EpsilonCurves.Plot(s, png, "test");
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(png).Take(4));
@@ -75,12 +83,24 @@ public class EpsilonCurvesTests
         Assert.True(c == 0, err2);
         Assert.True(File.Exists(png));
         var csv = File.ReadAllLines(Path.ChangeExtension(png, ".csv"));
-        Assert.Contains(csv, l => l.StartsWith("\"paper: preprocessor-blind PGD\",0.3,"));
-        Assert.Contains(csv, l => l.StartsWith("\"b: preprocessor-blind PGD\",0,"));
+        Assert.Contains(csv, l => l.StartsWith("\"paper: preprocessor-blind PGD-2\",0.3,"));
+        Assert.Contains(csv, l => l.StartsWith("\"b: preprocessor-blind PGD-2\",0,"));
         Assert.Contains("paper", stdout);
         Assert.DoesNotContain(csv, l => l.Contains("bare"));  // the unbounded sanity attack (ε = 1) is no curve
         var (c2, _, err3) = CliErrorTests.RunAdp(["eval", "epsilon-plot", a, "--out", Path.Combine(dir, "eps.svg")]);
         Assert.Equal(2, c2);
         Assert.Contains("--out", err3);
+        // A folder whose path holds '=' is taken whole; a rule the folder did not evaluate is refused naming it.
+        var odd = Path.Combine(dir, "sigma=0.25");
+        Directory.Move(b, odd);
+        Assert.Equal(0, CliErrorTests.RunAdp(["eval", "epsilon-plot", odd, "--out", png]).Code);
+        Assert.Contains(File.ReadAllLines(Path.ChangeExtension(png, ".csv")), l => l.StartsWith("\"sigma=0.25: "));
+        var configPath = Path.Combine(a, "config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!;
+        config["Rules"] = new System.Text.Json.Nodes.JsonArray("MeanSoftmax");
+        File.WriteAllText(configPath, config.ToJsonString());
+        var (c3, _, err4) = CliErrorTests.RunAdp(["eval", "epsilon-plot", a, "--rule", "LogitSum", "--out", png]);
+        Assert.Equal(2, c3);
+        Assert.Contains("LogitSum", err4);
     }
 }

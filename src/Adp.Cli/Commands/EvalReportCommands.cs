@@ -97,12 +97,20 @@ public static partial class EvalCommands
             var datasets = new HashSet<string>();
             foreach (var arg in parse.GetValue(dirs)!)
             {
-                int eq = arg.IndexOf('=');
-                var (dir, label) = eq > 0 ? (arg[..eq], arg[(eq + 1)..]) : (arg, Path.GetFileName(Path.TrimEndingDirectorySeparator(arg)));
+                // DIR=LABEL, split at the last '=' unless the whole argument is a folder (paths may hold '=').
+                int eq = arg.LastIndexOf('=');
+                var (dir, label) = eq > 0 && !Directory.Exists(arg) ? (arg[..eq], arg[(eq + 1)..])
+                    : (arg, Path.GetFileName(Path.TrimEndingDirectorySeparator(arg)));
                 var folder = ReportFolder.Load(dir);
                 datasets.Add(folder.Config.Dataset);
+                var ruleName = parse.GetValue(rule);
+                if (!folder.Config.Rules.Contains(ruleName))
+                    throw new AdpException($"--rule: {dir} was evaluated with {string.Join(", ", folder.Config.Rules)}, not {ruleName}");
                 var report = RobustReport.Build(folder.Config, folder.Progress, folder.DataDescription, new());
-                series.AddRange(EpsilonCurves.FromRows(label, report.Rows, parse.GetValue(rule).ToString()));
+                var curves = EpsilonCurves.FromRows(label, report.Rows, ruleName.ToString());
+                if (curves.Count > 0 && !report.Rows.Any(r => r.Protocol.StartsWith("no attack")))
+                    AnsiConsole.MarkupLine(Markup.Escape($"note: {dir} has no unattacked row, so its curves start at their smallest ε"));
+                series.AddRange(curves);
             }
             if (datasets.Count > 1) throw new AdpException($"epsilon-plot: the folders evaluate different data sets ({string.Join(", ", datasets)})");
             EpsilonCurves.Plot(series, outPath, parse.GetValue(title) ?? $"{datasets.Single()}: accuracy vs ε");

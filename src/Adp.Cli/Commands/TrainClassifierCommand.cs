@@ -73,7 +73,9 @@ public static partial class TrainCommands
                 if (opts.AdvStepSize < 0) throw new AdpException($"--adv-step: expected ≥ 0, got {opts.AdvStepSize}");
                 if (!(opts.AdvEpsilonRampEpochs >= 0) || opts.AdvEpsilonRampEpochs > opts.Epochs)
                     throw new AdpException($"--adv-eps-ramp: expected 0…{opts.Epochs} (epochs), got {opts.AdvEpsilonRampEpochs}");
-                if (opts.AdvValidationImages < 0 || opts.AdvValidationImages > opts.ValidationImages)
+                if (opts.AdvEpsilonRampEpochs > 0 && opts.AdvEpsilon == 0) throw new AdpException("--adv-eps-ramp: needs --adv-eps > 0");
+                if (opts.AdvEpsilon == 0) opts = opts with { AdvValidationImages = 0 };
+                else if (opts.AdvValidationImages < 0 || opts.AdvValidationImages > opts.ValidationImages)
                     throw new AdpException($"--adv-val-images: expected 0…{opts.ValidationImages} (the validation images), got {opts.AdvValidationImages}");
                 if (File.Exists(outPath)) throw new AdpException($"--out {outPath}: file exists; pass --resume to continue it or choose another path");
             }

@@ -12,46 +12,63 @@ public sealed record EpsilonPoint(double Epsilon, double Accuracy, double Low, d
 public sealed record EpsilonSeries(string Label, IReadOnlyList<EpsilonPoint> Points);
 
 /// <summary>
-/// Robust accuracy against the ℓ∞ radius ε across report folders (issue #12 item 3: where the noise screens the
+/// Robust accuracy against the radius ε across report folders (issue #12 item 3: where the noise screens the
 /// perturbation and where it does not), e.g. the paper preset's and the tuned preset's sweeps in one figure. Each
-/// folder's attacked rows are grouped by attack kind and target (bare, preprocessor-blind, BPDA, full gradient) for one
-/// decision rule (radii ≥ 1, the unbounded sanity attack, are left out); each curve starts at ε = 0 with the folder's unattacked row for the same target (clean bare or
-/// natural defended), so a curve shows what the attack takes from what the defense keeps.
+/// folder's attacked rows are grouped by attack protocol up to the radius (see <see cref="FromRows"/>) for one
+/// decision rule; each curve starts at ε = 0 with the folder's unattacked row (clean bare, or natural defended) where the
+/// folder has one, so a curve shows what the attack takes from what the defense keeps.
 /// </summary>
 public static class EpsilonCurves
 {
     /// <summary>Curves of one folder's rows (<paramref name="rule"/>: a decision rule name for defended rows; bare rows
-    /// always use their own). Only groups with at least one attacked radius appear; points are ordered by ε.</summary>
+    /// always use their own). A curve is one attack protocol up to its radius and step (kind, target, norm, iterations,
+    /// restarts, start, loss, EOT), so a CE and a DLR attack, or ℓ∞ and ℓ2, are separate curves; where one protocol was
+    /// run twice at a radius the lower accuracy (the stronger result) is kept. Only curves with an attacked radius appear
+    /// (ℓ∞ radii ≥ 1, the unbounded sanity attack, are left out); points are ordered by ε.</summary>
     public static List<EpsilonSeries> FromRows(string label, IReadOnlyList<RobustRow> rows, string rule)
     {
         bool Wanted(RobustRow r) => r.Defended ? r.Rule == rule : r.Rule == RobustEvaluation.BareRule;
         static EpsilonPoint Point(RobustRow r) => new(r.Epsilon, r.Mean, r.CiLow, r.CiHigh, r.Images, r.PerSeed.Count);
-        var natural = rows.Where(r => r.Epsilon == 0 && Wanted(r)).GroupBy(r => r.Defended).ToDictionary(g => g.Key, g => g.First());
+        var natural = rows.Where(r => r.Protocol.StartsWith("no attack") && Wanted(r)).GroupBy(r => r.Defended).ToDictionary(g => g.Key, g => g.First());
         var series = new List<EpsilonSeries>();
-        // ε ≥ 1 spans the whole [0, 1] pixel range: the report's unbounded sanity attack, not a threat radius.
-        foreach (var g in rows.Where(r => r.Epsilon > 0 && r.Epsilon < 1 && Wanted(r)).GroupBy(r => (Kind(r.Protocol), Target(r.Protocol), r.Defended)))
+        foreach (var g in rows.Where(r => r.Epsilon > 0 && !(IsLinf(r.Protocol) && r.Epsilon >= 1) && Wanted(r))
+                     .GroupBy(r => (Key: ProtocolKey(r.Protocol), r.Defended)))
         {
-            var points = g.GroupBy(r => r.Epsilon).Select(e => Point(e.First())).ToList();
+            var points = g.GroupBy(r => r.Epsilon).Select(e => Point(e.MinBy(r => r.Mean)!)).ToList();
             if (natural.TryGetValue(g.Key.Defended, out var n)) points.Add(Point(n));
-            series.Add(new EpsilonSeries($"{label}{(label.Length > 0 ? ": " : "")}{TargetName(g.Key.Item2)} {g.Key.Item1}",
-                points.OrderBy(p => p.Epsilon).ToList()));
+            series.Add(new EpsilonSeries($"{label}{(label.Length > 0 ? ": " : "")}{Describe(g.First().Protocol)}", points.OrderBy(p => p.Epsilon).ToList()));
         }
         return series;
     }
 
-    /// <summary>The attack kind (first word of <see cref="AttackSpec.Protocol"/>, e.g. Pgd, Apgd).</summary>
-    private static string Kind(string protocol) => protocol.Split(' ')[0].ToUpperInvariant();
+    /// <summary>The protocol (<see cref="AttackSpec.Protocol"/>) without its ε= and step= tokens.</summary>
+    private static string ProtocolKey(string protocol) =>
+        string.Join(' ', protocol.Split(' ').Where(t => !t.StartsWith("ε=") && !t.StartsWith("step=")));
 
-    private static string Target(string protocol) => protocol.Split(' ') is { Length: > 1 } p ? p[1] : "";
+    private static bool IsLinf(string protocol) => protocol.Split(' ') is { Length: > 2 } p && p[2] == "ℓ∞";
 
-    private static string TargetName(string target) => target switch
+    /// <summary>"preprocessor-blind PGD-40", "full-gradient APGD-DLR-20, EOT 20", "bare PGD-40, L2": target, kind, loss
+    /// (when not cross-entropy), iterations, EOT, norm (when not ℓ∞; the plot font has no ℓ).</summary>
+    private static string Describe(string protocol)
     {
-        "Bare" => "bare classifier,",
-        "Blind" => "preprocessor-blind",
-        "Bpda" => "BPDA+EOT",
-        "Full" => "full-gradient",
-        _ => target,
-    };
+        var t = protocol.Split(' ');
+        string Value(string key) => t.FirstOrDefault(x => x.StartsWith(key + "="))?[(key.Length + 1)..] ?? "";
+        string loss = Value("loss") switch { "CrossEntropy" or "" => "", "Dlr" => "-DLR", var l => "-" + l.ToLowerInvariant() };
+        string target = t.Length > 1 ? t[1] switch
+        {
+            "Bare" => "bare",
+            "Blind" => "preprocessor-blind",
+            "Bpda" => "BPDA+EOT",
+            "BpdaSignVote" => "BPDA+EOT (sign vote)",
+            "BpdaMean" => "BPDA+EOT (mean)",
+            "BpdaScore" => "BPDA+EOT (score-aware)",
+            "Full" => "full-gradient",
+            var other => other,
+        } : "";
+        string eot = Value("EOT") is { Length: > 0 } e ? $", EOT {e}" : "";
+        string norm = IsLinf(protocol) ? "" : ", L2";
+        return $"{target} {t[0].ToUpperInvariant()}{loss}-{Value("iters")}{eot}{norm}";
+    }
 
     /// <summary>series,epsilon,accuracy,ci95_low,ci95_high,images,seeds — one line per point, invariant culture.</summary>
     public static string Csv(IEnumerable<EpsilonSeries> series)
@@ -59,8 +76,8 @@ public static class EpsilonCurves
         var sb = new StringBuilder("series,epsilon,accuracy,ci95_low,ci95_high,images,seeds\n");
         foreach (var s in series)
             foreach (var p in s.Points)
-                sb.AppendLine(string.Join(",", "\"" + s.Label.Replace("\"", "\"\"") + "\"", F(p.Epsilon), F(p.Accuracy), F(p.Low), F(p.High),
-                    p.Images.ToString(CultureInfo.InvariantCulture), p.Seeds.ToString(CultureInfo.InvariantCulture)));
+                sb.Append(string.Join(",", "\"" + s.Label.Replace("\"", "\"\"") + "\"", F(p.Epsilon), F(p.Accuracy), F(p.Low), F(p.High),
+                    p.Images.ToString(CultureInfo.InvariantCulture), p.Seeds.ToString(CultureInfo.InvariantCulture))).Append('\n');
         return sb.ToString();
     }
 
@@ -85,7 +102,7 @@ public static class EpsilonCurves
             bars.YErrorNegative = s.Points.Select(p => 100 * (p.Accuracy - p.Low)).ToArray();
             bars.Color = color;
         }
-        plot.Axes.Bottom.Label.Text = "L-infinity radius ε";  // the plot font has no ℓ
+        plot.Axes.Bottom.Label.Text = series.All(c => !c.Label.EndsWith(", L2")) ? "L-infinity radius ε" : "radius ε";  // the font has no ℓ
         plot.Axes.Left.Label.Text = "accuracy (%), 95% interval over images";
         plot.Axes.SetLimitsY(0, 100);
         plot.ShowLegend(Alignment.LowerLeft);

@@ -268,7 +268,7 @@ public sealed class RobustReport
         }
         foreach (var (label, pts) in IterationsCurves)
         {
-            sb.AppendLine($"Accuracy vs attack iterations, {label} (mean softmax, one submission): " +
+            sb.AppendLine($"Accuracy vs attack iterations, {label} (mean softmax, one submission; PGD: the k-th iterate, APGD: its best point after k): " +
                           string.Join(", ", pts.Select(kv => $"{kv.Key}: {100 * kv.Value:F1}%")));
             sb.AppendLine();
         }

@@ -31,6 +31,7 @@ public sealed class SnapshotCurve(nn.Module<Tensor, Tensor> classifier, ImageDat
 {
     public List<SnapshotPoint> Points { get; } = [];
     private Tensor? _adv;
+    private readonly int _runs = runs >= 0 ? runs : throw new AdpException($"snapshot curve: purification runs S must be ≥ 0, got {runs}");
 
     /// <summary>The transfer-attacked images (computed on first use).</summary>
     public Tensor Adversarial() => _adv ??= TransferExamples.Compute(classifier, data, transfer, seed, device);
@@ -45,10 +46,10 @@ public sealed class SnapshotCurve(nn.Module<Tensor, Tensor> classifier, ImageDat
         foreach (var p in net.parameters()) p.requires_grad_(false);
         var gains = sigmas.ToDictionary(s => s, s => DenoiseEvaluation.Run(net, data, s, batch, seed, device).Gain);
         SnapshotPoint point;
-        if (runs == 0) point = new SnapshotPoint(file, info.Iteration, weights, gains, null, null);
+        if (_runs == 0) point = new SnapshotPoint(file, info.Iteration, weights, gains, null, null);
         else
         {
-            var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(net, purifier), runs);
+            var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(net, purifier), _runs);
             double Accuracy(Tensor images, long purpose) =>
                 (double)TransferExamples.DefendedCorrect(defense, images, data.Labels, seed, purpose, batch) / data.Count;
             using var clean = data.Images(0, data.Count, device);
@@ -94,7 +95,9 @@ public sealed class SnapshotCurve(nn.Module<Tensor, Tensor> classifier, ImageDat
         denoise.ShowLegend();
         accuracy.Title(title);
         denoise.Title(title);
-        if (Points.Any(p => p.NaturalAccuracy is not null)) Plots.SavePng(accuracy, Path.Combine(dir, "curve-accuracy.png"), 1000, 500);
+        var accuracyPng = Path.Combine(dir, "curve-accuracy.png");
+        if (Points.Any(p => p.NaturalAccuracy is not null)) Plots.SavePng(accuracy, accuracyPng, 1000, 500);
+        else File.Delete(accuracyPng);  // a plot of an earlier run would contradict this curve.csv
         Plots.SavePng(denoise, Path.Combine(dir, "curve-denoise.png"), 1000, 500);
     }
 

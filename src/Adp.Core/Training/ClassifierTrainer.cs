@@ -52,8 +52,9 @@ public sealed record ClassifierTrainingOptions
     /// 2018, Wong et al. 2020). The step size scales with the current radius.</summary>
     public double AdvEpsilonRampEpochs { get; init; } = 0;
     /// <summary>With adversarial training: also report PGD accuracy on the first N validation images each epoch
-    /// (same attack as training at the full radius; 0 = off).</summary>
-    public int AdvValidationImages { get; init; } = 500;
+    /// (same attack as training at the full radius; 0 = off, the default here so that checkpoints written before this
+    /// option resume without it; the CLI asks for 500).</summary>
+    public int AdvValidationImages { get; init; } = 0;
 }
 
 /// <summary>
