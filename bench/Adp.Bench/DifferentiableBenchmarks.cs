@@ -30,7 +30,8 @@ public static class DifferentiableBenchmarks
         var x = test.Images(0, batch);
         var y = test.Labels.narrow(0, 0, batch);
         bool batched = kv.GetValueOrDefault("batched", "true") == "true";
-        var model = new Adp.Attacks.FullGradientEotModel(clf, new DifferentiablePurifier(net, new PurifierSettings()), eot)
+        var settings = PurifierPresets.Get(kv.GetValueOrDefault("preset", "paper"));
+        var model = new Adp.Attacks.FullGradientEotModel(clf, new DifferentiablePurifier(net, settings), eot)
         {
             BatchCopies = batched, MaxBatch = int.Parse(kv.GetValueOrDefault("rows", "256")),
         };
@@ -39,7 +40,7 @@ public static class DifferentiableBenchmarks
         var sw = Stopwatch.StartNew();
         var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
         sw.Stop();
-        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} T=10 σ=0.25 batch={batch} " +
+        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} {settings.Describe()} batch={batch} " +
                           $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}: " +
                           $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB " +
                           $"(before the attack {before:F0} MiB), " +
