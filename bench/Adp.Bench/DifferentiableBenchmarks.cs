@@ -31,7 +31,8 @@ public static class DifferentiableBenchmarks
         var y = test.Labels.narrow(0, 0, batch);
         bool batched = kv.GetValueOrDefault("batched", "true") == "true";
         var settings = PurifierPresets.Get(kv.GetValueOrDefault("preset", "paper"));
-        var model = new Adp.Attacks.FullGradientEotModel(clf, new DifferentiablePurifier(net, settings), eot)
+        bool checkpointing = kv.GetValueOrDefault("checkpointing", "true") == "true";
+        var model = new Adp.Attacks.FullGradientEotModel(clf, new DifferentiablePurifier(net, settings) { Checkpointing = checkpointing }, eot)
         {
             BatchCopies = batched, MaxBatch = int.Parse(kv.GetValueOrDefault("rows", "256")),
         };
@@ -41,7 +42,7 @@ public static class DifferentiableBenchmarks
         var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
         sw.Stop();
         Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} {settings.Describe()} batch={batch} " +
-                          $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}: " +
+                          $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}{(checkpointing ? "" : ", no checkpointing")}: " +
                           $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB " +
                           $"(before the attack {before:F0} MiB), " +
                           $"|direction| {dir.norm().item<float>():G3}");
