@@ -280,7 +280,7 @@ public static partial class EvalCommands
                                       $"transfer {Percent(p.TransferAccuracy)}");
                 }
             var outDir = parse.GetValue(output)!;
-            curve.Write(outDir, $"{spec.Name}: score-model snapshots ({data.Description})");
+            curve.Write(outDir, $"{spec.Name}: score-model snapshots ({parse.GetValue(split)} split, {data.Count} images)");  // the full description overflows the title
             AnsiConsole.Write(t);
             AnsiConsole.MarkupLine(Markup.Escape($"wrote {Path.Combine(outDir, "curve.csv")}, " +
                                                  (parse.GetValue(runs) > 0 ? "curve-accuracy.png and " : "") + "curve-denoise.png"));
