@@ -108,7 +108,7 @@ public static partial class EvalCommands
                     throw new AdpException($"--rule: {dir} was evaluated with {string.Join(", ", folder.Config.Rules)}, not {ruleName}");
                 var report = RobustReport.Build(folder.Config, folder.Progress, folder.DataDescription, new());
                 var curves = EpsilonCurves.FromRows(label, report.Rows, ruleName.ToString());
-                if (curves.Count > 0 && !report.Rows.Any(r => r.Protocol.StartsWith("no attack")))
+                if (curves.Count > 0 && !report.Rows.Any(EpsilonCurves.IsUnattacked))
                     AnsiConsole.MarkupLine(Markup.Escape($"note: {dir} has no unattacked row, so its curves start at their smallest ε"));
                 series.AddRange(curves);
             }

@@ -29,7 +29,7 @@ public static class EpsilonCurves
     {
         bool Wanted(RobustRow r) => r.Defended ? r.Rule == rule : r.Rule == RobustEvaluation.BareRule;
         static EpsilonPoint Point(RobustRow r) => new(r.Epsilon, r.Mean, r.CiLow, r.CiHigh, r.Images, r.PerSeed.Count);
-        var natural = rows.Where(r => r.Protocol.StartsWith("no attack") && Wanted(r)).GroupBy(r => r.Defended).ToDictionary(g => g.Key, g => g.First());
+        var natural = rows.Where(r => IsUnattacked(r) && Wanted(r)).GroupBy(r => r.Defended).ToDictionary(g => g.Key, g => g.First());
         var series = new List<EpsilonSeries>();
         foreach (var g in rows.Where(r => r.Epsilon > 0 && !(IsLinf(r.Protocol) && r.Epsilon >= 1) && Wanted(r))
                      .GroupBy(r => (Key: ProtocolKey(r.Protocol), r.Defended)))
@@ -40,6 +40,9 @@ public static class EpsilonCurves
         }
         return series;
     }
+
+    /// <summary>A row of no attack (clean bare or natural defended), the ε = 0 start of a curve.</summary>
+    public static bool IsUnattacked(RobustRow row) => row.Protocol.StartsWith("no attack");
 
     /// <summary>The protocol (<see cref="AttackSpec.Protocol"/>) without its ε= and step= tokens.</summary>
     private static string ProtocolKey(string protocol) =>

@@ -196,8 +196,7 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
             using var g = new Generator((ulong)Seeds.MixTorch(options.Seed, i, 5), CPU);
             var x = data.Images(i, n, device);
             var y = data.Labels.narrow(0, i, n).to(device);
-            var adv = Adversarial(net, x, y, g);
-            net.eval();
+            var adv = Adversarial(net, x, y, g);  // restores the evaluation mode Accuracy left the network in
             using var _ = no_grad();
             correct += net.forward(adv).argmax(1).eq(y).sum().cpu().item<long>();
         }
