@@ -1,5 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
+using Adp.Data;
+using Adp.Models;
 
 namespace Adp.Cli;
 
@@ -38,6 +40,25 @@ public static class CliSupport
         Description = "test, or validation (the last 5,000 training images, held out by the trainers; tune on it, report on test)",
         DefaultValueFactory = _ => "test",
     };
+
+    /// <summary>--validation-images, the companion of --split validation.</summary>
+    public static Option<int> ValidationImagesOption() => new("--validation-images")
+    {
+        Description = "with --split validation: how many of the last training images (default 5,000; the shipped CIFAR-10 ResNet holds out only 2,000)",
+        DefaultValueFactory = _ => DatasetLoader.DefaultValidationImages,
+    };
+
+    /// <summary>The evaluation split of --split / --validation-images; validation images the classifier trained on are refused
+    /// (<see cref="ModelChecks.RequireHeldOut"/>).</summary>
+    public static ImageDataset LoadEvaluationSplit(ParseResult parse, DatasetSpec spec, Option<string> split, Option<int> validationImages,
+        params (string Path, IReadOnlyDictionary<string, string> Metadata)[] classifiers)
+    {
+        string name = parse.GetValue(split)!;
+        int count = parse.GetValue(validationImages);
+        if (name == "validation")
+            foreach (var (path, metadata) in classifiers) ModelChecks.RequireHeldOut(path, metadata, count);
+        return DatasetLoader.LoadEvaluationSplit(spec, name, DataDirectory.Resolve(parse.GetValue(DataDir)), count);
+    }
 
     /// <summary>Runs a command body; user errors become one line on stderr and exit code 2.</summary>
     public static int Run(ParseResult parse, Func<int> body)

@@ -35,14 +35,14 @@ public static partial class EvalCommands
         var weights = new Option<WeightsChoice?>("--weights") { Description = "Model or Ema (default: the checkpoint's choice)" };
         var cmd = new Command("denoise", "PSNR of x+σz before and after the one-shot Tweedie estimate x̃+σ·h(x̃) on the test split");
         var split = CliSupport.SplitOption();
-        foreach (var o in new Option[] { score, sigma, images, batch, seed, weights, split }) cmd.Options.Add(o);
+        var validationImages = CliSupport.ValidationImagesOption();
+        foreach (var o in new Option[] { score, sigma, images, batch, seed, weights, split, validationImages }) cmd.Options.Add(o);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
             var (net, info) = ScoreModelFile.Load(parse.GetValue(score)!, parse.GetValue(weights), device);
             using var _ = net;
-            using var test = DatasetLoader.LoadEvaluationSplit(DatasetRegistry.Get(info.Dataset), parse.GetValue(split)!,
-                DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
+            using var test = CliSupport.LoadEvaluationSplit(parse, DatasetRegistry.Get(info.Dataset), split, validationImages);
             ModelChecks.RequireImageShape(info.Path, info.Config.Channels, info.Config.ImageSize, test.Spec);
             using var subset = test.Take(parse.GetValue(images));
             var r = DenoiseEvaluation.Run(net, subset, parse.GetValue(sigma), parse.GetValue(batch), parse.GetValue(seed), device);

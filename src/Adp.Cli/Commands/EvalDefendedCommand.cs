@@ -20,7 +20,8 @@ public static partial class EvalCommands
         var purifier = new PurifierOptions();
         var cmd = new Command("defended", "Natural accuracy of the ADP defense (S purification runs + classifier) on clean test images, per decision rule");
         var split = CliSupport.SplitOption();
-        foreach (var o in new Option[] { classifier, score, images, runs, batch, seed, split }) cmd.Options.Add(o);
+        var validationImages = CliSupport.ValidationImagesOption();
+        foreach (var o in new Option[] { classifier, score, images, runs, batch, seed, split, validationImages }) cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -31,7 +32,7 @@ public static partial class EvalCommands
             var spec = DatasetRegistry.Get(cinfo.Dataset);
             ModelChecks.RequireClassifier(cinfo.Path, cinfo.Config, spec);
             ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
-            using var test = DatasetLoader.LoadEvaluationSplit(spec, parse.GetValue(split)!, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
+            using var test = CliSupport.LoadEvaluationSplit(parse, spec, split, validationImages, (cinfo.Path, cinfo.Metadata));
             using var subset = test.Take(parse.GetValue(images));
             var defense = new DefendedClassifier(clf, purifier.Build(parse, net, sinfo.Metadata), parse.GetValue(runs));
             var bare = CleanEvaluation.Run(clf, subset, 500, device);

@@ -244,7 +244,8 @@ public static partial class EvalCommands
         var purifier = new PurifierOptions();
         var cmd = new Command("snapshots", "Denoising gain and defended natural / transfer-attack accuracy of score-model snapshots (validation split)");
         cmd.Arguments.Add(files);
-        foreach (var o in new Option[] { classifier, images, split, sigmas, weights, runs, attack, seed, output }) cmd.Options.Add(o);
+        var validationImages = CliSupport.ValidationImagesOption();
+        foreach (var o in new Option[] { classifier, images, split, validationImages, sigmas, weights, runs, attack, seed, output }) cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -252,7 +253,7 @@ public static partial class EvalCommands
             var (clf, cinfo) = Models.ClassifierFile.Load(parse.GetValue(classifier)!, device);
             foreach (var p in clf.parameters()) p.requires_grad_(false);
             var spec = DatasetRegistry.Get(cinfo.Dataset);
-            using var all = DatasetLoader.LoadEvaluationSplit(spec, parse.GetValue(split)!, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
+            using var all = CliSupport.LoadEvaluationSplit(parse, spec, split, validationImages, (cinfo.Path, cinfo.Metadata));
             using var data = all.Take(parse.GetValue(images));
             var transfer = TransferAttack(spec, parse.GetValue(attack));
             var choices = parse.GetValue(weights)!.ToLowerInvariant() switch

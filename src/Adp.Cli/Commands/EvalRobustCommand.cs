@@ -81,6 +81,7 @@ public static partial class EvalCommands
             cfg = cfg with { Dataset = spec.Name };
             ModelChecks.RequireClassifier(cinfo.Path, cinfo.Config, spec);
             ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
+            if (cfg.Split == "validation") ModelChecks.RequireHeldOut(cinfo.Path, cinfo.Metadata, DatasetLoader.DefaultValidationImages);
             using var test = DatasetLoader.LoadEvaluationSplit(spec, cfg.Split, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
             using var subset = test.Take(cfg.Images);
             var outDir = parse.GetValue(output)!;

@@ -31,7 +31,8 @@ public static partial class EvalCommands
         var purifier = new PurifierOptions();
         var cmd = new Command("tune", "Purifier settings (grid over σ, T, λ) on the natural vs transfer-attack trade-off, on the validation split; " +
                                       "chooses the most robust setting within --max-natural-drop of the bare classifier");
-        foreach (var o in new Option[] { classifier, score, weights, images, split, runs, attack, sigmaGrid, stepsGrid, lambdaGrid, drop, batch, seed, output })
+        var validationImages = CliSupport.ValidationImagesOption();
+        foreach (var o in new Option[] { classifier, score, weights, images, split, validationImages, runs, attack, sigmaGrid, stepsGrid, lambdaGrid, drop, batch, seed, output })
             cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
@@ -59,7 +60,7 @@ public static partial class EvalCommands
             clf.eval();
             net.eval();
             var spec = DatasetRegistry.Get(cinfo.Dataset);
-            using var all = DatasetLoader.LoadEvaluationSplit(spec, parse.GetValue(split)!, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
+            using var all = CliSupport.LoadEvaluationSplit(parse, spec, split, validationImages, (cinfo.Path, cinfo.Metadata));
             using var data = all.Take(parse.GetValue(images));
             var transfer = TransferAttack(spec, parse.GetValue(attack));
             var baseSettings = purifier.Read(parse, sinfo.Metadata);

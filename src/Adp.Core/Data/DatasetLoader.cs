@@ -30,7 +30,10 @@ public static class DatasetLoader
 
     /// <summary>The images evaluations run on: "test" (the test split) or "validation" (the last
     /// <paramref name="validationImages"/> training images, for tuning). Throws <see cref="AdpException"/> for other names.</summary>
-    public static ImageDataset LoadEvaluationSplit(DatasetSpec spec, string split, string dataDir, int validationImages = 5000) => split switch
+    /// <summary>Size of the validation split unless a command says otherwise: the last 5,000 training images.</summary>
+    public const int DefaultValidationImages = 5000;
+
+    public static ImageDataset LoadEvaluationSplit(DatasetSpec spec, string split, string dataDir, int validationImages = DefaultValidationImages) => split switch
     {
         "test" => Load(spec, Split.Test, dataDir),
         "validation" => LoadValidation(spec, dataDir, validationImages),
