@@ -24,4 +24,15 @@ public class ShippedConfigTests
         Assert.StartsWith("models/", config.Score);
         Assert.NotEmpty(config.Attacks);
     }
+
+    /// <summary>A config named "tuned" runs the data set's tuned preset: when a preset is re-tuned, its configs must follow
+    /// (the evidence table and the ε sweeps would otherwise report an old setting under the new name).</summary>
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void TunedConfig_HoldsItsDataSetsPreset(string name)
+    {
+        if (!name.Contains("tuned")) return;
+        var config = RobustConfig.Load(Path.Combine(TestEnvironment.RepoRoot, "configs", name));
+        Assert.Equal(Purification.PurifierPresets.Get(config.Dataset), config.Purifier);
+    }
 }
