@@ -240,7 +240,10 @@ public static partial class EvalCommands
         var runs = new Option<int>("--runs") { Description = "purification runs S (0: the denoising gain only)", DefaultValueFactory = _ => 4 };
         var attack = TransferAttackOption();
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out") { Description = "folder for curve.csv and the two plots", Required = true };
+        var output = new Option<string>("--out")
+        {
+            Description = "folder for curve.csv, the two plots and snapshots.json (a rerun measures only snapshots not stored there)", Required = true,
+        };
         var purifier = new PurifierOptions();
         var cmd = new Command("snapshots", "Denoising gain and defended natural / transfer-attack accuracy of score-model snapshots (validation split)");
         cmd.Arguments.Add(files);
@@ -268,19 +271,21 @@ public static partial class EvalCommands
             if (sigmaList.Any(s => s <= 0)) throw new AdpException("--denoise-sigmas: expected positive values");
             var settings = purifier.Read(parse);
             if (parse.GetValue(runs) < 0) throw new AdpException($"--runs: expected ≥ 0 (0: the denoising gain only), got {parse.GetValue(runs)}");
-            var curve = new SnapshotCurve(clf, data, settings, parse.GetValue(runs), transfer, parse.GetValue(seed), device);
+            var outDir = parse.GetValue(output)!;
+            var fingerprint = new SnapshotCurve.Fingerprint(data.Description, RobustEvaluation.Sha256(cinfo.Path), settings, parse.GetValue(runs),
+                transfer.Protocol(), parse.GetValue(seed));
+            var curve = new SnapshotCurve(clf, data, settings, parse.GetValue(runs), transfer, parse.GetValue(seed), device, outDir, fingerprint);
             AnsiConsole.MarkupLine(Markup.Escape($"{data.Description}; transfer attack {transfer.Protocol()}; ADP {settings.Describe()}, S={parse.GetValue(runs)}"));
             var t = new Table().AddColumns(["snapshot", "iteration", "weights", .. sigmaList.Select(s => $"gain σ={s} (dB)"), "natural", "transfer"]);
             foreach (var file in parse.GetValue(files)!.OrderBy(f => f))
                 foreach (var w in choices)
                 {
-                    var p = curve.Measure(file, w, sigmaList);
+                    var p = curve.Measure(file, w, sigmaList, out bool reused);
                     t.AddRow([Markup.Escape(Path.GetFileName(file)), p.Iteration.ToString(), w.ToString(),
                         .. sigmaList.Select(s => $"{p.DenoiseGain[s]:F2}"), Percent(p.NaturalAccuracy), Percent(p.TransferAccuracy)]);
-                    Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} measured {Path.GetFileName(file)} ({w}): natural {Percent(p.NaturalAccuracy)}, " +
-                                      $"transfer {Percent(p.TransferAccuracy)}");
+                    Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {(reused ? "stored" : "measured")} {Path.GetFileName(file)} ({w}): " +
+                                      $"natural {Percent(p.NaturalAccuracy)}, transfer {Percent(p.TransferAccuracy)}");
                 }
-            var outDir = parse.GetValue(output)!;
             curve.Write(outDir, $"{spec.Name}: score-model snapshots ({parse.GetValue(split)} split, {data.Count} images)");  // the full description overflows the title
             AnsiConsole.Write(t);
             AnsiConsole.MarkupLine(Markup.Escape($"wrote {Path.Combine(outDir, "curve.csv")}, " +

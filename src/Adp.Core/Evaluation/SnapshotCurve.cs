@@ -25,37 +25,110 @@ public sealed record SnapshotPoint(string File, long Iteration, WeightsChoice We
 /// and the natural and transfer-attack accuracy of the defended classifier. The transfer attack (PGD on the bare
 /// classifier) does not depend on the score model, so its examples are computed once and every snapshot defends the same
 /// inputs; the purification noise is per image (seed, index), so every snapshot also sees the same noise.
+/// With a folder, every measured point is stored at once (snapshots.json) and a rerun with the same fingerprint measures
+/// only snapshots not stored yet (identified by file content), so a curve grows as a training writes snapshots and a
+/// killed measurement loses at most the point in progress.
 /// </summary>
-public sealed class SnapshotCurve(nn.Module<Tensor, Tensor> classifier, ImageDataset data, PurifierSettings purifier, int runs,
-    AttackSpec transfer, long seed, Device device)
+public sealed class SnapshotCurve
 {
-    public List<SnapshotPoint> Points { get; } = [];
+    /// <summary>What a curve folder was measured with; a rerun must match it field for field.</summary>
+    public sealed record Fingerprint(string Data, string ClassifierSha256, PurifierSettings Purifier, int Runs, string Attack, long Seed);
+
+    /// <summary>A measured point and the SHA-256 of the snapshot file it was measured on.</summary>
+    public sealed record StoredPoint(string Sha256, SnapshotPoint Point);
+
+    private sealed class State
+    {
+        public Fingerprint? Fingerprint { get; set; }
+        public List<StoredPoint> Points { get; set; } = [];
+    }
+
+    private readonly nn.Module<Tensor, Tensor> _classifier;
+    private readonly ImageDataset _data;
+    private readonly PurifierSettings _purifier;
+    private readonly AttackSpec _transfer;
+    private readonly long _seed;
+    private readonly Device _device;
+    private readonly int _runs;
+    private readonly string? _dir;
+    private readonly State _state;
     private Tensor? _adv;
-    private readonly int _runs = runs >= 0 ? runs : throw new AdpException($"snapshot curve: purification runs S must be ≥ 0, got {runs}");
+
+    /// <param name="dir">folder for snapshots.json (null: nothing stored, nothing reused).</param>
+    /// <param name="fingerprint">identifies images, classifier, purifier, runs, attack and seed; required with a folder.</param>
+    /// <exception cref="AdpException">S &lt; 0; the folder holds a curve with another fingerprint, or an unreadable snapshots.json.</exception>
+    public SnapshotCurve(nn.Module<Tensor, Tensor> classifier, ImageDataset data, PurifierSettings purifier, int runs,
+        AttackSpec transfer, long seed, Device device, string? dir = null, Fingerprint? fingerprint = null)
+    {
+        (_classifier, _data, _purifier, _transfer, _seed, _device, _dir) = (classifier, data, purifier, transfer, seed, device, dir);
+        _runs = runs >= 0 ? runs : throw new AdpException($"snapshot curve: purification runs S must be ≥ 0, got {runs}");
+        _state = new State { Fingerprint = fingerprint };
+        if (dir is null) return;
+        if (fingerprint is null) throw new ArgumentException("a stored snapshot curve needs a fingerprint", nameof(fingerprint));
+        var path = StatePath;
+        if (!File.Exists(path)) return;
+        try { _state = System.Text.Json.JsonSerializer.Deserialize<State>(File.ReadAllText(path)) ?? throw new System.Text.Json.JsonException("null"); }
+        catch (System.Text.Json.JsonException e) { throw new AdpException($"{path}: not a snapshot-curve state file ({e.Message.Split('\n')[0]})"); }
+        if (_state.Fingerprint != fingerprint)
+            throw new AdpException($"{path}: holds a curve measured with other settings ({Differences(_state.Fingerprint, fingerprint)}); choose another --out");
+    }
+
+    private string StatePath => Path.Combine(_dir!, "snapshots.json");
+
+    private static string Differences(Fingerprint? stored, Fingerprint now)
+    {
+        if (stored is null) return "no fingerprint";
+        var d = new List<string>();
+        if (stored.Data != now.Data) d.Add($"data '{stored.Data}', not '{now.Data}'");
+        if (stored.ClassifierSha256 != now.ClassifierSha256) d.Add("another classifier file");
+        if (stored.Purifier != now.Purifier) d.Add($"purifier {stored.Purifier.Describe()}, not {now.Purifier.Describe()}");
+        if (stored.Runs != now.Runs) d.Add($"S={stored.Runs}, not {now.Runs}");
+        if (stored.Attack != now.Attack) d.Add($"attack {stored.Attack}, not {now.Attack}");
+        if (stored.Seed != now.Seed) d.Add($"seed {stored.Seed}, not {now.Seed}");
+        return string.Join("; ", d);
+    }
+
+    /// <summary>The points of this curve: every point stored in the folder (earlier runs included) and those measured now.</summary>
+    public IReadOnlyList<SnapshotPoint> Points => _state.Points.Select(p => p.Point).ToList();
 
     /// <summary>The transfer-attacked images (computed on first use).</summary>
-    public Tensor Adversarial() => _adv ??= TransferExamples.Compute(classifier, data, transfer, seed, device);
+    public Tensor Adversarial() => _adv ??= TransferExamples.Compute(_classifier, _data, _transfer, _seed, _device);
 
     /// <summary>Measures one snapshot with the given weights and adds it to <see cref="Points"/>; with S = 0 runs only the
     /// denoising gain (e.g. a CIFAR-10 curve on 1,000 test images, where the defended accuracy of every snapshot would
-    /// cost hours).</summary>
-    public SnapshotPoint Measure(string file, WeightsChoice weights, IReadOnlyList<double> sigmas, int batch = 100)
+    /// cost hours). A point stored in the folder for the same file content, weights and σ values is reused instead of measured.</summary>
+    public SnapshotPoint Measure(string file, WeightsChoice weights, IReadOnlyList<double> sigmas, int batch = 100) =>
+        Measure(file, weights, sigmas, out _, batch);
+
+    /// <summary>As <see cref="Measure(string, WeightsChoice, IReadOnlyList{double}, int)"/>; <paramref name="reused"/> says
+    /// whether the point came from the folder.</summary>
+    public SnapshotPoint Measure(string file, WeightsChoice weights, IReadOnlyList<double> sigmas, out bool reused, int batch = 100)
     {
-        var (net, info) = ScoreModelFile.Load(file, weights, device);
+        string sha = RobustEvaluation.Sha256(file);
+        var stored = _state.Points.FirstOrDefault(p => p.Sha256 == sha && p.Point.Weights == weights && sigmas.All(p.Point.DenoiseGain.ContainsKey));
+        reused = stored is not null;
+        if (stored is not null) return stored.Point;
+        var (net, info) = ScoreModelFile.Load(file, weights, _device);
         using var _ = net;
         foreach (var p in net.parameters()) p.requires_grad_(false);
-        var gains = sigmas.ToDictionary(s => s, s => DenoiseEvaluation.Run(net, data, s, batch, seed, device).Gain);
+        var gains = sigmas.ToDictionary(s => s, s => DenoiseEvaluation.Run(net, _data, s, batch, _seed, _device).Gain);
         SnapshotPoint point;
         if (_runs == 0) point = new SnapshotPoint(file, info.Iteration, weights, gains, null, null);
         else
         {
-            var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(net, purifier), _runs);
+            var defense = new DefendedClassifier(_classifier, new AdaptiveStepPurifier(net, _purifier), _runs);
             double Accuracy(Tensor images, long purpose) =>
-                (double)TransferExamples.DefendedCorrect(defense, images, data.Labels, seed, purpose, batch) / data.Count;
-            using var clean = data.Images(0, data.Count, device);
+                (double)TransferExamples.DefendedCorrect(defense, images, _data.Labels, _seed, purpose, batch) / _data.Count;
+            using var clean = _data.Images(0, _data.Count, _device);
             point = new SnapshotPoint(file, info.Iteration, weights, gains, Accuracy(clean, 21), Accuracy(Adversarial(), 22));
         }
-        Points.Add(point);
+        _state.Points.RemoveAll(p => p.Sha256 == sha && p.Point.Weights == weights);
+        _state.Points.Add(new StoredPoint(sha, point));
+        if (_dir is not null)
+        {
+            Directory.CreateDirectory(_dir);
+            AtomicFile.Write(StatePath, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(_state, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        }
         return point;
     }
 

@@ -1,0 +1,63 @@
+using System.Globalization;
+using Adp.IO;
+
+namespace Adp.Tests;
+
+/// <summary>`adp eval snapshots`: the curve's numbers agree with `adp eval denoise` and `adp eval defended` on the same
+/// images and seed, and a rerun into the same folder measures only snapshots not stored there.</summary>
+public class SnapshotCurveCliTests
+{
+    private static string WithIteration(string dir, string name, long iteration)
+    {
+        var path = Path.Combine(dir, name);
+        using var f = SafeTensors.Load(TestEnvironment.Model("mnist-score.ckpt"));
+        SafeTensors.Save(path, f.Tensors, new Dictionary<string, string>(f.Metadata) { ["iteration"] = iteration.ToString() });
+        return path;
+    }
+
+    private static string[] Rows(string dir) => File.ReadAllLines(Path.Combine(dir, "curve.csv")).Skip(1).ToArray();
+
+    [DataFact]
+    public void Snapshots_AgreeWithDenoise_AndARerunMeasuresOnlyNewSnapshots()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-snapcurve-").FullName;
+        string a = WithIteration(dir, "s.iter1000.ckpt", 1000), b = WithIteration(dir, "s.iter2000.ckpt", 2000);
+        string clf = TestEnvironment.Model("mnist-smallcnn.ckpt"), data = TestEnvironment.DataDir!, outDir = Path.Combine(dir, "curve");
+        string[] common = ["--threads", "1", "eval", "snapshots", "--classifier", clf, "--images", "6", "--runs", "1", "--steps", "2",
+            "--weights", "Model", "--denoise-sigmas", "0.25", "--data-dir", data, "--out", outDir];
+
+        var first = CliErrorTests.RunAdp([.. common, a]);
+        Assert.True(first.Code == 0, first.Err);
+        Assert.Contains("measured s.iter1000.ckpt", first.Out);
+        var rowsFirst = Rows(outDir);
+        Assert.Single(rowsFirst);
+
+        // The σ = 0.25 gain is the one-shot Tweedie gain of `adp eval denoise` on the same 6 validation images and seed.
+        var denoise = CliErrorTests.RunAdp("--threads", "1", "eval", "denoise", "--score", a, "--sigma", "0.25", "--images", "6",
+            "--split", "validation", "--data-dir", data);
+        Assert.True(denoise.Code == 0, denoise.Err);
+        double gain = double.Parse(rowsFirst[0].Split(',')[3], CultureInfo.InvariantCulture);
+        Assert.Contains($"{gain:F2}", denoise.Out);
+
+        var second = CliErrorTests.RunAdp([.. common, a, b]);
+        Assert.True(second.Code == 0, second.Err);
+        Assert.Contains("stored s.iter1000.ckpt", second.Out);
+        Assert.Contains("measured s.iter2000.ckpt", second.Out);
+        var rows = Rows(outDir);
+        Assert.Equal(2, rows.Length);
+        Assert.Equal(rowsFirst[0], rows[0]);  // the stored point, unchanged
+        // Same weights and images: the snapshot at "iteration 2000" is the same network, so the same numbers.
+        Assert.Equal(rows[0].Split(',')[3..], rows[1].Split(',')[3..]);
+
+        // Only the new snapshot given: the curve still holds both.
+        var third = CliErrorTests.RunAdp([.. common, b]);
+        Assert.True(third.Code == 0, third.Err);
+        Assert.Contains("stored s.iter2000.ckpt", third.Out);
+        Assert.Equal(2, Rows(outDir).Length);
+
+        // Other settings into the same folder: refused, naming what differs.
+        var other = CliErrorTests.RunAdp([.. common.Select(x => x == "--runs" ? "--seed" : x), a]);
+        Assert.Equal(2, other.Code);
+        Assert.Contains("seed 0, not 1", other.Err);
+    }
+}
