@@ -91,7 +91,7 @@ public static partial class TrainCommands
                                                  string.Join(" ", trainer.ValidationAccuracy.Select(a => a.ToString("P2"))) +
                                                  (trainer.RobustValidationAccuracy.Count > 0 ? ", PGD accuracy by epoch: " +
                                                   string.Join(" ", trainer.RobustValidationAccuracy.Select(a => a.ToString("P2"))) : "")));
-            return 0;
+            return Stopped(reached, trainer.TotalIterations, outPath);
         }));
         return cmd;
     }

@@ -80,11 +80,20 @@ public static partial class TrainCommands
             var trainer = new ScoreTrainer(opts, data, outPath);
             var reached = ProgressReporter.Run("dsm", opts.Iterations, (report, token) => trainer.Run(isResume, report, token, outPath + ".tb"));
             AnsiConsole.MarkupLine(Markup.Escape($"iteration {reached}, loss {trainer.LastLoss:F4}; checkpoint {outPath}"));
-            return 0;
+            return Stopped(reached, opts.Iterations, outPath);
         }));
         return cmd;
     }
 
     internal static long Positive(long v, string name) =>
         v > 0 ? v : throw new AdpException($"{name}: expected a positive integer, got {v}");
+
+    /// <summary>Exit code of a training: 0 when it reached its last iteration, <see cref="EvalCommands.Interrupted"/> when
+    /// Ctrl-C or SIGTERM stopped it first (the checkpoint is written), so scripts and job schedulers can tell the two apart.</summary>
+    internal static int Stopped(long reached, long total, string outPath)
+    {
+        if (reached >= total) return 0;
+        Console.Error.WriteLine($"adp: interrupted at iteration {reached} of {total}; the checkpoint {outPath} is written: rerun with --resume to continue");
+        return EvalCommands.Interrupted;
+    }
 }
