@@ -55,8 +55,10 @@ public static class CliSupport
     {
         string name = parse.GetValue(split)!;
         int count = parse.GetValue(validationImages);
+        if (name != "validation" && parse.GetResult(validationImages) is { Implicit: false })
+            throw new AdpException($"--validation-images: applies to --split validation only (the split is '{name}')");
         if (name == "validation")
-            foreach (var (path, metadata) in classifiers) ModelChecks.RequireHeldOut(path, metadata, count);
+            foreach (var (path, metadata) in classifiers) ModelChecks.RequireHeldOut(path, metadata, count, spec.TrainCount);
         return DatasetLoader.LoadEvaluationSplit(spec, name, DataDirectory.Resolve(parse.GetValue(DataDir)), count);
     }
 

@@ -1,55 +1,76 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Adp.IO;
 using Adp.Models;
 using Adp.Training;
 
 namespace Adp.Tests;
 
-/// <summary>Tuning on the validation split must not use images the classifier trained on: a classifier records its
-/// hold-out, and the commands that take --split validation refuse a larger one.</summary>
+/// <summary>Tuning on the validation split must not use images the classifier trained on: a classifier checkpoint records
+/// its training options ("training": TrainImages, ValidationImages), and the commands that take --split validation refuse
+/// a split reaching into the images it trained on.</summary>
 [Collection(GlobalRngCollection.Name)]
 public class HeldOutValidationTests
 {
+    private static Dictionary<string, string> Training(int trainImages, int validationImages) =>
+        new() { ["training"] = JsonSerializer.Serialize(new { TrainImages = trainImages, ValidationImages = validationImages, Epochs = 3 }) };
+
     [Fact]
-    public void RequireHeldOut_RefusesOnlyASplitLargerThanTheRecordedHoldOut()
+    public void RequireHeldOut_AllowsExactlyTheImagesTheClassifierDidNotTrainOn()
     {
-        var meta = new Dictionary<string, string> { [ModelChecks.HeldOutKey] = "2000" };
-        ModelChecks.RequireHeldOut("c.ckpt", meta, 2000);
-        ModelChecks.RequireHeldOut("c.ckpt", meta, 1);
-        var e = Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut("c.ckpt", meta, 2001));
-        Assert.Contains("c.ckpt held out only the last 2000", e.Message);
-        Assert.Contains("1 of the last 2001", e.Message);
+        // CIFAR-10 ResNet: 50,000 training images, the last 2,000 held out → trained on the first 48,000.
+        var cifar = Training(0, 2000);
+        ModelChecks.RequireHeldOut("c.ckpt", cifar, 2000, 50000);
+        var e = Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut("c.ckpt", cifar, 5000, 50000));
+        Assert.Contains("c.ckpt trained on the first 48000 training images, so only the last 2000 are unseen", e.Message);
+        Assert.Contains("3000 of the last 5000", e.Message);
         Assert.Contains("--validation-images 2000", e.Message);
-        // Checkpoints from before the key (the shipped ones) are not checked.
-        ModelChecks.RequireHeldOut("old.ckpt", new Dictionary<string, string>(), 5000);
+        // The first 55,000 of 60,000 used, the last 5,000 of those held out: trained on the first 50,000, 10,000 unseen.
+        ModelChecks.RequireHeldOut("s.ckpt", Training(55000, 5000), 10000, 60000);
+        Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut("s.ckpt", Training(55000, 5000), 10001, 60000));
+        // Nothing held out: no validation split at all.
+        var none = Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut("n.ckpt", Training(0, 0), 1, 60000));
+        Assert.Contains("trained on every training image; evaluate it on the test split", none.Message);
+        // Checkpoints without the record are not checked.
+        ModelChecks.RequireHeldOut("old.ckpt", new Dictionary<string, string>(), 5000, 60000);
     }
 
     [Fact]
-    public void ClassifierTraining_RecordsItsHoldOut()
+    public void TheRecordAgreesWithWhatTheTrainerTrainsOn()
     {
         var dir = Directory.CreateTempSubdirectory("adp-holdout-").FullName;
-        using var data = ScoreTrainingTests.SyntheticDataset(24);
+        using var data = ScoreTrainingTests.SyntheticDataset(40);
         var path = Path.Combine(dir, "c.ckpt");
-        new ClassifierTrainer(new ClassifierTrainingOptions
+        var trainer = new ClassifierTrainer(new ClassifierTrainingOptions
         {
-            Dataset = "fashion-mnist", Model = ClassifierConfig.SmallCnn(), Epochs = 1, BatchSize = 8, ValidationImages = 7, Seed = 1,
-            CheckpointEvery = 0,
-        }, data, path).Run(resume: false);
+            Dataset = "fashion-mnist", Model = ClassifierConfig.SmallCnn(), Epochs = 1, BatchSize = 8, TrainImages = 30, ValidationImages = 7,
+            Seed = 1, CheckpointEvery = 0,
+        }, data, path);
+        trainer.Run(resume: false);
+        int unseen = data.Count - trainer.TrainCount;  // the trainer's own count of the images it trains on (the first TrainCount)
+        Assert.Equal(17, unseen);
         using var f = SafeTensors.Load(path);
-        Assert.Equal("7", f.Metadata[ModelChecks.HeldOutKey]);
+        ModelChecks.RequireHeldOut(path, f.Metadata, unseen, data.Count);
+        Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut(path, f.Metadata, unseen + 1, data.Count));
+    }
+
+    /// <summary>The shipped MNIST CNN with its training record rewritten to hold out only the last 3 images.</summary>
+    private static string HoldingOutThree(string dir)
+    {
+        var clf = Path.Combine(dir, "clf.ckpt");
+        using var f = SafeTensors.Load(TestEnvironment.Model("mnist-smallcnn.ckpt"));
+        var training = JsonNode.Parse(f.Metadata["training"])!.AsObject();
+        training["ValidationImages"] = 3;
+        training["TrainImages"] = 0;
+        SafeTensors.Save(clf, f.Tensors, new Dictionary<string, string>(f.Metadata) { ["training"] = training.ToJsonString() });
+        return clf;
     }
 
     [DataFact]
     public void Cli_RefusesValidationImagesTheClassifierTrainedOn_AndAcceptsTheHoldOut()
     {
         var dir = Directory.CreateTempSubdirectory("adp-holdout-cli-").FullName;
-        // The shipped MNIST CNN with a recorded hold-out of 3 images: asking for the last 5 must be refused by every
-        // command that takes --split validation and a classifier; asking for the last 3 runs.
-        var clf = Path.Combine(dir, "clf.ckpt");
-        using (var f = SafeTensors.Load(TestEnvironment.Model("mnist-smallcnn.ckpt")))
-        {
-            var meta = new Dictionary<string, string>(f.Metadata) { [ModelChecks.HeldOutKey] = "3" };
-            SafeTensors.Save(clf, f.Tensors, meta);
-        }
+        var clf = HoldingOutThree(dir);
         string score = TestEnvironment.Model("mnist-score.ckpt"), data = TestEnvironment.DataDir!;
         string[][] refused =
         [
@@ -59,17 +80,36 @@ public class HeldOutValidationTests
              "--validation-images", "5", "--data-dir", data, "--out", Path.Combine(dir, "tune")],
             ["eval", "snapshots", score, "--classifier", clf, "--images", "2", "--runs", "0", "--split", "validation",
              "--data-dir", data, "--out", Path.Combine(dir, "snap")],
+            ["eval", "robust", "--classifier", clf, "--score", score, "--images", "2", "--runs", "1", "--steps", "1", "--split", "validation",
+             "--attack", "kind=none,target=blind", "--data-dir", data, "--out", Path.Combine(dir, "robust")],
         ];
         foreach (var args in refused)
         {
             var (code, _, err) = CliErrorTests.RunAdp(["--threads", "1", .. args]);
             Assert.True(code == 2, $"adp {string.Join(' ', args.Take(2))}: exit {code}, stderr {err}");
-            Assert.Contains("held out only the last 3 training images", err);
+            Assert.Contains("so only the last 3 are unseen", err);
             Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         }
         var ok = CliErrorTests.RunAdp("--threads", "1", "eval", "defended", "--classifier", clf, "--score", score, "--images", "2", "--runs", "1",
             "--steps", "1", "--split", "validation", "--validation-images", "3", "--data-dir", data);
         Assert.True(ok.Code == 0, ok.Err);
         Assert.Contains("validation (last 3 training images)", ok.Out);
+
+        // --validation-images with the test split would be silently ignored: refused.
+        var test = CliErrorTests.RunAdp("--threads", "1", "eval", "defended", "--classifier", clf, "--score", score, "--images", "2",
+            "--validation-images", "3", "--data-dir", data);
+        Assert.Equal(2, test.Code);
+        Assert.Contains("--validation-images: applies to --split validation only", test.Err);
+    }
+
+    [DataFact]
+    public void Cli_TheShippedCifarResNet_IsTunedOnItsOwnHoldOut()
+    {
+        string clf = TestEnvironment.Model("cifar10-resnet-small.ckpt"), score = TestEnvironment.Model("cifar10-score.ckpt");
+        var (code, _, err) = CliErrorTests.RunAdp("--threads", "1", "eval", "defended", "--classifier", clf, "--score", score, "--images", "1",
+            "--runs", "1", "--steps", "1", "--split", "validation", "--data-dir", TestEnvironment.DataDir!);
+        Assert.Equal(2, code);
+        Assert.Contains("trained on the first 48000 training images, so only the last 2000 are unseen", err);
+        Assert.Contains("--validation-images 2000", err);
     }
 }

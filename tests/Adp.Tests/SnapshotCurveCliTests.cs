@@ -3,8 +3,8 @@ using Adp.IO;
 
 namespace Adp.Tests;
 
-/// <summary>`adp eval snapshots`: the curve's numbers agree with `adp eval denoise` and `adp eval defended` on the same
-/// images and seed, and a rerun into the same folder measures only snapshots not stored there.</summary>
+/// <summary>`adp eval snapshots`: the curve's denoising gain agrees with `adp eval denoise` on the same images and seed,
+/// and a rerun into the same folder measures only snapshots not stored there.</summary>
 public class SnapshotCurveCliTests
 {
     private static string WithIteration(string dir, string name, long iteration)
@@ -37,7 +37,7 @@ public class SnapshotCurveCliTests
             "--split", "validation", "--data-dir", data);
         Assert.True(denoise.Code == 0, denoise.Err);
         double gain = double.Parse(rowsFirst[0].Split(',')[3], CultureInfo.InvariantCulture);
-        Assert.Contains($"{gain:F2}", denoise.Out);
+        Assert.Contains($"gain={gain:F2}", denoise.Out);
 
         var second = CliErrorTests.RunAdp([.. common, a, b]);
         Assert.True(second.Code == 0, second.Err);
@@ -53,11 +53,32 @@ public class SnapshotCurveCliTests
         var third = CliErrorTests.RunAdp([.. common, b]);
         Assert.True(third.Code == 0, third.Err);
         Assert.Contains("stored s.iter2000.ckpt", third.Out);
+        Assert.Contains("note: the curve also holds", third.Out);
         Assert.Equal(2, Rows(outDir).Length);
 
         // Other settings into the same folder: refused, naming what differs.
-        var other = CliErrorTests.RunAdp([.. common.Select(x => x == "--runs" ? "--seed" : x), a]);
+        var other = CliErrorTests.RunAdp([.. common, "--seed", "1", a]);
         Assert.Equal(2, other.Code);
-        Assert.Contains("seed 0, not 1", other.Err);
+        Assert.Contains("(seed 0, not 1)", other.Err);
+    }
+
+    [DataFact]
+    public void ADivergedSnapshot_IsStoredWithItsNaNGain_AndReadBack()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-snapcurve-nan-").FullName;
+        var bad = Path.Combine(dir, "s.iter9000.ckpt");
+        using (var f = SafeTensors.Load(TestEnvironment.Model("mnist-score.ckpt")))
+        {
+            foreach (var t in f.Tensors.Values.Where(t => t.dtype == TorchSharp.torch.ScalarType.Float32)) t.fill_(float.NaN);
+            SafeTensors.Save(bad, f.Tensors, f.Metadata);
+        }
+        string[] args = ["--threads", "1", "eval", "snapshots", bad, "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"), "--images", "4",
+            "--runs", "0", "--weights", "Model", "--denoise-sigmas", "0.25", "--data-dir", TestEnvironment.DataDir!, "--out", Path.Combine(dir, "c")];
+        var first = CliErrorTests.RunAdp(args);
+        Assert.True(first.Code == 0, first.Err);
+        Assert.Contains("NaN", Rows(Path.Combine(dir, "c"))[0]);
+        var again = CliErrorTests.RunAdp(args);
+        Assert.True(again.Code == 0, again.Err);
+        Assert.Contains("stored s.iter9000.ckpt", again.Out);
     }
 }

@@ -9,16 +9,38 @@ public class TrainInterruptCliTests
     {
         var dir = Directory.CreateTempSubdirectory("adp-train-term-").FullName;
         var ckpt = Path.Combine(dir, "s.ckpt");
+        await StopWithSigterm(["train", "score", "--dataset", "mnist", "--train-images", "64", "--ngf", "4", "--batch-size", "4",
+            "--iterations", "1000000", "--checkpoint-every", "0", "--out", ckpt], "dsm", ckpt);
+
+        using var f = IO.SafeTensors.Load(ckpt);
+        long reached = long.Parse(f.Metadata["iteration"]);
+        var (code, _, err2) = CliErrorTests.RunAdp("--threads", "1", "train", "score", "--data-dir", TestEnvironment.DataDir!, "--out", ckpt,
+            "--resume", "--iterations", (reached + 2).ToString());
+        Assert.True(code == 0, err2);
+    }
+
+    [DataFact]
+    public async Task Sigterm_StopsAClassifierTrainingWithExitCode130()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-train-term-clf-").FullName;
+        var ckpt = Path.Combine(dir, "c.ckpt");
+        await StopWithSigterm(["train", "classifier", "--dataset", "mnist", "--train-images", "64", "--validation-images", "8",
+            "--batch-size", "4", "--epochs", "100000", "--checkpoint-every", "0", "--out", ckpt], "train", ckpt);
+    }
+
+    /// <summary>Starts `adp ARGS`, waits for its first progress line ("HH:mm:ss TITLE i/N …": the signal handler is installed
+    /// by then), sends SIGTERM, and checks exit code 130, the resume hint and the checkpoint.</summary>
+    private static async Task StopWithSigterm(string[] args, string progressTitle, string ckpt)
+    {
+        var progressLine = new System.Text.RegularExpressions.Regex($@"^\d\d:\d\d:\d\d {progressTitle} \d+/\d+");
         var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "adp.dll"), "--threads", "1", "train", "score", "--dataset", "mnist",
-                     "--data-dir", TestEnvironment.DataDir!, "--train-images", "64", "--ngf", "4", "--batch-size", "4", "--iterations", "1000000",
-                     "--checkpoint-every", "0", "--out", ckpt })
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "adp.dll"), "--threads", "1", "--data-dir", TestEnvironment.DataDir! }.Concat(args))
             psi.ArgumentList.Add(a);
         using var p = System.Diagnostics.Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
         var started = new ManualResetEventSlim();
         var stdout = new System.Text.StringBuilder();
-        p.OutputDataReceived += (_, e) => { if (e.Data is null) return; lock (stdout) stdout.AppendLine(e.Data); if (e.Data.Contains(" dsm ")) started.Set(); };
+        p.OutputDataReceived += (_, e) => { if (e.Data is null) return; lock (stdout) stdout.AppendLine(e.Data); if (progressLine.IsMatch(e.Data)) started.Set(); };
         p.BeginOutputReadLine();
         Assert.True(started.Wait(TimeSpan.FromSeconds(120)), $"no progress line: {stdout} {(p.HasExited ? await stderr : "")}");
         using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) kill.WaitForExit();
@@ -27,11 +49,5 @@ public class TrainInterruptCliTests
         Assert.Equal(130, p.ExitCode);
         Assert.Contains("rerun with --resume", err);
         Assert.True(File.Exists(ckpt), "the checkpoint must be written on SIGTERM");
-
-        using var f = IO.SafeTensors.Load(ckpt);
-        long reached = long.Parse(f.Metadata["iteration"]);
-        var (code, _, err2) = CliErrorTests.RunAdp("--threads", "1", "train", "score", "--data-dir", TestEnvironment.DataDir!, "--out", ckpt,
-            "--resume", "--iterations", (reached + 2).ToString());
-        Assert.True(code == 0, err2);
     }
 }

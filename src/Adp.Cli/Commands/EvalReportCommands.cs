@@ -268,7 +268,8 @@ public static partial class EvalCommands
             };
             var sigmaList = ParseList(parse.GetValue(sigmas)!, "--denoise-sigmas",
                 v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture));
-            if (sigmaList.Any(s => s <= 0)) throw new AdpException("--denoise-sigmas: expected positive values");
+            if (sigmaList.Any(s => !(s > 0) || !double.IsFinite(s)) || sigmaList.Distinct().Count() != sigmaList.Count)
+                throw new AdpException($"--denoise-sigmas: expected distinct positive finite values, got '{parse.GetValue(sigmas)}'");
             var settings = purifier.Read(parse);
             if (parse.GetValue(runs) < 0) throw new AdpException($"--runs: expected ≥ 0 (0: the denoising gain only), got {parse.GetValue(runs)}");
             var outDir = parse.GetValue(output)!;
@@ -286,6 +287,8 @@ public static partial class EvalCommands
                     Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {(reused ? "stored" : "measured")} {Path.GetFileName(file)} ({w}): " +
                                       $"natural {Percent(p.NaturalAccuracy)}, transfer {Percent(p.TransferAccuracy)}");
                 }
+            foreach (var f in curve.StoredOnly(parse.GetValue(files)!))
+                Console.WriteLine($"note: the curve also holds {f}, measured into {outDir} by an earlier run");
             curve.Write(outDir, $"{spec.Name}: score-model snapshots ({parse.GetValue(split)} split, {data.Count} images)");  // the full description overflows the title
             AnsiConsole.Write(t);
             AnsiConsole.MarkupLine(Markup.Escape($"wrote {Path.Combine(outDir, "curve.csv")}, " +

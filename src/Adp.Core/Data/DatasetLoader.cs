@@ -28,11 +28,11 @@ public static class DatasetLoader
     private static bool TestFilesPresent(DatasetSpec spec, string dataDir) =>
         Directory.Exists(dataDir) && spec.Files.Where(f => f.Role.StartsWith("test")).Any(f => FindFile(spec, dataDir, f) is not null);
 
-    /// <summary>The images evaluations run on: "test" (the test split) or "validation" (the last
-    /// <paramref name="validationImages"/> training images, for tuning). Throws <see cref="AdpException"/> for other names.</summary>
     /// <summary>Size of the validation split unless a command says otherwise: the last 5,000 training images.</summary>
     public const int DefaultValidationImages = 5000;
 
+    /// <summary>The images evaluations run on: "test" (the test split) or "validation" (the last
+    /// <paramref name="validationImages"/> training images, for tuning). Throws <see cref="AdpException"/> for other names.</summary>
     public static ImageDataset LoadEvaluationSplit(DatasetSpec spec, string split, string dataDir, int validationImages = DefaultValidationImages) => split switch
     {
         "test" => Load(spec, Split.Test, dataDir),

@@ -67,13 +67,27 @@ public sealed class SnapshotCurve
         if (fingerprint is null) throw new ArgumentException("a stored snapshot curve needs a fingerprint", nameof(fingerprint));
         var path = StatePath;
         if (!File.Exists(path)) return;
-        try { _state = System.Text.Json.JsonSerializer.Deserialize<State>(File.ReadAllText(path)) ?? throw new System.Text.Json.JsonException("null"); }
+        try { _state = System.Text.Json.JsonSerializer.Deserialize<State>(File.ReadAllText(path), Json) ?? throw new System.Text.Json.JsonException("null"); }
         catch (System.Text.Json.JsonException e) { throw new AdpException($"{path}: not a snapshot-curve state file ({e.Message.Split('\n')[0]})"); }
         if (_state.Fingerprint != fingerprint)
             throw new AdpException($"{path}: holds a curve measured with other settings ({Differences(_state.Fingerprint, fingerprint)}); choose another --out");
     }
 
     private string StatePath => Path.Combine(_dir!, "snapshots.json");
+
+    // A diverged snapshot has NaN gains; they must be stored (and read back) like any other number.
+    private static readonly System.Text.Json.JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>Files of stored points (measured in earlier runs into this folder) whose content is none of <paramref name="files"/>:
+    /// the curve shows them too, so a caller can say so.</summary>
+    public IReadOnlyList<string> StoredOnly(IEnumerable<string> files)
+    {
+        var given = files.Select(RobustEvaluation.Sha256).ToHashSet();
+        return _state.Points.Where(p => !given.Contains(p.Sha256)).Select(p => p.Point.File).Distinct().ToList();
+    }
 
     private static string Differences(Fingerprint? stored, Fingerprint now)
     {
@@ -127,7 +141,7 @@ public sealed class SnapshotCurve
         if (_dir is not null)
         {
             Directory.CreateDirectory(_dir);
-            AtomicFile.Write(StatePath, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(_state, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            AtomicFile.Write(StatePath, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(_state, Json));
         }
         return point;
     }

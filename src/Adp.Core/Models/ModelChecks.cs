@@ -19,20 +19,35 @@ public static class ModelChecks
             throw new AdpException($"{modelPath}: classifier predicts {c.NumClasses} classes but {data.Name} has {data.ClassNames.Count}");
     }
 
-    /// <summary>Metadata key of a classifier checkpoint: how many of the last training images its training held out.</summary>
-    public const string HeldOutKey = "validation_images";
-
     /// <summary>
-    /// Tuning on the validation split (the last <paramref name="validationImages"/> training images) must not use images the
-    /// classifier trained on: refused when the checkpoint records a smaller hold-out (<see cref="HeldOutKey"/>). Checkpoints
-    /// without the key (trained before it was recorded) are not checked; docs/MODELS.md gives their hold-outs.
+    /// Tuning on the validation split (the last <paramref name="validationImages"/> of the data set's
+    /// <paramref name="trainSplitCount"/> training images) must not use images the classifier trained on. A classifier
+    /// checkpoint records its training options in the metadata key "training" (JSON with TrainImages, ValidationImages):
+    /// it trained on the first max(1, (TrainImages or all) − ValidationImages) images (ClassifierTrainer), so only the
+    /// rest are unseen. Checkpoints without that record are not checked.
     /// </summary>
-    /// <exception cref="AdpException">the classifier held out fewer images than the split takes.</exception>
-    public static void RequireHeldOut(string modelPath, IReadOnlyDictionary<string, string> metadata, int validationImages)
+    /// <param name="remedy">what the user can do, for the message (e.g. "pass --validation-images N or fewer"; {0} is N).</param>
+    /// <exception cref="AdpException">the validation split reaches into images the classifier trained on.</exception>
+    public static void RequireHeldOut(string modelPath, IReadOnlyDictionary<string, string> metadata, int validationImages, int trainSplitCount,
+        string remedy = "pass --validation-images {0} or fewer")
     {
-        if (!metadata.TryGetValue(HeldOutKey, out var text) || !int.TryParse(text, out int heldOut)) return;
-        if (heldOut < validationImages)
-            throw new AdpException($"--split validation: {modelPath} held out only the last {heldOut} training images and trained on the rest, " +
-                                   $"so {validationImages - heldOut} of the last {validationImages} are images it saw; pass --validation-images {heldOut} or fewer");
+        if (!metadata.TryGetValue("training", out var json)) return;
+        int trainImages, heldOut;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(json);
+            var root = doc.RootElement;
+            if (!root.TryGetProperty("ValidationImages", out var v) || !v.TryGetInt32(out heldOut)) return;
+            trainImages = root.TryGetProperty("TrainImages", out var t) && t.TryGetInt32(out var n) ? n : 0;
+        }
+        catch (System.Text.Json.JsonException) { return; }
+        int used = trainImages > 0 ? Math.Min(trainImages, trainSplitCount) : trainSplitCount;
+        int trained = Math.Max(1, used - heldOut);
+        int unseen = Math.Max(0, trainSplitCount - trained);
+        if (validationImages <= unseen) return;
+        throw new AdpException(unseen == 0
+            ? $"--split validation: {modelPath} trained on every training image; evaluate it on the test split"
+            : $"--split validation: {modelPath} trained on the first {trained} training images, so only the last {unseen} are unseen " +
+              $"and {validationImages - unseen} of the last {validationImages} are images it saw; " + string.Format(remedy, unseen));
     }
 }

@@ -231,7 +231,6 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
             ["final_loss"] = LastLoss.ToString("R"),
             ["validation_accuracy"] = string.Join(",", ValidationAccuracy.Select(a => a.ToString("F4"))),
             ["validation_pgd_accuracy"] = string.Join(",", RobustValidationAccuracy.Select(a => a.ToString("F4"))),
-            [Models.ModelChecks.HeldOutKey] = options.ValidationImages.ToString(),
             [OptionsKey] = JsonSerializer.Serialize(options),
             ["saved_utc"] = DateTime.UtcNow.ToString("O"),
         };
