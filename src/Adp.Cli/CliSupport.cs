@@ -37,7 +37,7 @@ public static class CliSupport
     /// images, which the trainers hold out) for tuning.</summary>
     public static Option<string> SplitOption() => new("--split")
     {
-        Description = "test, or validation (the last 5,000 training images, held out by the trainers; tune on it, report on test)",
+        Description = "test, or validation (the last --validation-images training images, 5,000 unless set; the classifiers hold them out, the shipped ngf-16 score models did not; tune on it, report on test)",
         DefaultValueFactory = _ => "test",
     };
 
@@ -125,6 +125,7 @@ public static class CliSupport
         var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, weights, device);
         if (cinfo.Config.Channels != sinfo.Config.Channels || cinfo.Config.ImageSize != sinfo.Config.ImageSize)
             throw new AdpException($"{cinfo.Path}: classifier takes {cinfo.Config.Channels}×{cinfo.Config.ImageSize}² images but the score model {sinfo.Path} takes {sinfo.Config.Channels}×{sinfo.Config.ImageSize}²");
+        Models.ModelChecks.RequireSameDataset(cinfo.Path, cinfo.Dataset, sinfo.Path, sinfo.Dataset);
         return (clf, cinfo, net, sinfo);
     }
 

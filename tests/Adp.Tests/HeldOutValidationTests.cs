@@ -78,7 +78,7 @@ public class HeldOutValidationTests
              "--validation-images", "5", "--data-dir", data],
             ["eval", "tune", "--classifier", clf, "--score", score, "--images", "2", "--runs", "1", "--steps", "1", "--split", "validation",
              "--validation-images", "5", "--data-dir", data, "--out", Path.Combine(dir, "tune")],
-            ["eval", "snapshots", score, "--classifier", clf, "--images", "2", "--runs", "0", "--split", "validation",
+            ["eval", "snapshots", score, "--classifier", clf, "--images", "2", "--runs", "1", "--steps", "1", "--split", "validation",
              "--data-dir", data, "--out", Path.Combine(dir, "snap")],
             ["eval", "robust", "--classifier", clf, "--score", score, "--images", "2", "--runs", "1", "--steps", "1", "--split", "validation",
              "--attack", "kind=none,target=blind", "--data-dir", data, "--out", Path.Combine(dir, "robust")],

@@ -81,4 +81,42 @@ public class SnapshotCurveCliTests
         Assert.True(again.Code == 0, again.Err);
         Assert.Contains("stored s.iter9000.ckpt", again.Out);
     }
+
+    [DataFact]
+    public void BadInput_IsOneLineExitTwo_AndGainsOnlyCurvesIgnoreThePurifier()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-snapcurve-bad-").FullName;
+        string score = TestEnvironment.Model("mnist-score.ckpt"), clf = TestEnvironment.Model("mnist-smallcnn.ckpt"), data = TestEnvironment.DataDir!;
+        string[] Args(string outDir, params string[] extra) => ["--threads", "1", "eval", "snapshots", score, "--classifier", clf, "--images", "2",
+            "--runs", "0", "--weights", "Model", "--denoise-sigmas", "0.25", "--data-dir", data, "--out", outDir, .. extra];
+        void Refused(string[] args, string text)
+        {
+            var (code, _, err) = CliErrorTests.RunAdp(args);
+            Assert.True(code == 2, $"exit {code}: {err}");
+            Assert.Contains(text, err);
+            Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        // A gains-only curve (S = 0) does not depend on purifier settings: a rerun with other steps reuses its point.
+        var gains = Path.Combine(dir, "gains");
+        Assert.Equal(0, CliErrorTests.RunAdp(Args(gains)).Code);
+        var again = CliErrorTests.RunAdp(Args(gains, "--steps", "3"));
+        Assert.True(again.Code == 0, again.Err);
+        Assert.Contains("stored mnist-score.ckpt", again.Out);
+
+        // Damaged state files: valid JSON without the expected content is not a curve.
+        foreach (var bad in new[] { "{}", "{\"Fingerprint\":{},\"Points\":null}", "[]", "garbage" })
+        {
+            var folder = Directory.CreateTempSubdirectory("adp-snapcurve-state-").FullName;
+            File.WriteAllText(Path.Combine(folder, "snapshots.json"), bad);
+            Refused(Args(folder), "not a snapshot-curve state file");
+        }
+        Refused(Args(Path.Combine(dir, "o1")).Select(a => a == "0.25" ? "0.1,,0.2" : a).ToArray(), "--denoise-sigmas");
+        // A Fashion-MNIST score model measured on MNIST images.
+        Refused(Args(Path.Combine(dir, "o2")).Select(a => a == score ? TestEnvironment.Model("fashion-mnist-score.ckpt") : a).ToArray(),
+            "score model trained on fashion-mnist");
+        // The same for the defended classifier.
+        Refused(["--threads", "1", "eval", "defended", "--classifier", clf, "--score", TestEnvironment.Model("fashion-mnist-score.ckpt"),
+            "--images", "2", "--runs", "1", "--steps", "1", "--data-dir", data], "score model trained on fashion-mnist, but the classifier");
+    }
 }

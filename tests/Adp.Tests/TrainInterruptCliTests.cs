@@ -15,8 +15,9 @@ public class TrainInterruptCliTests
         using var f = IO.SafeTensors.Load(ckpt);
         long reached = long.Parse(f.Metadata["iteration"]);
         var (code, _, err2) = CliErrorTests.RunAdp("--threads", "1", "train", "score", "--data-dir", TestEnvironment.DataDir!, "--out", ckpt,
-            "--resume", "--iterations", (reached + 2).ToString());
+            "--resume", "--iterations", (reached + 2).ToString(), "--lr", "0.5");
         Assert.True(code == 0, err2);
+        Assert.Contains("--resume continues with the checkpoint's settings; ignored: --lr", err2);
     }
 
     [DataFact]

@@ -29,11 +29,11 @@ public static partial class EvalCommands
     {
         var score = new Option<string>("--score") { Description = "score-model checkpoint", Required = true };
         var sigma = new Option<double>("--sigma") { DefaultValueFactory = _ => 0.25 };
-        var images = new Option<int>("--images") { Description = "first N test images", DefaultValueFactory = _ => 1000 };
+        var images = new Option<int>("--images") { Description = "first N images of the split (--split)", DefaultValueFactory = _ => 1000 };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 100 };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var weights = new Option<WeightsChoice?>("--weights") { Description = "Model or Ema (default: the checkpoint's choice)" };
-        var cmd = new Command("denoise", "PSNR of x+σz before and after the one-shot Tweedie estimate x̃+σ·h(x̃) on the test split");
+        var cmd = new Command("denoise", "PSNR of x+σz before and after the one-shot Tweedie estimate x̃+σ·h(x̃) on the evaluation split (--split: test by default)");
         var split = CliSupport.SplitOption();
         var validationImages = CliSupport.ValidationImagesOption();
         foreach (var o in new Option[] { score, sigma, images, batch, seed, weights, split, validationImages }) cmd.Options.Add(o);

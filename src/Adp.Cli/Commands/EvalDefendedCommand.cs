@@ -13,12 +13,12 @@ public static partial class EvalCommands
     {
         var classifier = new Option<string>("--classifier") { Description = "classifier checkpoint", Required = true };
         var score = new Option<string>("--score") { Description = "score-model checkpoint", Required = true };
-        var images = new Option<int>("--images") { Description = "first N test images", DefaultValueFactory = _ => 1000 };
+        var images = new Option<int>("--images") { Description = "first N images of the split (--split)", DefaultValueFactory = _ => 1000 };
         var runs = new Option<int>("--runs") { Description = "purification runs S per input", DefaultValueFactory = _ => 10 };
         var batch = new Option<int>("--batch-size") { Description = "inputs per batch (S runs each)", DefaultValueFactory = _ => 100 };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var purifier = new PurifierOptions();
-        var cmd = new Command("defended", "Natural accuracy of the ADP defense (S purification runs + classifier) on clean test images, per decision rule");
+        var cmd = new Command("defended", "Natural accuracy of the ADP defense (S purification runs + classifier) on clean images of the evaluation split (--split: test by default), per decision rule");
         var split = CliSupport.SplitOption();
         var validationImages = CliSupport.ValidationImagesOption();
         foreach (var o in new Option[] { classifier, score, images, runs, batch, seed, split, validationImages }) cmd.Options.Add(o);

@@ -256,7 +256,9 @@ public static partial class EvalCommands
             var (clf, cinfo) = Models.ClassifierFile.Load(parse.GetValue(classifier)!, device);
             foreach (var p in clf.parameters()) p.requires_grad_(false);
             var spec = DatasetRegistry.Get(cinfo.Dataset);
-            using var all = CliSupport.LoadEvaluationSplit(parse, spec, split, validationImages, (cinfo.Path, cinfo.Metadata));
+            // With S = 0 the classifier only names the data set: its hold-out does not matter, nor do purifier and attack.
+            bool gainsOnly = parse.GetValue(runs) == 0;
+            using var all = CliSupport.LoadEvaluationSplit(parse, spec, split, validationImages, gainsOnly ? [] : [(cinfo.Path, cinfo.Metadata)]);
             using var data = all.Take(parse.GetValue(images));
             var transfer = TransferAttack(spec, parse.GetValue(attack));
             var choices = parse.GetValue(weights)!.ToLowerInvariant() switch
@@ -273,12 +275,14 @@ public static partial class EvalCommands
             var settings = purifier.Read(parse);
             if (parse.GetValue(runs) < 0) throw new AdpException($"--runs: expected ≥ 0 (0: the denoising gain only), got {parse.GetValue(runs)}");
             var outDir = parse.GetValue(output)!;
-            var fingerprint = new SnapshotCurve.Fingerprint(data.Description, RobustEvaluation.Sha256(cinfo.Path), settings, parse.GetValue(runs),
-                transfer.Protocol(), parse.GetValue(seed));
+            var fingerprint = gainsOnly
+                ? new SnapshotCurve.Fingerprint(data.Description, "", new PurifierSettings(), 0, "", parse.GetValue(seed))
+                : new SnapshotCurve.Fingerprint(data.Description, RobustEvaluation.Sha256(cinfo.Path), settings, parse.GetValue(runs),
+                    transfer.Protocol(), parse.GetValue(seed));
             var curve = new SnapshotCurve(clf, data, settings, parse.GetValue(runs), transfer, parse.GetValue(seed), device, outDir, fingerprint);
             AnsiConsole.MarkupLine(Markup.Escape($"{data.Description}; transfer attack {transfer.Protocol()}; ADP {settings.Describe()}, S={parse.GetValue(runs)}"));
             var t = new Table().AddColumns(["snapshot", "iteration", "weights", .. sigmaList.Select(s => $"gain σ={s} (dB)"), "natural", "transfer"]);
-            foreach (var file in parse.GetValue(files)!.OrderBy(f => f))
+            foreach (var file in parse.GetValue(files)!.DistinctBy(Path.GetFullPath).OrderBy(f => f))
                 foreach (var w in choices)
                 {
                     var p = curve.Measure(file, w, sigmaList, out bool reused);

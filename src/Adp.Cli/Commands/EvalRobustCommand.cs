@@ -173,7 +173,9 @@ public static partial class EvalCommands
 
     private static List<T> ParseList<T>(string text, string option, Func<string, T> parse)
     {
-        try { return text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(parse).ToList(); }
+        var items = text.Split(',', StringSplitOptions.TrimEntries);
+        if (items.Any(i => i.Length == 0)) throw new AdpException($"{option}: expected a comma-separated list of numbers without empty entries, got '{text}'");
+        try { return items.Select(parse).ToList(); }
         catch (Exception e) when (e is FormatException or OverflowException) { throw new AdpException($"{option}: expected a comma-separated list of numbers, got '{text}'"); }
     }
 

@@ -48,6 +48,8 @@ public static partial class TrainCommands
             {
                 if (!File.Exists(outPath)) throw new AdpException($"--resume: checkpoint {outPath} not found");
                 opts = ClassifierTrainer.ReadOptions(outPath);
+                NoteIgnoredOnResume(parse, [dataset, arch, dropout, epochs, batch, optimizer, lr, momentum, wd, nesterov, schedule, flip, crop, val,
+                    trainImages, noise, advEps, advSteps, advStep, advRamp, advVal, seed]);
             }
             else
             {

@@ -50,6 +50,7 @@ public static partial class TrainCommands
                 opts = ScoreTrainer.ReadOptions(outPath);
                 if (parse.GetResult(iterations) is { Implicit: false }) opts = opts with { Iterations = parse.GetValue(iterations) };
                 if (parse.GetResult(keepEvery) is { Implicit: false }) opts = opts with { KeepEvery = parse.GetValue(keepEvery) };
+                NoteIgnoredOnResume(parse, [dataset, ngf, sigmaMax, sigmaMin, levels, batch, lr, emaRate, seed, trainImages, noFlip, weights]);
             }
             else
             {
@@ -75,7 +76,7 @@ public static partial class TrainCommands
                 if (File.Exists(outPath)) throw new AdpException($"--out {outPath}: file exists; pass --resume to continue it or choose another path");
             }
             using var data = DatasetLoader.Load(opts.Dataset, Split.Train, parse.GetValue(CliSupport.DataDir));
-            AnsiConsole.MarkupLine(Markup.Escape($"training score model: {data.Description}, NCSNv2 ngf {opts.Model.Ngf}, σ {opts.Model.SigmaMax}→{opts.Model.SigmaMin} (L={opts.Model.NumLevels}), " +
+            AnsiConsole.MarkupLine(Markup.Escape($"training score model: {data.Description}{(opts.TrainImages > 0 && opts.TrainImages < data.Count ? $" (the first {opts.TrainImages} used)" : "")}, NCSNv2 ngf {opts.Model.Ngf}, σ {opts.Model.SigmaMax}→{opts.Model.SigmaMin} (L={opts.Model.NumLevels}), " +
                                                  $"batch {opts.BatchSize}, lr {opts.LearningRate}, seed {opts.Seed}, {opts.Iterations} iterations → {outPath}"));
             var trainer = new ScoreTrainer(opts, data, outPath);
             var reached = ProgressReporter.Run("dsm", opts.Iterations, (report, token) => trainer.Run(isResume, report, token, outPath + ".tb"));
@@ -95,5 +96,14 @@ public static partial class TrainCommands
         if (reached >= total) return 0;
         Console.Error.WriteLine($"adp: interrupted at iteration {reached} of {total}; the checkpoint {outPath} is written: rerun with --resume to continue");
         return EvalCommands.Interrupted;
+    }
+
+    /// <summary>A resumed training keeps its checkpoint's settings; options given anyway are named, so a user does not believe
+    /// they took effect.</summary>
+    internal static void NoteIgnoredOnResume(ParseResult parse, IEnumerable<Option> options)
+    {
+        var given = options.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+        if (given.Count > 0)
+            Console.Error.WriteLine($"adp: note: --resume continues with the checkpoint's settings; ignored: {string.Join(", ", given)}");
     }
 }

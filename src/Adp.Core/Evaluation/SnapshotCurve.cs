@@ -68,7 +68,13 @@ public sealed class SnapshotCurve
         var path = StatePath;
         if (!File.Exists(path)) return;
         try { _state = System.Text.Json.JsonSerializer.Deserialize<State>(File.ReadAllText(path), Json) ?? throw new System.Text.Json.JsonException("null"); }
-        catch (System.Text.Json.JsonException e) { throw new AdpException($"{path}: not a snapshot-curve state file ({e.Message.Split('\n')[0]})"); }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new AdpException($"{path}: not a snapshot-curve state file (unreadable JSON at {e.Path ?? "$"}, line {(e.LineNumber ?? 0) + 1})");
+        }
+        if (_state.Fingerprint is null || _state.Points is null ||
+            _state.Points.Any(p => p?.Sha256 is null || p.Point?.File is null || p.Point.DenoiseGain is null || !Enum.IsDefined(p.Point.Weights)))
+            throw new AdpException($"{path}: not a snapshot-curve state file (a fingerprint and points with file, weights and gains expected)");
         if (_state.Fingerprint != fingerprint)
             throw new AdpException($"{path}: holds a curve measured with other settings ({Differences(_state.Fingerprint, fingerprint)}); choose another --out");
     }
@@ -124,6 +130,8 @@ public sealed class SnapshotCurve
         if (stored is not null) return stored.Point;
         var (net, info) = ScoreModelFile.Load(file, weights, _device);
         using var _ = net;
+        if (!string.Equals(info.Dataset, _data.Spec.Name, StringComparison.OrdinalIgnoreCase) && info.Dataset is not ("" or "?"))
+            throw new AdpException($"{file}: score model trained on {info.Dataset}, but the curve measures {_data.Spec.Name} images");
         foreach (var p in net.parameters()) p.requires_grad_(false);
         var gains = sigmas.ToDictionary(s => s, s => DenoiseEvaluation.Run(net, _data, s, batch, _seed, _device).Gain);
         SnapshotPoint point;

@@ -50,4 +50,14 @@ public static class ModelChecks
             : $"--split validation: {modelPath} trained on the first {trained} training images, so only the last {unseen} are unseen " +
               $"and {validationImages - unseen} of the last {validationImages} are images it saw; " + string.Format(remedy, unseen));
     }
+
+    /// <summary>A score model purifies images of the data set it was trained on: a Fashion-MNIST model run on MNIST digits
+    /// (same shape) would silently measure a mismatched defense.</summary>
+    /// <exception cref="AdpException">both data sets are recorded and differ.</exception>
+    public static void RequireSameDataset(string classifierPath, string classifierDataset, string scorePath, string scoreDataset)
+    {
+        if (classifierDataset is "" or "?" || scoreDataset is "" or "?") return;
+        if (!string.Equals(classifierDataset, scoreDataset, StringComparison.OrdinalIgnoreCase))
+            throw new AdpException($"{scorePath}: score model trained on {scoreDataset}, but the classifier {classifierPath} is for {classifierDataset}");
+    }
 }
