@@ -49,7 +49,7 @@ public static class CliSupport
     };
 
     /// <summary>The evaluation split of --split / --validation-images; validation images the classifier trained on are refused
-    /// (<see cref="ModelChecks.RequireHeldOut"/>).</summary>
+    /// (<see cref="Training.ClassifierTrainer.RequireHeldOut"/>).</summary>
     public static ImageDataset LoadEvaluationSplit(ParseResult parse, DatasetSpec spec, Option<string> split, Option<int> validationImages,
         params (string Path, IReadOnlyDictionary<string, string> Metadata)[] classifiers)
     {
@@ -58,7 +58,7 @@ public static class CliSupport
         if (name != "validation" && parse.GetResult(validationImages) is { Implicit: false })
             throw new AdpException($"--validation-images: applies to --split validation only (the split is '{name}')");
         if (name == "validation")
-            foreach (var (path, metadata) in classifiers) ModelChecks.RequireHeldOut(path, metadata, count, spec.TrainCount);
+            foreach (var (path, metadata) in classifiers) Training.ClassifierTrainer.RequireHeldOut(path, metadata, count, spec.TrainCount);
         return DatasetLoader.LoadEvaluationSplit(spec, name, DataDirectory.Resolve(parse.GetValue(DataDir)), count);
     }
 
@@ -125,7 +125,7 @@ public static class CliSupport
         var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, weights, device);
         if (cinfo.Config.Channels != sinfo.Config.Channels || cinfo.Config.ImageSize != sinfo.Config.ImageSize)
             throw new AdpException($"{cinfo.Path}: classifier takes {cinfo.Config.Channels}×{cinfo.Config.ImageSize}² images but the score model {sinfo.Path} takes {sinfo.Config.Channels}×{sinfo.Config.ImageSize}²");
-        Models.ModelChecks.RequireSameDataset(cinfo.Path, cinfo.Dataset, sinfo.Path, sinfo.Dataset);
+        Models.ModelChecks.RequireSameDataset(sinfo.Path, sinfo.Dataset, $"the classifier {cinfo.Path}", cinfo.Dataset);
         return (clf, cinfo, net, sinfo);
     }
 

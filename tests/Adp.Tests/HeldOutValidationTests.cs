@@ -20,19 +20,19 @@ public class HeldOutValidationTests
     {
         // CIFAR-10 ResNet: 50,000 training images, the last 2,000 held out → trained on the first 48,000.
         var cifar = Training(0, 2000);
-        ModelChecks.RequireHeldOut("c.ckpt", cifar, 2000, 50000);
-        var e = Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut("c.ckpt", cifar, 5000, 50000));
+        ClassifierTrainer.RequireHeldOut("c.ckpt", cifar, 2000, 50000);
+        var e = Assert.Throws<AdpException>(() => ClassifierTrainer.RequireHeldOut("c.ckpt", cifar, 5000, 50000));
         Assert.Contains("c.ckpt trained on the first 48000 training images, so only the last 2000 are unseen", e.Message);
         Assert.Contains("3000 of the last 5000", e.Message);
         Assert.Contains("--validation-images 2000", e.Message);
         // The first 55,000 of 60,000 used, the last 5,000 of those held out: trained on the first 50,000, 10,000 unseen.
-        ModelChecks.RequireHeldOut("s.ckpt", Training(55000, 5000), 10000, 60000);
-        Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut("s.ckpt", Training(55000, 5000), 10001, 60000));
+        ClassifierTrainer.RequireHeldOut("s.ckpt", Training(55000, 5000), 10000, 60000);
+        Assert.Throws<AdpException>(() => ClassifierTrainer.RequireHeldOut("s.ckpt", Training(55000, 5000), 10001, 60000));
         // Nothing held out: no validation split at all.
-        var none = Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut("n.ckpt", Training(0, 0), 1, 60000));
+        var none = Assert.Throws<AdpException>(() => ClassifierTrainer.RequireHeldOut("n.ckpt", Training(0, 0), 1, 60000));
         Assert.Contains("trained on every training image; evaluate it on the test split", none.Message);
         // Checkpoints without the record are not checked.
-        ModelChecks.RequireHeldOut("old.ckpt", new Dictionary<string, string>(), 5000, 60000);
+        ClassifierTrainer.RequireHeldOut("old.ckpt", new Dictionary<string, string>(), 5000, 60000);
     }
 
     [Fact]
@@ -50,8 +50,8 @@ public class HeldOutValidationTests
         int unseen = data.Count - trainer.TrainCount;  // the trainer's own count of the images it trains on (the first TrainCount)
         Assert.Equal(17, unseen);
         using var f = SafeTensors.Load(path);
-        ModelChecks.RequireHeldOut(path, f.Metadata, unseen, data.Count);
-        Assert.Throws<AdpException>(() => ModelChecks.RequireHeldOut(path, f.Metadata, unseen + 1, data.Count));
+        ClassifierTrainer.RequireHeldOut(path, f.Metadata, unseen, data.Count);
+        Assert.Throws<AdpException>(() => ClassifierTrainer.RequireHeldOut(path, f.Metadata, unseen + 1, data.Count));
     }
 
     /// <summary>The shipped MNIST CNN with its training record rewritten to hold out only the last 3 images.</summary>

@@ -81,7 +81,7 @@ public static partial class EvalCommands
             cfg = cfg with { Dataset = spec.Name };
             ModelChecks.RequireClassifier(cinfo.Path, cinfo.Config, spec);
             ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
-            if (cfg.Split == "validation") ModelChecks.RequireHeldOut(cinfo.Path, cinfo.Metadata, DatasetLoader.DefaultValidationImages, spec.TrainCount,
+            if (cfg.Split == "validation") Training.ClassifierTrainer.RequireHeldOut(cinfo.Path, cinfo.Metadata, DatasetLoader.DefaultValidationImages, spec.TrainCount,
                 "eval robust's validation split is the last 5,000; evaluate this classifier on the test split, or tune with eval tune --validation-images {0}");
             using var test = DatasetLoader.LoadEvaluationSplit(spec, cfg.Split, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)));
             using var subset = test.Take(cfg.Images);

@@ -130,8 +130,7 @@ public sealed class SnapshotCurve
         if (stored is not null) return stored.Point;
         var (net, info) = ScoreModelFile.Load(file, weights, _device);
         using var _ = net;
-        if (!string.Equals(info.Dataset, _data.Spec.Name, StringComparison.OrdinalIgnoreCase) && info.Dataset is not ("" or "?"))
-            throw new AdpException($"{file}: score model trained on {info.Dataset}, but the curve measures {_data.Spec.Name} images");
+        ModelChecks.RequireSameDataset(file, info.Dataset, "the curve's images", _data.Spec.Name);
         foreach (var p in net.parameters()) p.requires_grad_(false);
         var gains = sigmas.ToDictionary(s => s, s => DenoiseEvaluation.Run(net, _data, s, batch, _seed, _device).Gain);
         SnapshotPoint point;

@@ -71,7 +71,44 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
     /// <summary>PGD accuracy on the first validation images per epoch (adversarial training only).</summary>
     public List<double> RobustValidationAccuracy { get; } = [];
 
-    public int TrainCount => Math.Max(1, (options.TrainImages > 0 ? Math.Min(options.TrainImages, data.Count) : data.Count) - options.ValidationImages);
+    public int TrainCount => TrainCountFor(options.TrainImages, options.ValidationImages, data.Count);
+
+    /// <summary>How many images a run trains on (the first ones) out of <paramref name="available"/>: the first
+    /// <paramref name="trainImages"/> (0: all) less the <paramref name="validationImages"/> held out at the end.</summary>
+    public static int TrainCountFor(int trainImages, int validationImages, int available) =>
+        Math.Max(1, (trainImages > 0 ? Math.Min(trainImages, available) : available) - validationImages);
+
+    /// <summary>
+    /// Tuning on the validation split (the last <paramref name="validationImages"/> of the data set's
+    /// <paramref name="trainSplitCount"/> training images) must not use images a classifier trained on. Its checkpoint records
+    /// the training options (metadata <see cref="OptionsKey"/>: TrainImages, ValidationImages), from which
+    /// <see cref="TrainCountFor"/> gives the images it trained on; only the rest are unseen. Checkpoints without that record
+    /// are not checked.
+    /// </summary>
+    /// <param name="remedy">what the user can do, for the message (e.g. "pass --validation-images N or fewer"; {0} is N).</param>
+    /// <exception cref="AdpException">the validation split reaches into images the classifier trained on.</exception>
+    public static void RequireHeldOut(string modelPath, IReadOnlyDictionary<string, string> metadata, int validationImages, int trainSplitCount,
+        string remedy = "pass --validation-images {0} or fewer")
+    {
+        if (!metadata.TryGetValue(OptionsKey, out var json)) return;
+        int trainImages, heldOut;
+        try
+        {
+            // Only the two counts are read (not the whole options record), so a record of an older layout is still checked.
+            using var doc = System.Text.Json.JsonDocument.Parse(json);
+            var root = doc.RootElement;
+            if (!root.TryGetProperty(nameof(ClassifierTrainingOptions.ValidationImages), out var v) || !v.TryGetInt32(out heldOut)) return;
+            trainImages = root.TryGetProperty(nameof(ClassifierTrainingOptions.TrainImages), out var t) && t.TryGetInt32(out var n) ? n : 0;
+        }
+        catch (System.Text.Json.JsonException) { return; }
+        int trained = TrainCountFor(trainImages, heldOut, trainSplitCount);
+        int unseen = Math.Max(0, trainSplitCount - trained);
+        if (validationImages <= unseen) return;
+        throw new AdpException(unseen == 0
+            ? $"--split validation: {modelPath} trained on every training image; evaluate it on the test split"
+            : $"--split validation: {modelPath} trained on the first {trained} training images, so only the last {unseen} are unseen " +
+              $"and {validationImages - unseen} of the last {validationImages} are images it saw; " + string.Format(remedy, unseen));
+    }
     public long TotalIterations => (long)options.Epochs * Math.Max(1, TrainCount / Math.Min(options.BatchSize, TrainCount));
 
     public long Run(bool resume, Action<TrainingProgress>? progress = null, CancellationToken cancel = default, string? tensorboardDir = null)
