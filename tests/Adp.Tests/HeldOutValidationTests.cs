@@ -82,6 +82,8 @@ public class HeldOutValidationTests
              "--data-dir", data, "--out", Path.Combine(dir, "snap")],
             ["eval", "robust", "--classifier", clf, "--score", score, "--images", "2", "--runs", "1", "--steps", "1", "--split", "validation",
              "--attack", "kind=none,target=blind", "--data-dir", data, "--out", Path.Combine(dir, "robust")],
+            ["eval", "robust", "--classifier", clf, "--score", score, "--images", "2", "--runs", "1", "--steps", "1", "--split", "validation",
+             "--validation-images", "4", "--attack", "kind=none,target=blind", "--data-dir", data, "--out", Path.Combine(dir, "robust4")],
         ];
         foreach (var args in refused)
         {
@@ -100,6 +102,19 @@ public class HeldOutValidationTests
             "--validation-images", "3", "--data-dir", data);
         Assert.Equal(2, test.Code);
         Assert.Contains("--validation-images: applies to --split validation only", test.Err);
+
+        // eval robust takes the split size too, and records it (the report names the split, the config the count).
+        var robustDir = Path.Combine(dir, "robust-ok");
+        var robust = CliErrorTests.RunAdp("--threads", "1", "eval", "robust", "--classifier", clf, "--score", score, "--images", "2", "--runs", "1",
+            "--steps", "1", "--split", "validation", "--validation-images", "3", "--attack", "kind=none,target=blind", "--data-dir", data,
+            "--out", robustDir);
+        Assert.True(robust.Code == 0, robust.Err);
+        Assert.Contains("validation (last 3 training images)", File.ReadAllText(Path.Combine(robustDir, "results.json")));
+        Assert.Equal(3, JsonNode.Parse(File.ReadAllText(Path.Combine(robustDir, "config.json")))!["ValidationImages"]!.GetValue<int>());
+        var robustTest = CliErrorTests.RunAdp("--threads", "1", "eval", "robust", "--classifier", clf, "--score", score, "--images", "2",
+            "--validation-images", "3", "--attack", "kind=none,target=blind", "--data-dir", data, "--out", Path.Combine(dir, "robust-test"));
+        Assert.Equal(2, robustTest.Code);
+        Assert.Contains("--validation-images: applies to --split validation only", robustTest.Err);
     }
 
     [DataFact]

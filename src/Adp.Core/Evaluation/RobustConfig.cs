@@ -112,8 +112,15 @@ public sealed record AttackSpec
 public sealed record RobustConfig
 {
     public string Dataset { get; init; } = "fashion-mnist";
-    /// <summary>"test", or "validation" (the last 5,000 training images) for tuning.</summary>
+    /// <summary>"test", or "validation" (the last <see cref="ValidationImages"/> training images) for tuning.</summary>
     public string Split { get; init; } = "test";
+    /// <summary>With <see cref="Split"/> "validation": how many of the last training images (null: 5,000). Omitted from the
+    /// written configuration when null, so folders written before this setting existed resume unchanged.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? ValidationImages { get; init; }
+    /// <summary>The validation split's size in effect.</summary>
+    [JsonIgnore]
+    public int ValidationCount => ValidationImages ?? Adp.Data.DatasetLoader.DefaultValidationImages;
     public int Images { get; init; } = 64;
     public required string Classifier { get; init; }
     public required string Score { get; init; }
@@ -155,6 +162,9 @@ public sealed record RobustConfig
         foreach (var r in Rules.Where(r => !Enum.IsDefined(r)))
             throw new AdpException($"Rules: unknown decision rule {r} (expected {string.Join(", ", Enum.GetNames<DecisionRule>())})");
         if (Split is not ("test" or "validation")) throw new AdpException($"--split: expected test or validation, got '{Split}'");
+        if (ValidationImages is not null && Split != "validation")
+            throw new AdpException($"--validation-images: applies to --split validation only (the split is '{Split}')");
+        if (ValidationImages is < 1) throw new AdpException($"--validation-images: expected at least 1, got {ValidationImages}");
         if (Images < 1) throw new AdpException($"--images: expected at least 1, got {Images}");
         if (Runs < 1) throw new AdpException($"--runs: expected at least 1, got {Runs}");
         if (Resubmissions < 1) throw new AdpException($"--resubmissions: expected at least 1, got {Resubmissions}");
