@@ -62,6 +62,18 @@ public static class CliSupport
         return DatasetLoader.LoadEvaluationSplit(spec, name, DataDirectory.Resolve(parse.GetValue(DataDir)), count);
     }
 
+    /// <summary>Notes (stdout, not an error) when the score model trained on some of the validation images it purifies:
+    /// allowed, as DSM sees no labels, but tuning with it may flatter the purifier (the shipped ngf-16 models trained on all
+    /// training images; `train score --train-images` holds the tail out).</summary>
+    public static void NoteScoreModelOverlap(ImageDataset split, string scorePath, IReadOnlyDictionary<string, string> metadata, DatasetSpec spec)
+    {
+        if (split.Split != Split.Train) return;  // the test split
+        int count = split.TakenFrom ?? split.Count;  // the whole validation split (before --images takes its first N)
+        if (Training.ScoreTrainer.ValidationOverlap(metadata, count, spec.TrainCount) is not { } seen || seen == 0) return;
+        AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape($"{scorePath} trained on {seen} of the {count} validation-split images (DSM uses no labels, " +
+            $"but a purifier tuned with it may do better here than on test; train score --train-images {spec.TrainCount - count} holds them out)")}");
+    }
+
     /// <summary>Runs a command body; user errors become one line on stderr and exit code 2.</summary>
     public static int Run(ParseResult parse, Func<int> body)
     {

@@ -36,6 +36,20 @@ public class HeldOutValidationTests
     }
 
     [Fact]
+    public void ScoreModelOverlap_CountsTheValidationImagesItTrainedOn()
+    {
+        static Dictionary<string, string> Score(int trainImages) =>
+            new() { [ScoreTrainer.OptionsKey] = JsonSerializer.Serialize(new { TrainImages = trainImages, Iterations = 10 }) };
+        Assert.Equal(5000, ScoreTrainer.ValidationOverlap(Score(0), 5000, 60000));      // all training images: every one seen
+        Assert.Equal(0, ScoreTrainer.ValidationOverlap(Score(55000), 5000, 60000));     // the tail held out
+        Assert.Equal(2000, ScoreTrainer.ValidationOverlap(Score(57000), 5000, 60000));  // 55,000…56,999 seen
+        Assert.Equal(0, ScoreTrainer.ValidationOverlap(Score(55000), 4000, 60000));
+        Assert.Equal(5000, ScoreTrainer.ValidationOverlap(Score(90000), 5000, 60000));  // more than there are: all
+        Assert.Null(ScoreTrainer.ValidationOverlap(new Dictionary<string, string>(), 5000, 60000));
+        Assert.Null(ScoreTrainer.ValidationOverlap(new Dictionary<string, string> { [ScoreTrainer.OptionsKey] = "{not json" }, 5000, 60000));
+    }
+
+    [Fact]
     public void TheRecordAgreesWithWhatTheTrainerTrainsOn()
     {
         var dir = Directory.CreateTempSubdirectory("adp-holdout-").FullName;
@@ -96,6 +110,9 @@ public class HeldOutValidationTests
             "--steps", "1", "--split", "validation", "--validation-images", "3", "--data-dir", data);
         Assert.True(ok.Code == 0, ok.Err);
         Assert.Contains("validation (last 3 training images)", ok.Out);
+        // The shipped score model trained on every training image: noted (not refused), naming the remedy.
+        Assert.Contains("trained on 3 of the 3 validation-split images", ok.Out.Replace("\n", " "));
+        Assert.Contains("--train-images 59997", ok.Out.Replace("\n", ""));
 
         // --validation-images with the test split would be silently ignored: refused.
         var test = CliErrorTests.RunAdp("--threads", "1", "eval", "defended", "--classifier", clf, "--score", score, "--images", "2",

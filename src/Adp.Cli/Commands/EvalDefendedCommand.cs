@@ -33,6 +33,7 @@ public static partial class EvalCommands
             ModelChecks.RequireClassifier(cinfo.Path, cinfo.Config, spec);
             ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
             using var test = CliSupport.LoadEvaluationSplit(parse, spec, split, validationImages, (cinfo.Path, cinfo.Metadata));
+            CliSupport.NoteScoreModelOverlap(test, sinfo.Path, sinfo.Metadata, spec);
             using var subset = test.Take(parse.GetValue(images));
             var defense = new DefendedClassifier(clf, purifier.Build(parse, net, sinfo.Metadata), parse.GetValue(runs));
             var bare = CleanEvaluation.Run(clf, subset, 500, device);

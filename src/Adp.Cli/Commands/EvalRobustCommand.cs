@@ -88,6 +88,7 @@ public static partial class EvalCommands
             ModelChecks.RequireImageShape(sinfo.Path, sinfo.Config.Channels, sinfo.Config.ImageSize, spec);
             if (cfg.Split == "validation") Training.ClassifierTrainer.RequireHeldOut(cinfo.Path, cinfo.Metadata, cfg.ValidationCount, spec.TrainCount);
             using var test = DatasetLoader.LoadEvaluationSplit(spec, cfg.Split, DataDirectory.Resolve(parse.GetValue(CliSupport.DataDir)), cfg.ValidationCount);
+            CliSupport.NoteScoreModelOverlap(test, sinfo.Path, sinfo.Metadata, spec);
             using var subset = test.Take(cfg.Images);
             var outDir = parse.GetValue(output)!;
             var eval = new RobustEvaluation(cfg, subset, clf, net, device, outDir)

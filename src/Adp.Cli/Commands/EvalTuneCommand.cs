@@ -61,6 +61,7 @@ public static partial class EvalCommands
             net.eval();
             var spec = DatasetRegistry.Get(cinfo.Dataset);
             using var all = CliSupport.LoadEvaluationSplit(parse, spec, split, validationImages, (cinfo.Path, cinfo.Metadata));
+            CliSupport.NoteScoreModelOverlap(all, sinfo.Path, sinfo.Metadata, spec);
             using var data = all.Take(parse.GetValue(images));
             var transfer = TransferAttack(spec, parse.GetValue(attack));
             var baseSettings = purifier.Read(parse, sinfo.Metadata);

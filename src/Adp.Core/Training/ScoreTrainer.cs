@@ -40,6 +40,26 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
 {
     public const string OptionsKey = "training";
 
+    /// <summary>
+    /// How many of the validation split's images (the last <paramref name="validationImages"/> of the data set's
+    /// <paramref name="trainSplitCount"/> training images) a score model trained on, from its recorded options (metadata
+    /// <see cref="OptionsKey"/>: TrainImages, the first N training images; 0 = all); null when the checkpoint has no record.
+    /// Unlike a classifier's, this is not refused: DSM never sees labels, but a purifier tuned with a score model that
+    /// denoises the validation images from memory may look better there than on test.
+    /// </summary>
+    public static int? ValidationOverlap(IReadOnlyDictionary<string, string> metadata, int validationImages, int trainSplitCount)
+    {
+        if (!metadata.TryGetValue(OptionsKey, out var json)) return null;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(json);
+            if (!doc.RootElement.TryGetProperty(nameof(ScoreTrainingOptions.TrainImages), out var t) || !t.TryGetInt32(out int n)) return null;
+            int trained = n > 0 ? Math.Min(n, trainSplitCount) : trainSplitCount;
+            return Math.Clamp(trained - (trainSplitCount - validationImages), 0, validationImages);
+        }
+        catch (System.Text.Json.JsonException) { return null; }
+    }
+
     public long Iteration { get; private set; }
     public double LastLoss { get; private set; } = double.NaN;
 
