@@ -22,6 +22,7 @@ public static class ProgressReporter
         {
             if (!CliSupport.Interactive) return RunPlain(title, job, cts.Token, status);
             T result = default!;
+            TrainingProgress? lastSeen = null;
             AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
                 .Start(ctx =>
@@ -29,11 +30,12 @@ public static class ProgressReporter
                     var task = ctx.AddTask(Markup.Escape(title), maxValue: total);
                     result = job(p =>
                     {
+                        lastSeen = p;
                         task.Value = p.Iteration;
                         task.Description = Markup.Escape($"{title}{Fields(p)}");
                     }, cts.Token);
                 });
-            if (cts.IsCancellationRequested) AnsiConsole.MarkupLine("[yellow]interrupted: progress written[/]");
+            if (StoppedEarly(cts.IsCancellationRequested, lastSeen)) AnsiConsole.MarkupLine("[yellow]interrupted: progress written[/]");
             return result;
         }
         finally { Console.CancelKeyPress -= onCancel; }
@@ -89,7 +91,12 @@ public static class ProgressReporter
                                   $"elapsed {Duration(clock.Elapsed)} eta {Eta(p)}");
             }
         }, token);
-        if (token.IsCancellationRequested) Console.WriteLine("interrupted: progress written");
+        if (StoppedEarly(token.IsCancellationRequested, last)) Console.WriteLine("interrupted: progress written");
         return result;
     }
+
+    /// <summary>Whether a cancelled job stopped before its end: a signal that arrives after the last iteration was reported
+    /// does not make a finished job "interrupted".</summary>
+    public static bool StoppedEarly(bool cancelled, TrainingProgress? last) =>
+        cancelled && (last is null || last.Iteration < last.TotalIterations);
 }

@@ -12,4 +12,14 @@ public class ProgressReporterTests
     [InlineData(125 * 3600, "125:00:00")]
     public void Duration_KeepsWholeDaysInTheHours(double seconds, string expected) =>
         Assert.Equal(expected, ProgressReporter.Duration(TimeSpan.FromSeconds(seconds)));
+
+    [Theory]
+    [InlineData(false, 10L, 10L, false)]  // finished, no signal
+    [InlineData(false, 3L, 10L, false)]   // the job ended early by itself (e.g. a training that stopped): not a signal
+    [InlineData(true, 3L, 10L, true)]     // the signal cut it short
+    [InlineData(true, 10L, 10L, false)]   // the signal arrived after the last iteration: the job is complete
+    [InlineData(true, -1L, 10L, true)]    // cancelled before any progress (-1: none reported)
+    public void StoppedEarly_OnlyWhenTheSignalCutTheJobShort(bool cancelled, long iteration, long total, bool expected) =>
+        Assert.Equal(expected, ProgressReporter.StoppedEarly(cancelled,
+            iteration < 0 ? null : new Adp.Training.TrainingProgress(iteration, total, double.NaN, 0)));
 }
