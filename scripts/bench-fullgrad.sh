@@ -4,8 +4,7 @@
 #   (c) the peer: Croce et al.'s diff_adp EOT loop on the paper's NCSNv2 in PyTorch (bench/pytorch/diff_adp_eot.py),
 # with the same weights and settings, in one run, each in a fresh process (peak memory is per process).
 # Run it on an idle machine: usage scripts/bench-fullgrad.sh [threads] [eot] [batch]; needs Debian's python3-torch.
-# The CIFAR-10 shape (32×32×3, ngf-32 score model, ResNet classifier) is timed for adp only (batched vs one copy at a time):
-# the peer script has no ResNet.
+# The CIFAR-10 shape (32×32×3, ngf-32 score model, ResNet classifier) too: the peer script holds a port of adp's ResNet.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 threads="${1:-2}" eot="${2:-20}" batch="${3:-8}"
@@ -23,3 +22,5 @@ done
 for batched in true false; do
     bench fullgrad score=models/cifar10-score.ckpt classifier=models/cifar10-resnet-small.ckpt eot="$eot" batch="$batch" batched=$batched data="$data"
 done
+(cd bench/pytorch && /usr/bin/python3 diff_adp_eot.py ../../models/cifar10-score.ckpt ../../models/cifar10-resnet-small.ckpt "$threads" "$eot" \
+    "$batch" "$data/cifar-10-batches-bin")

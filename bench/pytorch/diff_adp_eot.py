@@ -7,7 +7,8 @@ SAME weights as the adp checkpoints. Times one attack iteration (the EOT gradien
 memory of the process, for the comparison of issue #11 (target: adp at least 2x faster per iteration at no more
 than a quarter of the peak memory).
 
-usage: python3 diff_adp_eot.py SCORE.ckpt CLASSIFIER.ckpt [threads] [eot] [batch] [data: mnist idx.gz test images]
+usage: python3 diff_adp_eot.py SCORE.ckpt CLASSIFIER.ckpt [threads] [eot] [batch] [data folder: MNIST-format idx.gz test
+images, or cifar-10-batches-bin]. The classifier is adp's small CNN or its CIFAR ResNet (read from the checkpoint's config).
 Runs on Debian's python3-torch (1.13), whose CPU kernels are slower than libtorch 2.10's: say so when comparing.
 """
 import gzip, json, resource, struct, sys, time
@@ -46,6 +47,46 @@ class SmallCnn(nn.Module):
         h = F.max_pool2d(F.relu(self.conv1(x)), 2)
         h = F.max_pool2d(F.relu(self.conv2(h)), 2)
         return self.fc2(F.relu(self.fc1(h.flatten(1))))
+
+
+class BasicBlock(nn.Module):
+    """adp's BasicBlock (He et al., post-activation, 1x1 conv + BN shortcut); same parameter names."""
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        o = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(o)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """adp's CifarResNet (3x3 stem, four stages, input normalization inside); depth 18 only."""
+    def __init__(self, cfg):
+        super().__init__()
+        w, c = cfg["Width"], cfg["Channels"]
+        self.register_buffer("mean", torch.tensor(cfg["Mean"]).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(cfg["Std"]).view(1, -1, 1, 1))
+        self.conv1 = nn.Conv2d(c, w, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
+        cin = w
+        layers = []
+        for planes, stride in [(w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)]:
+            layers.append(nn.Sequential(BasicBlock(cin, planes, stride), BasicBlock(planes, planes, 1)))
+            cin = planes
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.linear = nn.Linear(8 * w, cfg["NumClasses"])
+
+    def forward(self, x):
+        o = F.relu(self.bn1(self.conv1((x - self.mean) / self.std)))
+        o = self.layer4(self.layer3(self.layer2(self.layer1(o))))
+        return self.linear(F.adaptive_avg_pool2d(o, 1).flatten(1))
 
 
 def diff_adp(x, ebm, clf, sigma=0.25, max_iter=10, lam=0.05, lr_min=1.0e-3, min_step_lr=1e-5, stopping_alpha=1e-3):
@@ -89,6 +130,14 @@ def mnist_test(path, n):
     return x, y
 
 
+def cifar_test(path, n):
+    """The first n records of test_batch*.bin (1 label byte, then 3x32x32 channel-major pixels)."""
+    import glob
+    with open(sorted(glob.glob(path + "/test_batch*.bin"))[0], "rb") as f:
+        raw = torch.frombuffer(bytearray(f.read(n * 3073)), dtype=torch.uint8).view(n, 3073)
+    return raw[:, 1:].float().view(n, 3, 32, 32) / 255, raw[:, 0].long()
+
+
 def main():
     score_path, clf_path = sys.argv[1], sys.argv[2]
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
@@ -100,13 +149,21 @@ def main():
     cfg = json.loads(meta["config"])
     ebm = NCSNv2(cfg["Channels"], cfg["ImageSize"], cfg["Ngf"]).eval()
     ebm.load_state_dict({k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")})
-    csd, _ = load_checkpoint(clf_path)
-    clf = SmallCnn().eval()
-    clf.load_state_dict({k[len("model."):]: v for k, v in csd.items() if k.startswith("model.")})
+    csd, cmeta = load_checkpoint(clf_path)
+    ccfg = json.loads(cmeta["config"])
+    if ccfg["Architecture"] == 2:  # ClassifierArchitecture.ResNet
+        assert ccfg["Depth"] == 18, "only the depth-18 ResNet is ported"
+        clf = CifarResNet(ccfg).eval()
+        state = {k[len("model."):]: v for k, v in csd.items() if k.startswith("model.")}
+        state["mean"], state["std"] = clf.mean, clf.std
+    else:
+        clf = SmallCnn(ccfg["Channels"], ccfg["ImageSize"], ccfg["NumClasses"]).eval()
+        state = {k[len("model."):]: v for k, v in csd.items() if k.startswith("model.")}
+    clf.load_state_dict(state)
     for p in list(ebm.parameters()) + list(clf.parameters()):
         p.requires_grad_(False)
     if len(sys.argv) > 6:
-        x, y = mnist_test(sys.argv[6], batch)
+        x, y = (cifar_test if cfg["Channels"] == 3 else mnist_test)(sys.argv[6], batch)
     else:
         x, y = torch.rand(batch, cfg["Channels"], cfg["ImageSize"], cfg["ImageSize"]), torch.randint(0, 10, (batch,))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
