@@ -14,11 +14,14 @@ dotnet build bench/Adp.Bench -c Release -nologo -v quiet >/dev/null
 bench() { OMP_NUM_THREADS="$threads" dotnet run -c Release --no-build --project bench/Adp.Bench -- "$@"; }
 for pair in "mnist-score.ckpt mnist-smallcnn.ckpt" "fashion-mnist-score.ckpt fashion-mnist-smallcnn.ckpt"; do
     set -- $pair
+    echo "## $1 + $2"
     bench fullgrad score="models/$1" classifier="models/$2" eot="$eot" batch="$batch" batched=true data="$data"
     bench fullgrad score="models/$1" classifier="models/$2" eot="$eot" batch="$batch" batched=false data="$data"
     (cd bench/pytorch && /usr/bin/python3 diff_adp_eot.py "../../models/$1" "../../models/$2" "$threads" "$eot" "$batch" \
         "$data/$(case $1 in mnist*) echo mnist;; *) echo fashion-mnist;; esac)")
 done
+echo "## cifar10-score.ckpt + cifar10-resnet-small.ckpt"
+(cd bench/pytorch && /usr/bin/python3 diff_adp_eot.py --accuracy ../../models/cifar10-resnet-small.ckpt "$data/cifar-10-batches-bin" 1000)
 for batched in true false; do
     bench fullgrad score=models/cifar10-score.ckpt classifier=models/cifar10-resnet-small.ckpt eot="$eot" batch="$batch" batched=$batched data="$data"
 done

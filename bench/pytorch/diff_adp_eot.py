@@ -9,6 +9,7 @@ than a quarter of the peak memory).
 
 usage: python3 diff_adp_eot.py SCORE.ckpt CLASSIFIER.ckpt [threads] [eot] [batch] [data folder: MNIST-format idx.gz test
 images, or cifar-10-batches-bin]. The classifier is adp's small CNN or its CIFAR ResNet (read from the checkpoint's config).
+       python3 diff_adp_eot.py --accuracy CLASSIFIER.ckpt DATA N   (checks the port: clean accuracy on the first N test images)
 Runs on Debian's python3-torch (1.13), whose CPU kernels are slower than libtorch 2.10's: say so when comparing.
 """
 import gzip, json, resource, struct, sys, time
@@ -138,7 +139,34 @@ def cifar_test(path, n):
     return raw[:, 1:].float().view(n, 3, 32, 32) / 255, raw[:, 0].long()
 
 
+def load_classifier(clf_path):
+    """adp's small CNN or CIFAR ResNet with the checkpoint's weights, in evaluation mode."""
+    csd, cmeta = load_checkpoint(clf_path)
+    ccfg = json.loads(cmeta["config"])
+    state = {k[len("model."):]: v for k, v in csd.items() if k.startswith("model.")}
+    if ccfg["Architecture"] == 2:  # ClassifierArchitecture.ResNet
+        assert ccfg["Depth"] == 18 and ccfg.get("Mean") is not None, "only the depth-18 ResNet with input normalization is ported"
+        clf = CifarResNet(ccfg)
+        state["mean"], state["std"] = clf.mean, clf.std
+    else:
+        assert ccfg["Architecture"] == 0, "only the small CNN and the ResNet are ported"
+        clf = SmallCnn(ccfg["Channels"], ccfg["ImageSize"], ccfg["NumClasses"])
+    clf.load_state_dict(state)
+    return clf.eval(), ccfg
+
+
+def accuracy(clf_path, data, n):
+    """Checks the port: clean accuracy of the classifier on the first n test images (compare `adp eval clean`)."""
+    clf, ccfg = load_classifier(clf_path)
+    x, y = (cifar_test if ccfg["Channels"] == 3 else mnist_test)(data, n)
+    with torch.no_grad():
+        acc = (clf(x).argmax(1) == y).float().mean().item()
+    print(f"# torch {torch.__version__}; {clf_path}: clean accuracy {100 * acc:.2f}% on the first {n} test images")
+
+
 def main():
+    if sys.argv[1] == "--accuracy":  # usage: diff_adp_eot.py --accuracy CLASSIFIER.ckpt DATA N
+        return accuracy(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     score_path, clf_path = sys.argv[1], sys.argv[2]
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
     eot = int(sys.argv[4]) if len(sys.argv) > 4 else 20
@@ -149,17 +177,7 @@ def main():
     cfg = json.loads(meta["config"])
     ebm = NCSNv2(cfg["Channels"], cfg["ImageSize"], cfg["Ngf"]).eval()
     ebm.load_state_dict({k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")})
-    csd, cmeta = load_checkpoint(clf_path)
-    ccfg = json.loads(cmeta["config"])
-    if ccfg["Architecture"] == 2:  # ClassifierArchitecture.ResNet
-        assert ccfg["Depth"] == 18, "only the depth-18 ResNet is ported"
-        clf = CifarResNet(ccfg).eval()
-        state = {k[len("model."):]: v for k, v in csd.items() if k.startswith("model.")}
-        state["mean"], state["std"] = clf.mean, clf.std
-    else:
-        clf = SmallCnn(ccfg["Channels"], ccfg["ImageSize"], ccfg["NumClasses"]).eval()
-        state = {k[len("model."):]: v for k, v in csd.items() if k.startswith("model.")}
-    clf.load_state_dict(state)
+    clf, _ = load_classifier(clf_path)
     for p in list(ebm.parameters()) + list(clf.parameters()):
         p.requires_grad_(False)
     if len(sys.argv) > 6:

@@ -169,6 +169,15 @@ public class EvaluationIntegrityTests
         Run(s, otherCfg, otherDir);
         IO.AtomicFile.Write(Path.Combine(otherDir, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(otherCfg, RobustConfig.Json));
         Assert.Contains("purifier", Assert.Throws<AdpException>(() => ReportFolder.Merge([shards[0], shards[1], otherDir], Dir("m4"), new())).Message);
+
+        // An explicit --validation-images 5000 is the default validation split: such shards merge; another count is named.
+        void Rewrite(int k, int? validationImages) => IO.AtomicFile.Write(Path.Combine(shards[k], "config.json"),
+            System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(Config(12, 2, attacks) with
+                { ShardIndex = k, ShardCount = 3, Split = "validation", ValidationImages = validationImages }, RobustConfig.Json));
+        Rewrite(0, 5000); Rewrite(1, null); Rewrite(2, null);
+        ReportFolder.Merge(shards, Dir("m5"), new());
+        Rewrite(2, 3);  // a field written by one configuration only: the union of fields is compared
+        Assert.Contains("ValidationImages", Assert.Throws<AdpException>(() => ReportFolder.Merge([shards[1], shards[0], shards[2]], Dir("m6"), new())).Message);
     }
 
     [Fact]

@@ -44,7 +44,10 @@ public class HeldOutValidationTests
         Assert.Equal(0, ScoreTrainer.ValidationOverlap(Score(55000), 5000, 60000));     // the tail held out
         Assert.Equal(2000, ScoreTrainer.ValidationOverlap(Score(57000), 5000, 60000));  // 55,000…56,999 seen
         Assert.Equal(0, ScoreTrainer.ValidationOverlap(Score(55000), 4000, 60000));
+        Assert.Equal(1, ScoreTrainer.ValidationOverlap(Score(55001), 5000, 60000));     // the boundary: image 55,000 seen
         Assert.Equal(5000, ScoreTrainer.ValidationOverlap(Score(90000), 5000, 60000));  // more than there are: all
+        Assert.Equal(0, ScoreTrainer.ValidationOverlap(Score(48000), 2000, 50000));     // CIFAR-10, the ResNet's hold-out
+        Assert.Equal(2000, ScoreTrainer.ValidationOverlap(Score(0), 2000, 50000));
         Assert.Null(ScoreTrainer.ValidationOverlap(new Dictionary<string, string>(), 5000, 60000));
         Assert.Null(ScoreTrainer.ValidationOverlap(new Dictionary<string, string> { [ScoreTrainer.OptionsKey] = "{not json" }, 5000, 60000));
     }
@@ -110,9 +113,23 @@ public class HeldOutValidationTests
             "--steps", "1", "--split", "validation", "--validation-images", "3", "--data-dir", data);
         Assert.True(ok.Code == 0, ok.Err);
         Assert.Contains("validation (last 3 training images)", ok.Out);
-        // The shipped score model trained on every training image: noted (not refused), naming the remedy.
-        Assert.Contains("trained on 3 of the 3 validation-split images", ok.Out.Replace("\n", " "));
-        Assert.Contains("--train-images 59997", ok.Out.Replace("\n", ""));
+        // The shipped score model trained on every training image: noted (not refused), naming the remedy (the console wraps
+        // long lines, so whitespace is collapsed before matching).
+        string Flat(string text) => System.Text.RegularExpressions.Regex.Replace(text, @"\s+", " ");
+        Assert.Contains("trained on 3 of the 3 validation-split images", Flat(ok.Out));
+        Assert.Contains("--train-images 59997", Flat(ok.Out));
+        // A score model that held the tail out: no note.
+        var heldOutScore = Path.Combine(dir, "score-heldout.ckpt");
+        using (var sf = SafeTensors.Load(score))
+        {
+            var training = JsonNode.Parse(sf.Metadata[ScoreTrainer.OptionsKey])!.AsObject();
+            training["TrainImages"] = 59997;
+            SafeTensors.Save(heldOutScore, sf.Tensors, new Dictionary<string, string>(sf.Metadata) { [ScoreTrainer.OptionsKey] = training.ToJsonString() });
+        }
+        var quiet = CliErrorTests.RunAdp("--threads", "1", "eval", "defended", "--classifier", clf, "--score", heldOutScore, "--images", "2",
+            "--runs", "1", "--steps", "1", "--split", "validation", "--validation-images", "3", "--data-dir", data);
+        Assert.True(quiet.Code == 0, quiet.Err);
+        Assert.DoesNotContain("validation-split images", Flat(quiet.Out));
 
         // --validation-images with the test split would be silently ignored: refused.
         var test = CliErrorTests.RunAdp("--threads", "1", "eval", "defended", "--classifier", clf, "--score", score, "--images", "2",
@@ -128,6 +145,10 @@ public class HeldOutValidationTests
         Assert.True(robust.Code == 0, robust.Err);
         Assert.Contains("validation (last 3 training images)", File.ReadAllText(Path.Combine(robustDir, "results.json")));
         Assert.Equal(3, JsonNode.Parse(File.ReadAllText(Path.Combine(robustDir, "config.json")))!["ValidationImages"]!.GetValue<int>());
+        Assert.Contains("trained on 3 of the 3 validation-split images", Flat(robust.Out));
+        // Unset, it is not written: report folders made before the setting existed keep their configuration (and resume).
+        var unset = new Adp.Evaluation.RobustConfig { Classifier = "c", Score = "s" };
+        Assert.DoesNotContain("ValidationImages", System.Text.Json.JsonSerializer.Serialize(unset, Adp.Evaluation.RobustConfig.Json));
         var robustTest = CliErrorTests.RunAdp("--threads", "1", "eval", "robust", "--classifier", clf, "--score", score, "--images", "2",
             "--validation-images", "3", "--attack", "kind=none,target=blind", "--data-dir", data, "--out", Path.Combine(dir, "robust-test"));
         Assert.Equal(2, robustTest.Code);

@@ -61,14 +61,21 @@ public class RobustEvaluationTests
         };
         string a = Directory.CreateTempSubdirectory("adp-rob-a-").FullName, b = Directory.CreateTempSubdirectory("adp-rob-b-").FullName;
         var whole = new RobustEvaluation(cfg, data, clf, score, CPU, a);
-        whole.Run();
+        Assert.True(whole.Run());
 
         using var cts = new CancellationTokenSource();
         var first = new RobustEvaluation(cfg, data, clf, score, CPU, b);
-        first.Run((_, done, _, _) => { if (done == 12) cts.Cancel(); }, cts.Token);
+        Assert.False(first.Run((_, done, _, _) => { if (done == 12) cts.Cancel(); }, cts.Token));  // stopped short
         Assert.Equal(12, first.Progress.Cells.Values.Sum(c => c.Indices.Count));
+        Assert.Empty(first.Examples);
         var resumed = new RobustEvaluation(cfg, data, clf, score, CPU, b);
-        resumed.Run();
+        Assert.True(resumed.Run());  // nothing left after the resume: complete, examples built
+
+        // A signal after the last batch does not make a finished evaluation "interrupted": complete, examples built.
+        using var late = new CancellationTokenSource();
+        var lateRun = new RobustEvaluation(cfg, data, clf, score, CPU, Directory.CreateTempSubdirectory("adp-rob-c-").FullName);
+        Assert.True(lateRun.Run((_, done, total, _) => { if (done == total) late.Cancel(); }, late.Token));
+        Assert.Equal(2, lateRun.Examples.Count);
 
         Assert.Equal(whole.Progress.Cells.Keys.Order(), resumed.Progress.Cells.Keys.Order());
         foreach (var (key, cell) in whole.Progress.Cells)

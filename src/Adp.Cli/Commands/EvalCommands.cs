@@ -44,6 +44,7 @@ public static partial class EvalCommands
             using var _ = net;
             using var test = CliSupport.LoadEvaluationSplit(parse, DatasetRegistry.Get(info.Dataset), split, validationImages);
             ModelChecks.RequireImageShape(info.Path, info.Config.Channels, info.Config.ImageSize, test.Spec);
+            CliSupport.NoteScoreModelOverlap(test, info.Path, info.Metadata, test.Spec);
             using var subset = test.Take(parse.GetValue(images));
             var r = DenoiseEvaluation.Run(net, subset, parse.GetValue(sigma), parse.GetValue(batch), parse.GetValue(seed), device);
             var t = new Table().AddColumns("quantity", "value");

@@ -281,11 +281,12 @@ public static partial class EvalCommands
                     transfer.Protocol(), parse.GetValue(seed));
             var curve = new SnapshotCurve(clf, data, settings, parse.GetValue(runs), transfer, parse.GetValue(seed), device, outDir, fingerprint);
             AnsiConsole.MarkupLine(Markup.Escape($"{data.Description}; transfer attack {transfer.Protocol()}; ADP {settings.Describe()}, S={parse.GetValue(runs)}"));
-            if (all.Split == Split.Train && parse.GetValue(files)!.OrderBy(f => f).FirstOrDefault() is { } first && File.Exists(first))
-            {
-                using var head = IO.SafeTensors.Load(first);  // snapshots of one training share its options
-                CliSupport.NoteScoreModelOverlap(all, first, head.Metadata, spec);
-            }
+            if (all.Split == Split.Train)
+                foreach (var file in parse.GetValue(files)!.DistinctBy(Path.GetFullPath).OrderBy(f => f).Where(File.Exists))
+                {
+                    using var head = IO.SafeTensors.Load(file);  // snapshots may come from different trainings
+                    CliSupport.NoteScoreModelOverlap(all, file, head.Metadata, spec);
+                }
             var t = new Table().AddColumns(["snapshot", "iteration", "weights", .. sigmaList.Select(s => $"gain σ={s} (dB)"), "natural", "transfer"]);
             foreach (var file in parse.GetValue(files)!.DistinctBy(Path.GetFullPath).OrderBy(f => f))
                 foreach (var w in choices)

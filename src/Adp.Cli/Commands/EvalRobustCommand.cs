@@ -110,10 +110,8 @@ public static partial class EvalCommands
                                                  $"ADP {cfg.Purifier.Describe()}, S={cfg.Runs}; seeds {string.Join(",", cfg.Seeds)}; report → {outDir}"));
             var clock = System.Diagnostics.Stopwatch.StartNew();
             bool interrupted = ProgressReporter.Run("robust", 1, (report, token) =>
-            {
-                eval.Run((label, done, total, note) => report(new Training.TrainingProgress(done, total, double.NaN, 0, $"images — {label}, {note}")), token);
-                return token.IsCancellationRequested;
-            }, () => eval.Activity);
+                !eval.Run((label, done, total, note) => report(new Training.TrainingProgress(done, total, double.NaN, 0, $"images — {label}, {note}")), token),
+                () => eval.Activity);
             if (interrupted)
             {
                 // The batch in flight is dropped whole; every finished batch is in progress.json.

@@ -124,16 +124,22 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
     }
 
     /// <summary>The configuration without what may differ between shards of one evaluation.</summary>
-    private static RobustConfig Normalize(RobustConfig c) => c with { ShardIndex = 0, BatchSize = 1 };
+    // An explicit --validation-images 5000 and the default are the same split; the test split has none.
+    private static RobustConfig Normalize(RobustConfig c) =>
+        c with { ShardIndex = 0, BatchSize = 1, ValidationImages = c.Split == "validation" ? c.ValidationCount : null };
 
     private static string FirstDifference(RobustConfig a, RobustConfig b)
     {
         using var da = JsonDocument.Parse(JsonSerializer.Serialize(a, RobustConfig.Json));
         using var db = JsonDocument.Parse(JsonSerializer.Serialize(b, RobustConfig.Json));
-        foreach (var p in da.RootElement.EnumerateObject())
+        // Over the union of both configurations' fields: a field only one of them writes is a difference too.
+        var names = da.RootElement.EnumerateObject().Select(p => p.Name)
+            .Concat(db.RootElement.EnumerateObject().Select(p => p.Name)).Distinct();
+        foreach (var name in names)
         {
-            var other = db.RootElement.TryGetProperty(p.Name, out var q) ? q.GetRawText() : "(absent)";
-            if (p.Value.GetRawText() != other) return $"{p.Name}: {Short(p.Value.GetRawText())} vs {Short(other)}";
+            string mine = da.RootElement.TryGetProperty(name, out var p) ? p.GetRawText() : "(absent)";
+            string other = db.RootElement.TryGetProperty(name, out var q) ? q.GetRawText() : "(absent)";
+            if (mine != other) return $"{name}: {Short(mine)} vs {Short(other)}";
         }
         return "unknown field";
     }

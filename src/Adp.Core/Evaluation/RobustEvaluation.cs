@@ -191,7 +191,9 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     }
 
     /// <summary>Progress callback: (stage, images done, images total, note).</summary>
-    public void Run(Action<string, long, long, string>? progress = null, CancellationToken cancel = default)
+    /// <returns>true when every result of the configuration is stored (the examples then built), false when cancellation
+    /// stopped it first; a cancellation that arrives after the last batch does not count.</returns>
+    public bool Run(Action<string, long, long, string>? progress = null, CancellationToken cancel = default)
     {
         Directory.CreateDirectory(reportDir);
         config.Validate();
@@ -217,17 +219,18 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         foreach (var (spec, seed, cell, missing) in todo)
             for (int start = 0; start < missing.Count; start += config.BatchSize)
             {
-                if (cancel.IsCancellationRequested) return;
+                if (cancel.IsCancellationRequested) return false;
                 var batch = missing.GetRange(start, Math.Min(config.BatchSize, missing.Count - start));
                 var clock = Stopwatch.StartNew();
                 try { RunBatch(spec, seed, batch, cell, attacks.IndexOf(spec) == curveAttack, cancel); }
-                catch (OperationCanceledException) when (cancel.IsCancellationRequested) { return; }  // the batch is dropped whole
+                catch (OperationCanceledException) when (cancel.IsCancellationRequested) { return false; }  // the batch is dropped whole
                 cell.Seconds += clock.Elapsed.TotalSeconds;
                 Progress.Save(reportDir);
                 finished += batch.Count;
                 progress?.Invoke($"{spec.Label} seed {seed}", finished, total, $"images {batch[0]}…{batch[^1]}");
             }
-        if (!cancel.IsCancellationRequested) BuildExamples();
+        BuildExamples();
+        return true;
     }
 
     private void RunBatch(AttackSpec spec, long seed, List<int> indices, CellState cell, bool stepsCurve, CancellationToken cancel)
