@@ -34,7 +34,7 @@ public static partial class TrainCommands
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var every = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
         var output = new Option<string>("--out") { Description = "checkpoint file", Required = true };
-        var resume = new Option<bool>("--resume") { Description = "continue the run stored in --out" };
+        var resume = new Option<bool>("--resume") { Description = "continue the run stored in --out with its settings (--epochs included: the learning-rate schedule is laid out over the total, so a longer run is a new run)" };
 
         var cmd = new Command("classifier", "Train a classifier (cross-entropy) on a data set's training split");
         foreach (var o in new Option[] { dataset, arch, dropout, epochs, batch, optimizer, lr, momentum, wd, nesterov, schedule, flip, crop, val, trainImages, noise, advEps, advSteps, advStep, advRamp, advVal, seed, every, output, resume })
