@@ -246,7 +246,14 @@ public class EvaluationIntegrityTests
         var (_, notes) = RobustReport.Check([RobustEvaluationTests.Row("Pgd Full x", true, 0.3, 0.5)], [full]);
         Assert.Contains(notes, n => n.Contains("EOT = 1") && n.Contains("full1"));
         var (_, none) = RobustReport.Check([RobustEvaluationTests.Row("Pgd Full x", true, 0.3, 0.5)], [full with { Eot = 20 }]);
-        Assert.DoesNotContain(none, n => n.Contains("EOT = 1"));
+        Assert.DoesNotContain(none, n => n.Contains("EOT ="));
+        // The whole kind: a few draws are flagged too, up to the recommendation (the note's own advice).
+        var (_, two) = RobustReport.Check([RobustEvaluationTests.Row("Pgd Full x", true, 0.3, 0.5)], [full with { Eot = 2 }]);
+        Assert.Contains(two, n => n.Contains("EOT = 2") && n.Contains("averages only 2 noise draws"));
+        var (_, nine) = RobustReport.Check([RobustEvaluationTests.Row("Pgd Full x", true, 0.3, 0.5)], [full with { Eot = RobustReport.RecommendedEot - 1 }]);
+        Assert.Contains(nine, n => n.Contains($"EOT = {RobustReport.RecommendedEot - 1}"));
+        var (_, ten) = RobustReport.Check([RobustEvaluationTests.Row("Pgd Full x", true, 0.3, 0.5)], [full with { Eot = RobustReport.RecommendedEot }]);
+        Assert.DoesNotContain(ten, n => n.Contains("EOT ="));
     }
 
     [Fact]

@@ -49,6 +49,58 @@ public partial class PurifierTests
         Assert.True(o.Scores(DecisionRule.MeanSoftmax).isfinite().all().item<bool>());
     }
 
+    /// <summary>Every purifier variant, with keepTrajectory (what `adp purify` asks for).</summary>
+    private static IPurifier[] EveryVariant(nn.Module<Tensor, Tensor> net) =>
+    [
+        new DetectionGatedPurifier(net, new PurifierSettings(Sigma: 0.25, Steps: 3), threshold: 10, reducedSigma: 0.1),
+        new ReinjectionPurifier(net, new PurifierSettings(Steps: 2), [0.25, 0.1]),
+        new TweediePurifier(net, 0.25),
+        new LangevinPurifier(net, sigma: 0.25, sigmaLevel: 0.05, steps: 4),
+    ];
+
+    [Theory]
+    [InlineData("zero")]
+    [InlineData("nan")]
+    [InlineData("inf")]
+    public void DegenerateScore_EveryVariant_NoNaNAnywhere(string kind)
+    {
+        // Case 5's kind in the variants: Tweedie and Langevin passed a NaN or infinite score into the image.
+        var net = new Lambda(x => Degenerate(kind, x));
+        var x = rand(new long[] { 3, 1, 6, 6 }, generator: new Generator(1, CPU));
+        var clf = new Lambda(v => v.flatten(1).narrow(1, 0, 4) * 3);
+        foreach (var p in EveryVariant(net))
+        {
+            using var r = p.Purify(x, new Generator(3, CPU), keepTrajectory: true);
+            Assert.True(r.Images.isfinite().all().item<bool>(), $"{p.Describe()}: purified image not finite");
+            Assert.True(r.Trajectory!.isfinite().all().item<bool>() && r.StepSizes.isfinite().all().item<bool>(), p.Describe());
+            if (kind != "zero")
+            {
+                // Not finite: no step is taken, the image is the noisy start (re-injection adds its later noise, no step).
+                Assert.Equal(0, r.StepsTaken.sum().item<long>());
+                if (p is not ReinjectionPurifier)
+                    Assert.True(r.Images.equal(r.Trajectory![0]).all().item<bool>(), $"{p.Describe()}: stepped along a non-finite score");
+            }
+            using var o = new DefendedClassifier(clf, p, runs: 2).Classify(x, new Generator(4, CPU));
+            Assert.True(o.Scores(DecisionRule.MeanSoftmax).isfinite().all().item<bool>(), p.Describe());
+        }
+    }
+
+    [Fact]
+    public void DegenerateScore_TweedieAndLangevin_StopOnlyThatImage()
+    {
+        // NaN score for the bright image only: the dark one is denoised and takes every step.
+        var net = new Lambda(x => where(x.flatten(1).mean([1]).gt(0.5).view(-1, 1, 1, 1), full_like(x, float.NaN), 0.2f - x));
+        var x = cat([full(new long[] { 1, 1, 4, 4 }, 0.9f), full(new long[] { 1, 1, 4, 4 }, 0.1f)]);
+        using var t = new TweediePurifier(net, 0).Purify(x, new Generator(0, CPU));
+        Assert.Equal(new long[] { 0, 1 }, t.StepsTaken.data<long>().ToArray());
+        Assert.True(t.Images[0].equal(x[0]).all().item<bool>());
+        Assert.True((t.Images[1] - x[1]).abs().max().item<float>() < 1e-6);  // σ = 0: x₀ + 0·h = x₀
+        using var l = new LangevinPurifier(net, sigma: 0, sigmaLevel: 0.05, steps: 3).Purify(x, new Generator(0, CPU));
+        Assert.Equal(new long[] { 0, 3 }, l.StepsTaken.data<long>().ToArray());
+        Assert.True(l.Images[0].equal(x[0]).all().item<bool>());
+        Assert.False(l.Images[1].equal(x[1]).all().item<bool>());  // moved by its steps
+    }
+
     [Fact]
     public void DegenerateScore_StopsOnlyThatImage()
     {

@@ -65,7 +65,9 @@ public static class PurifyCommands
                 PngImages.Write(purifiedPath, r.Images[0]);
                 PngImages.WriteGrid(gridPath, [GridRow(x[0], r, 0)]);
                 int steps = (int)r.StepsTaken[0].item<long>();
-                table.AddRow(Markup.Escape(file), steps.ToString(), steps > 0 ? r.StepSizes[steps - 1, 0].item<float>().ToString("G3") : "-",
+                // Step sizes hold a row per step for ADP, one row for Tweedie and Langevin (whose step is constant).
+                long lastRow = Math.Min(steps, r.StepSizes.shape[0]) - 1;
+                table.AddRow(Markup.Escape(file), steps.ToString(), steps > 0 ? r.StepSizes[lastRow, 0].item<float>().ToString("G3") : "-",
                     Markup.Escape(purifiedPath), Markup.Escape(gridPath));
             }
             AnsiConsole.MarkupLine(Markup.Escape($"{p.Describe()}, seed {parse.GetValue(seed)}, score model {info.Path}"));

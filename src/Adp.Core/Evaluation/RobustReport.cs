@@ -118,6 +118,9 @@ public sealed class RobustReport
     /// one image are correlated (the image decides most of it), so the images are resampled as clusters (bootstrap of
     /// the per-image seed averages, percentile); where every image has the same average (0% or 100%), where the bootstrap
     /// degenerates, the Wilson interval over images at the observed mean.</summary>
+    /// <summary>Fewest EOT draws per gradient below which an attack on the randomized defense gets a note.</summary>
+    public const int RecommendedEot = 10;
+
     public static (double Low, double High, string Method) ImageInterval(IReadOnlyList<double> perImage, int seeds, long seed = 0)
     {
         int n = perImage.Count;
@@ -194,11 +197,13 @@ public sealed class RobustReport
                     $"unbounded attack '{bad.Attack}' leaves the bare classifier at {bad.Mean:P1} (expected ≈ 0%)")
                 : new("unbounded attack on the bare classifier ≈ 0%", CheckStatus.Held, string.Join(", ", unbounded.Select(r => $"{r.Attack}: {r.Mean:P1}"))));
 
-        // A randomized defense attacked through its noise without EOT: the gradient follows one noise draw.
+        // A randomized defense attacked through its noise with too few EOT draws: the gradient follows one or a few noise
+        // draws (AutoAttack flags randomized models the same way).
         foreach (var a in attacks ?? [])
-            if (a.Kind != AttackKind.None && a.IsRandomizedTarget && a.Eot == 1)
-                notes.Add($"'{a.Label}' attacks the randomized defense with EOT = 1: its gradient follows a single noise draw, so it " +
-                          "underestimates the attack and the robust accuracy is likely overstated (use EOT ≥ 10)");
+            if (a.Kind != AttackKind.None && a.IsRandomizedTarget && a.Eot < RecommendedEot)
+                notes.Add($"'{a.Label}' attacks the randomized defense with EOT = {a.Eot}: its gradient " +
+                          (a.Eot == 1 ? "follows a single noise draw" : $"averages only {a.Eot} noise draws") +
+                          $", so it underestimates the attack and the robust accuracy is likely overstated (use EOT ≥ {RecommendedEot})");
         return (checks, notes);
     }
 

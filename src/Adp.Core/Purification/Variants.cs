@@ -67,7 +67,8 @@ public sealed class ReinjectionPurifier(nn.Module<Tensor, Tensor> score, Purifie
     }
 }
 
-/// <summary>One-shot Tweedie denoising: x₀ = clip(x + σε), x̂ = clip(x₀ + σ·h(x₀)). One network call.</summary>
+/// <summary>One-shot Tweedie denoising: x₀ = clip(x + σε), x̂ = clip(x₀ + σ·h(x₀)). One network call. An image whose
+/// score is not finite anywhere (a diverged network) is not stepped: it keeps x₀ and takes 0 steps, as ADP stops it.</summary>
 public sealed class TweediePurifier(nn.Module<Tensor, Tensor> score, double sigma) : IPurifier
 {
     public string Describe() => $"one-shot Tweedie σ={sigma}";
@@ -78,17 +79,22 @@ public sealed class TweediePurifier(nn.Module<Tensor, Tensor> score, double sigm
         using var eval = EvalMode.Enter(score);
         using var scope = NewDisposeScope();
         var x0 = (x + sigma * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
-        var xhat = (x0 + sigma * score.forward(x0)).clamp_(0, 1);
+        var h = score.forward(x0);
+        var usable = FiniteRows(h);
+        var xhat = where(usable.view(-1, 1, 1, 1), (x0 + sigma * h.nan_to_num(0, 0, 0)).clamp_(0, 1), x0);
         long n = x.shape[0];
         return new PurificationResult
         {
             Images = xhat.MoveToOuterDisposeScope(),
             Trajectory = keepTrajectory ? stack([x0, xhat]).MoveToOuterDisposeScope() : null,
-            StepSizes = full(new long[] { 1, n }, sigma, dtype: x.dtype).MoveToOuterDisposeScope(),
-            StepsTaken = ones(new long[] { n }, ScalarType.Int64).MoveToOuterDisposeScope(),
+            StepSizes = where(usable, sigma, 0.0).to(x.dtype).view(1, n).MoveToOuterDisposeScope(),
+            StepsTaken = usable.to(ScalarType.Int64).MoveToOuterDisposeScope(),
             NetworkCallsPerImageSum = n,
         };
     }
+
+    /// <summary>Per image (row of N×…): whether every value of <paramref name="t"/> is finite; N booleans.</summary>
+    internal static Tensor FiniteRows(Tensor t) => t.flatten(1).isfinite().all(1);
 }
 
 /// <summary>
@@ -107,23 +113,28 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
         using var eval = EvalMode.Enter(score);
         using var scope = NewDisposeScope();
         double eta = stepScale * sigmaLevel * sigmaLevel;
+        long n = x.shape[0];
         var cur = (x + sigma * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
         var trajectory = keepTrajectory ? new List<Tensor> { cur.clone() } : null;
+        // An image whose score stops being finite stops for good (keeps its iterate), as in ADP: NaN must not reach the output.
+        var running = ones(new long[] { n }, ScalarType.Bool, device: x.device);
+        var taken = zeros(new long[] { n }, ScalarType.Int64, device: x.device);
         for (int k = 0; k < steps; k++)
         {
             using var step = NewDisposeScope();
             var s = score.forward(cur) / sigmaLevel;
-            var next = (cur + eta * s + Math.Sqrt(2 * eta) * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
-            cur.copy_(next);
+            running.logical_and_(TweediePurifier.FiniteRows(s));
+            var next = (cur + eta * s.nan_to_num(0, 0, 0) + Math.Sqrt(2 * eta) * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
+            cur.copy_(where(running.view(-1, 1, 1, 1), next, cur));
+            taken.add_(running.to(ScalarType.Int64));
             if (trajectory is not null && (k + 1) % Math.Max(1, steps / 10) == 0) trajectory.Add(cur.clone().MoveToOuterDisposeScope());
         }
-        long n = x.shape[0];
         return new PurificationResult
         {
             Images = cur.MoveToOuterDisposeScope(),
             Trajectory = trajectory is null ? null : stack(trajectory).MoveToOuterDisposeScope(),
             StepSizes = full(new long[] { 1, n }, eta, dtype: x.dtype).MoveToOuterDisposeScope(),
-            StepsTaken = full(new long[] { n }, steps, dtype: ScalarType.Int64).MoveToOuterDisposeScope(),
+            StepsTaken = taken.MoveToOuterDisposeScope(),
             NetworkCallsPerImageSum = n * steps,
         };
     }
