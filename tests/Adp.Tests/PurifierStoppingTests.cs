@@ -102,6 +102,40 @@ public partial class PurifierTests
     }
 
     [Fact]
+    public void Langevin_ScoreTurningNonFiniteMidway_StopsAtThatStep_AndOtherImagesAreUnchanged()
+    {
+        // The bright image's score turns NaN from the third network call on; the dark one is always finite.
+        int calls = 0;
+        var net = new Lambda(x =>
+        {
+            calls++;
+            var bright = x.flatten(1).mean([1]).gt(0.5).view(-1, 1, 1, 1);
+            return calls > 2 ? where(bright, full_like(x, float.NaN), 0.2f - x) : 0.2f - x;
+        });
+        var x = cat([full(new long[] { 1, 1, 4, 4 }, 0.9f), full(new long[] { 1, 1, 4, 4 }, 0.1f)]);
+        var p = new LangevinPurifier(net, sigma: 0, sigmaLevel: 0.05, steps: 4);
+        using var both = p.Purify(x, PerImageSource.For(0, [0, 1], 9), keepTrajectory: true);
+        Assert.Equal(new long[] { 2, 4 }, both.StepsTaken.data<long>().ToArray());
+        Assert.True(both.Images[0].equal(both.Trajectory![2][0]).all().item<bool>(), "not the iterate of its last finite step");
+        Assert.True(both.Images.isfinite().all().item<bool>());
+        Assert.Equal(new float[] { (float)(0.01 * 0.05 * 0.05), (float)(0.01 * 0.05 * 0.05) }, both.StepSizes.data<float>().ToArray());
+        // The dark image's result does not depend on its neighbour stopping (per-image random streams).
+        calls = 0;
+        using var alone = p.Purify(x.narrow(0, 1, 1), PerImageSource.For(0, [1], 9));
+        Assert.True(both.Images[1].equal(alone.Images[0]).all().item<bool>());
+    }
+
+    [Fact]
+    public void FinalStepSize_IsTheLastNonZeroStep_AlsoAcrossReinjectionStages()
+    {
+        // Re-injection with T = 3: stage 1 stopped after one step, stage 2 after one: rows 0.1, 0, 0, 0.05, 0, 0.
+        var stepSizes = tensor(new float[] { 0.1f, 0, 0, 0.05f, 0, 0 }).view(6, 1);
+        Assert.Equal(0.05f, Adp.Cli.Commands.PurifyCommands.FinalStepSize(stepSizes));
+        Assert.Equal(0.002f, Adp.Cli.Commands.PurifyCommands.FinalStepSize(full(new long[] { 1, 1 }, 0.002f)));  // Langevin: one row
+        Assert.Equal(0f, Adp.Cli.Commands.PurifyCommands.FinalStepSize(zeros(3, 1)));
+    }
+
+    [Fact]
     public void DegenerateScore_StopsOnlyThatImage()
     {
         // NaN score for bright images only: the dark image purifies exactly as on its own.

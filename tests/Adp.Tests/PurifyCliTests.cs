@@ -23,4 +23,35 @@ public class PurifyCliTests
         Assert.True(code == 0, $"purify --purifier {kind}: exit {code}: {err}");
         Assert.True(File.Exists(Path.Combine(outDir, "digit.purified.png")) && File.Exists(Path.Combine(outDir, "digit.grid.png")), stdout);
     }
+
+    [Theory]
+    [InlineData("tweedie")]
+    [InlineData("langevin")]
+    [InlineData("reinject")]
+    public void Classify_WithTheVariants_GivesAFiniteConfidence(string kind)
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-classify-kind-").FullName;
+        var png = Path.Combine(dir, "digit.png");
+        Adp.Data.PngImages.Write(png, rand(new long[] { 1, 28, 28 }, generator: new TorchSharp.torch.Generator(8, CPU)));
+        var (code, stdout, err) = CliErrorTests.RunAdp("--threads", "1", "classify", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
+            "--score", CliErrorTests.ScoreCheckpoint(), "--input", png, "--runs", "2", "--purifier", kind, "--steps", "2", "--langevin-steps", "3");
+        Assert.True(code == 0, $"classify --purifier {kind}: exit {code}: {err}");
+        Assert.Matches(@"label=\d confidence=[0-9.]+", stdout);
+    }
+
+    [Fact]
+    public void Langevin_BadLevelOrSteps_IsAOneLineError()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-langevin-bad-").FullName;
+        var png = Path.Combine(dir, "digit.png");
+        Adp.Data.PngImages.Write(png, rand(new long[] { 1, 28, 28 }));
+        foreach (var (option, value) in new[] { ("--langevin-level", "0"), ("--langevin-steps", "0") })
+        {
+            var (code, _, err) = CliErrorTests.RunAdp("--threads", "1", "purify", "--score", CliErrorTests.ScoreCheckpoint(), "--input", png,
+                "--out", Path.Combine(dir, "out"), "--purifier", "langevin", option, value);
+            Assert.Equal(2, code);
+            Assert.Contains(option, err);
+            Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+    }
 }

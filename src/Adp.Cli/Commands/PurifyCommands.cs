@@ -65,9 +65,7 @@ public static class PurifyCommands
                 PngImages.Write(purifiedPath, r.Images[0]);
                 PngImages.WriteGrid(gridPath, [GridRow(x[0], r, 0)]);
                 int steps = (int)r.StepsTaken[0].item<long>();
-                // Step sizes hold a row per step for ADP, one row for Tweedie and Langevin (whose step is constant).
-                long lastRow = Math.Min(steps, r.StepSizes.shape[0]) - 1;
-                table.AddRow(Markup.Escape(file), steps.ToString(), steps > 0 ? r.StepSizes[lastRow, 0].item<float>().ToString("G3") : "-",
+                table.AddRow(Markup.Escape(file), steps.ToString(), steps > 0 ? FinalStepSize(r.StepSizes).ToString("G3") : "-",
                     Markup.Escape(purifiedPath), Markup.Escape(gridPath));
             }
             AnsiConsole.MarkupLine(Markup.Escape($"{p.Describe()}, seed {parse.GetValue(seed)}, score model {info.Path}"));
@@ -75,6 +73,14 @@ public static class PurifyCommands
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>The last non-zero step size of the first image: step sizes hold a row per step for ADP, one T-row block per
+    /// stage (zero after each stage's stop) for re-injection, one row for Tweedie and Langevin.</summary>
+    public static float FinalStepSize(Tensor stepSizes)
+    {
+        var taken = stepSizes.select(1, 0).to(ScalarType.Float32).data<float>().ToArray();
+        return taken.LastOrDefault(a => a != 0);
     }
 
     public static Command CreateClassify()

@@ -113,14 +113,14 @@ public sealed class RobustReport
 
     private static long Seed(AttackSpec spec, string rule) => (long)Adp.Training.Seeds.Mix(spec.Id(), rule.Length, rule[0]);
 
+    /// <summary>Fewest EOT draws per gradient below which an attack on the randomized defense gets a note.</summary>
+    public const int RecommendedEot = 10;
+
     /// <summary>95% interval of a mean accuracy with the images as the unit. One seed: the per-image outcomes are
     /// independent Bernoulli trials, so the Wilson interval over images. Several seeds on the same images: the seeds of
     /// one image are correlated (the image decides most of it), so the images are resampled as clusters (bootstrap of
     /// the per-image seed averages, percentile); where every image has the same average (0% or 100%), where the bootstrap
     /// degenerates, the Wilson interval over images at the observed mean.</summary>
-    /// <summary>Fewest EOT draws per gradient below which an attack on the randomized defense gets a note.</summary>
-    public const int RecommendedEot = 10;
-
     public static (double Low, double High, string Method) ImageInterval(IReadOnlyList<double> perImage, int seeds, long seed = 0)
     {
         int n = perImage.Count;

@@ -7,9 +7,12 @@ public sealed class PurificationResult : IDisposable
 {
     /// <summary>The last iterate, N×C×H×W in [0,1] — what the classifier sees.</summary>
     public required Tensor Images { get; init; }
-    /// <summary>x₀ (after noise injection) then each step's iterate: (T+1)×N×C×H×W; null unless requested.</summary>
+    /// <summary>x₀ (after noise injection) then each step's iterate: (T+1)×N×C×H×W; null unless requested. Variants:
+    /// re-injection concatenates its stages; Tweedie holds x₀ and x̂; Langevin x₀ and every K/10-th iterate.</summary>
     public Tensor? Trajectory { get; init; }
-    /// <summary>α per step per image, zero once an image has stopped: T×N.</summary>
+    /// <summary>α per step per image, zero once an image has stopped: T×N. Variants: re-injection concatenates one T-row
+    /// block per stage; Tweedie and Langevin, whose step is constant, hold one row (σ resp. η; 0 for an image that took
+    /// no step).</summary>
     public required Tensor StepSizes { get; init; }
     /// <summary>Steps each image took (0…T).</summary>
     public required Tensor StepsTaken { get; init; }

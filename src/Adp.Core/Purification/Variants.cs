@@ -109,6 +109,8 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
 
     public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {
+        if (steps < 1) throw new AdpException($"--langevin-steps: expected at least 1, got {steps}");
+        if (!(sigmaLevel > 0) || !double.IsFinite(sigmaLevel)) throw new AdpException($"--langevin-level: expected a positive σ, got {sigmaLevel}");
         using var _ = no_grad();
         using var eval = EvalMode.Enter(score);
         using var scope = NewDisposeScope();
@@ -133,7 +135,7 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
         {
             Images = cur.MoveToOuterDisposeScope(),
             Trajectory = trajectory is null ? null : stack(trajectory).MoveToOuterDisposeScope(),
-            StepSizes = full(new long[] { 1, n }, eta, dtype: x.dtype).MoveToOuterDisposeScope(),
+            StepSizes = where(taken.gt(0), eta, 0.0).to(x.dtype).view(1, n).MoveToOuterDisposeScope(),
             StepsTaken = taken.MoveToOuterDisposeScope(),
             NetworkCallsPerImageSum = n * steps,
         };
