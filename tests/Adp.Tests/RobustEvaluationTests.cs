@@ -96,6 +96,92 @@ public class RobustEvaluationTests
         }
     }
 
+    [Fact]
+    public void SkipMisclassified_AttacksOnlyTheCleanCorrectImages_AndChangesNoOtherOutcome()
+    {
+        torch.manual_seed(6);
+        var clf = Classifier.Create(ClassifierConfig.SmallCnn());
+        clf.eval();
+        var score = new Ncsnv2(new ScoreModelConfig(1, 28, 4, 1, 0.01, 3));
+        score.eval();
+        const int n = 12;
+        using var noise = ScoreTrainingTests.SyntheticDataset(n, seed: 7);
+        // Labels: the untrained classifier's own prediction at even positions, another class at odd ones, so the bare
+        // classifier is right on exactly the even images.
+        Tensor own;
+        using (no_grad()) own = clf.forward(noise.Images(0, n, CPU)).argmax(1);
+        var labels = own.clone();
+        for (int i = 1; i < n; i += 2) labels[i] = (own[i] + 1) % 10;
+        using var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Train, noise.Images(0, n, CPU).mul(255).round().to(ScalarType.Byte), labels);
+        var bare = new AttackSpec { Name = "bare", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 0.5, Iterations = 3, IterationsCurve = [0, 3] };
+        var full = new AttackSpec { Name = "full", Kind = AttackKind.Pgd, Target = AttackTarget.Full, Epsilon = 0.3, Iterations = 2, Eot = 2, IterationsCurve = [0, 2] };
+        var bareSkip = bare with { Name = "bare, skipping", SkipMisclassified = true };
+        var fullSkip = full with { Name = "full, skipping", SkipMisclassified = true };
+        var cfg = new RobustConfig
+        {
+            Classifier = "c", Score = "s", Images = n, BatchSize = 4, Runs = 3, Seeds = [0], Resubmissions = 2, SanityUnbounded = false,
+            Purifier = new PurifierSettings(Steps: 2), Attacks = [bare, bareSkip, full, fullSkip],
+        };
+        string dir = Directory.CreateTempSubdirectory("adp-skip-").FullName;
+        var eval = new RobustEvaluation(cfg, data, clf, score, CPU, dir);
+        Assert.True(eval.Run());
+        CellState Cell(AttackSpec a) => eval.Progress.Cells[EvaluationProgress.CellKey(a, 0)];
+
+        // Bare: skipped exactly where the classifier is wrong on clean input.
+        Assert.Equal(Enumerable.Range(0, n).Where(i => i % 2 == 1), Cell(bareSkip).Skipped.Order());
+        // Defended: skipped exactly where a clean classification (S runs, the skip check's streams) is wrong under every rule.
+        var idx = Enumerable.Range(0, n).Select(i => (long)i).ToList();
+        var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(score, cfg.Purifier), cfg.Runs);
+        using var o = defense.Classify(data.Images(0, n, CPU), PerImageSource.For(0, idx, [fullSkip.StreamId(), RobustEvaluation.SkipCheckPurpose]));
+        var anyRight = cfg.Rules.Select(r => o.Predict(r).eq(labels)).Aggregate((a, b) => a.logical_or(b)).data<bool>().ToArray();
+        Assert.Equal(Enumerable.Range(0, n).Where(i => !anyRight[i]), Cell(fullSkip).Skipped.Order());
+        Assert.InRange(Cell(fullSkip).Skipped.Count, 1, n - 1);  // both kinds present, or the test means nothing
+
+        foreach (var (plain, skipping) in new[] { (bare, bareSkip), (full, fullSkip) })
+        {
+            CellState a = Cell(plain), b = Cell(skipping);
+            Assert.Equal(a.Indices, b.Indices);
+            var skipped = b.Skipped.ToHashSet();
+            int[] Expect(List<int> withoutSkip) => a.Indices.Select((i, pos) => skipped.Contains(i) ? 0 : withoutSkip[pos]).ToArray();
+            foreach (var (rule, lists) in a.Correct)
+                for (int r = 0; r < lists.Count; r++) Assert.Equal(Expect(lists[r]), b.Correct[rule][r]);
+            if (plain == bare) Assert.Empty(b.RunsCorrect);
+            else Assert.Equal(Expect(a.RunsCorrect), b.RunsCorrect);
+            foreach (var (k, list) in a.IterationsCurve) Assert.Equal(Expect(list), b.IterationsCurve[k]);
+
+            // The stored adversarial example of a skipped image is the clean image; without skipping the attack moved it.
+            var (images, indices, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, skipping, 0));
+            var (moved, movedIndices, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, plain, 0));
+            Assert.Equal(indices.data<long>().ToArray(), movedIndices.data<long>().ToArray());
+            foreach (var (i, row) in indices.data<long>().ToArray().Select((i, row) => (i, row)).Where(p => skipped.Contains((int)p.i)))
+            {
+                var clean = data.Images((int)i, 1, CPU)[0];
+                Assert.True(images[row].eq(clean).all().item<bool>());
+                Assert.False(moved[row].eq(clean).all().item<bool>());
+            }
+        }
+        // One image per batch (batches with nothing to attack): the same outcomes, image by image.
+        var single = new RobustEvaluation(cfg with { BatchSize = 1, Attacks = [bareSkip, fullSkip] }, data, clf, score, CPU,
+            Directory.CreateTempSubdirectory("adp-skip-1-").FullName);
+        Assert.True(single.Run());
+        foreach (var a in new[] { bareSkip, fullSkip })
+        {
+            CellState x = Cell(a), y = single.Progress.Cells[EvaluationProgress.CellKey(a, 0)];
+            Assert.Equal(x.Skipped, y.Skipped);
+            Assert.Equal(x.RunsCorrect, y.RunsCorrect);
+            foreach (var (rule, lists) in x.Correct) Assert.Equal(lists, y.Correct[rule]);
+            foreach (var (k, list) in x.IterationsCurve) Assert.Equal(list, y.IterationsCurve[k]);
+        }
+        var report = RobustReport.Build(cfg, eval, data, new());
+        Assert.Contains(report.SanityNotes, s => s.StartsWith("'full, skipping' attacked only the images classified correctly") &&
+                                                 s.Contains($"{Cell(fullSkip).Skipped.Count} of {n} image-seed pairs"));
+        Assert.Contains("on clean-correct images only", report.Rows.Single(r => r.Attack == "full, skipping" && r.Rule == "MeanSoftmax").Protocol);
+        Assert.Throws<AdpException>(() => new AttackSpec { Kind = AttackKind.None, SkipMisclassified = true }.Validate());
+        Assert.Equal(bare.Id(), bare.StreamId());
+        Assert.Equal(bare.StreamId(), bareSkip.StreamId());
+        Assert.NotEqual(bare.Id(), bareSkip.Id());
+    }
+
     [Theory]
     [InlineData(AttackKind.Pgd)]
     [InlineData(AttackKind.Apgd)]  // APGD's k-th point is its best so far; k = Iterations is what it returns

@@ -26,7 +26,8 @@ public static partial class EvalCommands
         var attack = new Option<string[]>("--attack")
         {
             Description = "an attack: key=value pairs, e.g. kind=pgd,target=bpda,eps=0.3,step=0.075,iters=40,eot=15,random-start=false " +
-                          "(kind: none|fgsm|pgd|apgd; target: bare|blind|bpda (research code)|bpda-sign-vote|bpda-mean|bpda-score|full; norm: linf|l2; loss: ce|margin|dlr); repeatable",
+                          "(kind: none|fgsm|pgd|apgd; target: bare|blind|bpda (research code)|bpda-sign-vote|bpda-mean|bpda-score|full; norm: linf|l2; loss: ce|margin|dlr; " +
+                          "skip-misclassified=true attacks only the images classified correctly on clean input, as AutoAttack does); repeatable",
             AllowMultipleArgumentsPerToken = false,
         };
         var stepsCurve = new Option<string?>("--steps-curve") { Description = "comma-separated T values for the accuracy-vs-steps plot" };
@@ -212,8 +213,9 @@ public static partial class EvalCommands
                 "eot" => spec with { Eot = I() },
                 "random-start" => spec with { RandomStart = B() },
                 "best" => spec with { ReturnBest = B() },
+                "skip-misclassified" => spec with { SkipMisclassified = B() },
                 "loss" => spec with { Loss = v.ToLowerInvariant() switch { "ce" => AttackLoss.CrossEntropy, "margin" or "cw" => AttackLoss.Margin, "dlr" => AttackLoss.Dlr, _ => throw new AdpException($"--attack: loss must be ce, margin or dlr, got '{v}'") } },
-                _ => throw new AdpException($"--attack: unknown key '{k}' (name, kind, target, norm, eps, step, iters, restarts, eot, random-start, best, loss)"),
+                _ => throw new AdpException($"--attack: unknown key '{k}' (name, kind, target, norm, eps, step, iters, restarts, eot, random-start, best, loss, skip-misclassified)"),
             };
         }
         return spec;

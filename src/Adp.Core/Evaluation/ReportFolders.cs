@@ -95,6 +95,7 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
                         }
                     }
                     if (from.RunsCorrect.Count > pos) cell.RunsCorrect.Add(from.RunsCorrect[pos]);
+                    if (from.Skipped.Contains(index)) cell.Skipped.Add(index);
                     foreach (var (k, list) in from.IterationsCurve) Add(cell.IterationsCurve, k, list[pos]);
                     foreach (var (t, list) in from.StepsCurve) Add(cell.StepsCurve, t, list[pos]);
                 }

@@ -48,6 +48,12 @@ public sealed record AttackSpec
     /// bare classifier) is also evaluated on the intermediate iterate: robust accuracy vs attack budget from a single run. PGD (final
     /// iterate) or APGD (best point so far), one restart only.</summary>
     public List<int> IterationsCurve { get; init; } = [];
+    /// <summary>AutoAttack's convention: first classify the clean images (the defense with S runs and one submission, or the
+    /// bare classifier) and attack only those classified correctly under at least one decision rule; the others count as
+    /// not robust under every rule (their adversarial example is the clean image), so robust accuracy never exceeds that
+    /// natural pass. Attacked images get exactly the random draws they get without this setting, so the only change is
+    /// the skipped images' outcome (conservative: an attack can only lower accuracy) and the attack's cost saved on them.</summary>
+    public bool SkipMisclassified { get; init; } = false;
 
     public void Validate()
     {
@@ -66,6 +72,8 @@ public sealed record AttackSpec
         if (Eot < 1) throw new AdpException($"attack '{Label}': eot must be ≥ 1, got {Eot}");
         if (Norm == Norm.L2 && Target is AttackTarget.Bpda or AttackTarget.BpdaScore)
             throw new AdpException($"attack '{Label}': the research code's BPDA rules (bpda, bpda-score) are ℓ∞ only; use bpda-mean or full for ℓ2");
+        if (SkipMisclassified && Kind == AttackKind.None)
+            throw new AdpException($"attack '{Label}': SkipMisclassified needs an attack (kind none attacks nothing)");
         if (IterationsCurve.Count == 0) return;
         if (Kind is not (AttackKind.Pgd or AttackKind.Apgd) || Restarts != 1 || ReturnBest)
             throw new AdpException($"attack '{Label}': IterationsCurve needs Kind Pgd (final iterate) or Apgd (best point so far), one restart");
@@ -83,7 +91,8 @@ public sealed record AttackSpec
         : $"{Kind} {Target} {(Norm == Norm.Linf ? "ℓ∞" : "ℓ2")} ε={Epsilon:G4} step={EffectiveStep:G4} iters={Iterations} restarts={Restarts} " +
           $"{(RandomStart ? "random start" : "no random start")} loss={Loss}" +
           (IsRandomizedTarget ? $" EOT={Eot}" : "") +
-          (ReturnBest ? " best-iterate" : "");
+          (ReturnBest ? " best-iterate" : "") +
+          (SkipMisclassified ? " on clean-correct images only" : "");
 
     public double EffectiveStep => Step > 0 ? Step : Epsilon / 4;
 
@@ -96,16 +105,20 @@ public sealed record AttackSpec
     /// <summary>Everything about the attack that decides its outcome (not its display name), as one string.</summary>
     public string Canonical() => string.Join("|", Kind, Target, Norm, Epsilon.ToString("R", CultureInfo.InvariantCulture),
         EffectiveStep.ToString("R", CultureInfo.InvariantCulture), Iterations, Restarts, RandomStart, Loss, Eot, ReturnBest,
-        string.Join(",", IterationsCurve));
+        string.Join(",", IterationsCurve)) + (SkipMisclassified ? "|skip-misclassified" : "");
 
-    /// <summary>A stable 63-bit id of <see cref="Canonical"/>: it keys the attack's results and its random streams, so
-    /// renaming or reordering attacks changes neither.</summary>
+    /// <summary>A stable 63-bit id of <see cref="Canonical"/>: it keys the attack's results, so renaming or reordering
+    /// attacks changes neither.</summary>
     public long Id()
     {
         ulong h = 14695981039346656037;  // FNV-1a over UTF-8, then mixed
         foreach (var b in System.Text.Encoding.UTF8.GetBytes(Canonical())) { h ^= b; h *= 1099511628211; }
         return (long)(Adp.Training.Seeds.Mix((long)h) & 0x7fffffffffffffff);
     }
+
+    /// <summary>Keys the attack's random streams: <see cref="Id"/> without <see cref="SkipMisclassified"/>, so an attacked
+    /// image draws the same noise whether or not the others are skipped.</summary>
+    public long StreamId() => (this with { SkipMisclassified = false }).Id();
 }
 
 /// <summary>A robustness evaluation: data, models, purifier, attacks, decision rules, seeds, resubmissions.</summary>

@@ -26,6 +26,9 @@ public sealed class CellState
     public Dictionary<int, List<int>> StepsCurve { get; set; } = new();
     /// <summary>attack iterations k → per-image correctness under mean softmax on the k-step iterate.</summary>
     public Dictionary<int, List<int>> IterationsCurve { get; set; } = new();
+    /// <summary>Data set indices of the images not attacked because they were misclassified on clean input
+    /// (<see cref="AttackSpec.SkipMisclassified"/>); every outcome of theirs is 0.</summary>
+    public List<int> Skipped { get; set; } = [];
     public double Seconds { get; set; }
 
     /// <summary>Position of each evaluated image in the lists.</summary>
@@ -149,6 +152,8 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
 
     /// <summary>Random-stream purposes (the last key part after seed, image index and attack id).</summary>
     private const long AttackPurpose = 1, ResubmissionPurpose = 2, IterationsPurpose = 3, StepsPurpose = 4, ExamplesPurpose = 5;
+    /// <summary>Purpose of the clean-input classification that decides what <see cref="AttackSpec.SkipMisclassified"/> skips.</summary>
+    internal const long SkipCheckPurpose = 6;
 
     public EvaluationProgress Progress { get; private set; } = new();
     /// <summary>Clean, adversarial and purified images of the first images per attack (first seed), for the grid
@@ -236,13 +241,25 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     private void RunBatch(AttackSpec spec, long seed, List<int> indices, CellState cell, bool stepsCurve, CancellationToken cancel)
     {
         using var scope = NewDisposeScope();
-        long id = spec.Id();
+        long id = spec.StreamId();
         var idx = tensor(indices.Select(i => (long)i).ToArray());
         var x = data.Images(idx, device);
         var y = data.Labels.index_select(0, idx).to(device);
-        PerImageSource Random(params long[] purpose) => PerImageSource.For(seed, indices.Select(i => (long)i), [id, .. purpose]);
-        var iterates = new SortedDictionary<int, Tensor>();  // outside every dispose scope (the attack's own scopes end first)
+        // Per-image streams: an image's draws depend on its index, never on which other images share the batch.
+        PerImageSource Random(List<int> images, params long[] purpose) => PerImageSource.For(seed, images.Select(i => (long)i), [id, .. purpose]);
         string where = $"{spec.Label} seed {seed}, images {indices[0]}…{indices[^1]}";
+        // AutoAttack's convention (SkipMisclassified): only images the evaluated model gets right on clean input are attacked.
+        var keep = Enumerable.Range(0, indices.Count).ToList();
+        if (spec.SkipMisclassified && spec.Kind != AttackKind.None)
+        {
+            _activity = $"{where}: classifying the clean images";
+            var clean = CleanCorrect(spec, x, y, Random(indices, SkipCheckPurpose));
+            keep = keep.Where(j => clean[j]).ToList();
+        }
+        var attacked = keep.Select(j => indices[j]).ToList();
+        var keepT = tensor(keep.Select(j => (long)j).ToArray(), device: device);
+        var (xa, ya) = keep.Count == indices.Count ? (x, y) : (x.index_select(0, keepT), y.index_select(0, keepT));
+        var iterates = new SortedDictionary<int, Tensor>();  // outside every dispose scope (the attack's own scopes end first)
         int budget = spec.Kind == AttackKind.Fgsm ? 1 : (spec.Iterations + 1) * spec.Restarts;
         var model = new TrackedModel(AttackModel(spec), k =>
         {
@@ -250,19 +267,23 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             _activity = $"{where}: attack gradient {k}/~{budget}";
         });
         _activity = $"{where}: {(spec.Kind == AttackKind.None ? "classifying" : "attacking")}";
-        var adv = spec.Kind == AttackKind.None ? x : Attack(spec, seed, iterates).Perturb(model, x, y, Random(AttackPurpose));
+        var adv = spec.Kind == AttackKind.None || attacked.Count == 0 ? xa
+            : Attack(spec, seed, iterates).Perturb(model, xa, ya, Random(attacked, AttackPurpose));
         foreach (var t in iterates.Values) scope.Attach(t);
-        if (spec.Kind != AttackKind.None) SaveAdversarial(spec, seed, indices, y, adv);
+        // A skipped image's adversarial example is the clean image itself (it is misclassified already).
+        if (spec.Kind != AttackKind.None)
+            SaveAdversarial(spec, seed, indices, y, keep.Count == indices.Count ? adv : x.clone().index_copy(0, keepT, adv));
         var correct = new Dictionary<string, List<Tensor>>();
         Tensor? runsCorrect = null;
         var iterationsCurve = new Dictionary<int, Tensor>();
         var stepsCurvePoints = new Dictionary<int, Tensor>();
         using var evalMode = EvalMode.Enter(classifier, score);  // leave the models' modes and buffers as found (case 8)
-        if (!spec.EvaluatesDefense)
+        if (attacked.Count == 0) { }
+        else if (!spec.EvaluatesDefense)
         {
             using var _ = no_grad();
-            correct[BareRule] = [classifier.forward(adv).argmax(1).eq(y)];
-            foreach (var (k, xk) in iterates) iterationsCurve[k] = classifier.forward(xk).argmax(1).eq(y);
+            correct[BareRule] = [classifier.forward(adv).argmax(1).eq(ya)];
+            foreach (var (k, xk) in iterates) iterationsCurve[k] = classifier.forward(xk).argmax(1).eq(ya);
         }
         else
         {
@@ -271,43 +292,75 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             {
                 cancel.ThrowIfCancellationRequested();
                 _activity = $"{where}: defended classification, submission {r + 1}/{config.Resubmissions} (S={config.Runs})";
-                using var o = defense.Classify(adv, Random(ResubmissionPurpose, r));
+                using var o = defense.Classify(adv, Random(attacked, ResubmissionPurpose, r));
                 foreach (var rule in config.Rules)
                 {
                     if (!correct.TryGetValue(rule.ToString(), out var list)) correct[rule.ToString()] = list = [];
-                    list.Add(o.Predict(rule).eq(y));
+                    list.Add(o.Predict(rule).eq(ya));
                 }
-                var runs = o.RunPredictions().eq(y.view(1, -1)).sum(dim: 0);
+                var runs = o.RunPredictions().eq(ya.view(1, -1)).sum(dim: 0);
                 runsCorrect = runsCorrect is null ? runs : runsCorrect + runs;
             }
             foreach (var (k, xk) in iterates)
             {
                 _activity = $"{where}: defended classification of the {k}-iteration iterate";
-                using var o = defense.Classify(xk, Random(IterationsPurpose, k));
-                iterationsCurve[k] = o.Predict(DecisionRule.MeanSoftmax).eq(y);
+                using var o = defense.Classify(xk, Random(attacked, IterationsPurpose, k));
+                iterationsCurve[k] = o.Predict(DecisionRule.MeanSoftmax).eq(ya);
             }
             if (stepsCurve)
                 foreach (var t in config.StepsCurve)
                 {
                     var d = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier with { Steps = t }), config.Runs);
-                    using var o = d.Classify(adv, Random(StepsPurpose, t));
-                    stepsCurvePoints[t] = o.Predict(DecisionRule.MeanSoftmax).eq(y);
+                    using var o = d.Classify(adv, Random(attacked, StepsPurpose, t));
+                    stepsCurvePoints[t] = o.Predict(DecisionRule.MeanSoftmax).eq(ya);
                 }
         }
-        // Append only once everything of the batch is computed, so a cancelled batch leaves the cell consistent.
+        // Per image of the batch (skipped images: 0, not robust); appended only once everything of the batch is computed,
+        // so a cancelled batch leaves the cell consistent.
+        int[] Full(Tensor? attackedValues)
+        {
+            var full = new int[indices.Count];
+            if (attackedValues is null) return full;
+            var values = Ints(attackedValues);
+            for (int a = 0; a < keep.Count; a++) full[keep[a]] = values[a];
+            return full;
+        }
+        var rules = spec.EvaluatesDefense ? config.Rules.Select(r => r.ToString()).ToList() : [BareRule];
         cell.Indices.AddRange(indices);
-        foreach (var (rule, perResubmission) in correct)
+        cell.Skipped.AddRange(indices.Where((_, j) => !keep.Contains(j)));
+        foreach (var rule in rules)
         {
             if (!cell.Correct.TryGetValue(rule, out var lists)) cell.Correct[rule] = lists = [];
-            for (int r = 0; r < perResubmission.Count; r++)
+            int resubmissions = spec.EvaluatesDefense ? config.Resubmissions : 1;
+            for (int r = 0; r < resubmissions; r++)
             {
                 while (lists.Count <= r) lists.Add([]);
-                lists[r].AddRange(Ints(perResubmission[r]));
+                lists[r].AddRange(Full(correct.TryGetValue(rule, out var perResubmission) ? perResubmission[r] : null));
             }
         }
-        if (runsCorrect is not null) cell.RunsCorrect.AddRange(Ints(runsCorrect));
-        foreach (var (k, c) in iterationsCurve) AppendCurve(cell.IterationsCurve, k, c);
-        foreach (var (t, c) in stepsCurvePoints) AppendCurve(cell.StepsCurve, t, c);
+        if (spec.EvaluatesDefense) cell.RunsCorrect.AddRange(Full(runsCorrect));
+        foreach (var k in spec.IterationsCurve.Where(_ => spec.Kind != AttackKind.None).Distinct().Order())
+            if (iterationsCurve.ContainsKey(k) || attacked.Count == 0) AppendCurve(cell.IterationsCurve, k, Full(iterationsCurve.GetValueOrDefault(k)));
+        if (stepsCurve && spec.EvaluatesDefense)
+            foreach (var t in config.StepsCurve.Distinct()) AppendCurve(cell.StepsCurve, t, Full(stepsCurvePoints.GetValueOrDefault(t)));
+    }
+
+    /// <summary>Per image of the batch: classified correctly on clean input under at least one decision rule (the defense,
+    /// S runs, one submission) or by the bare classifier.</summary>
+    private bool[] CleanCorrect(AttackSpec spec, Tensor x, Tensor y, PerImageSource random)
+    {
+        using var scope = NewDisposeScope();
+        using var evalMode = EvalMode.Enter(classifier, score);
+        using var _ = no_grad();
+        Tensor ok;
+        if (!spec.EvaluatesDefense) ok = classifier.forward(x).argmax(1).eq(y);
+        else
+        {
+            var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier), config.Runs);
+            using var o = defense.Classify(x, random);
+            ok = config.Rules.Select(rule => o.Predict(rule).eq(y)).Aggregate((a, b) => a.logical_or(b));
+        }
+        return ok.cpu().data<bool>().ToArray();
     }
 
     /// <summary>
@@ -341,7 +394,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             }
             Tensor purified;
             using (var r = new AdaptiveStepPurifier(score, config.Purifier).Purify(adv,
-                       PerImageSource.For(seed, first.Select(i => (long)i), spec.Id(), ExamplesPurpose)))
+                       PerImageSource.For(seed, first.Select(i => (long)i), spec.StreamId(), ExamplesPurpose)))
                 purified = r.Images.clone();
             Examples[spec.Label] = (x.cpu().clone().MoveToOuterDisposeScope(), adv.cpu().clone().MoveToOuterDisposeScope(),
                 purified.cpu().MoveToOuterDisposeScope());
@@ -371,10 +424,10 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
 
     private static int[] Ints(Tensor t) => t.to(ScalarType.Int32).cpu().data<int>().ToArray();
 
-    private static void AppendCurve(Dictionary<int, List<int>> curve, int k, Tensor correct)
+    private static void AppendCurve(Dictionary<int, List<int>> curve, int k, int[] correct)
     {
         if (!curve.TryGetValue(k, out var list)) curve[k] = list = [];
-        list.AddRange(Ints(correct));
+        list.AddRange(correct);
     }
 
     /// <summary>Where the adversarial examples of a cell are kept (see <see cref="AdversarialSet"/>).</summary>

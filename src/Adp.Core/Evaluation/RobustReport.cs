@@ -103,6 +103,15 @@ public sealed class RobustReport
             }
         }
         var (checks, notes) = Check(rows, attacks);
+        foreach (var spec in attacks.Where(a => a.SkipMisclassified))
+        {
+            var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
+                .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
+            if (cells.Count == 0) continue;
+            var skipped = cells.Sum(c => wanted.Count(c.Skipped.Contains));
+            notes.Add($"'{spec.Label}' attacked only the images classified correctly on clean input ({(spec.EvaluatesDefense ? $"the defense, S = {config.Runs}, under at least one rule" : "the bare classifier")}); " +
+                      $"{skipped} of {wanted.Count * cells.Count} image-seed pairs were misclassified and count as not robust (AutoAttack's convention)");
+        }
         return new RobustReport
         {
             Config = config, DataDescription = dataDescription, Rows = rows, Environment = environment, Fingerprint = progress.Fingerprint,
