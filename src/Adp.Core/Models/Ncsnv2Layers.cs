@@ -28,12 +28,12 @@ public sealed class InstanceNormPlusPlus : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var means = x.mean([2, 3]);
         var (v, m) = torch.var_mean(means, -1, unbiased: true, keepdim: true);
-        var normMeans = (means - m) / (v + 1e-5).sqrt();
+        var normMeans = (means - m) / v.add(RootedScalars.NormEpsilon).sqrt();
         // Two-pass statistics and one fused multiply-add: libtorch's var_mean over H,W is ~10× slower here.
         var centered = x - means.unsqueeze(-1).unsqueeze(-1);
-        var scale = (centered.square().mean([2, 3], keepdim: true) + 1e-5).rsqrt() * gamma.view(1, -1, 1, 1);
+        var scale = centered.square().mean([2, 3], keepdim: true).add(RootedScalars.NormEpsilon).rsqrt() * gamma.view(1, -1, 1, 1);
         var shift = (beta + normMeans * (gamma * alpha)).unsqueeze(-1).unsqueeze(-1);
-        return torch.addcmul(shift, centered, scale, 1.0).MoveToOuterDisposeScope();
+        return torch.addcmul(shift, centered, scale, RootedScalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -98,9 +98,8 @@ public sealed class ResidualBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        // in-place ELU on the fresh norm outputs (their backward needs no output of the norm)
-        var h = conv1.forward(F.elu(normalize1.forward(x), 1.0, true));
-        h = conv2.forward(F.elu(normalize2.forward(h), 1.0, true));
+        var h = conv1.forward(RootedScalars.Elu(normalize1.forward(x)));
+        h = conv2.forward(RootedScalars.Elu(normalize2.forward(h)));
         var s = shortcut is null ? x : shortcut.forward(x);
         return (s + h).MoveToOuterDisposeScope();
     }
@@ -129,7 +128,7 @@ public sealed class RcuBlock : Module<Tensor, Tensor>
         for (int i = 0; i < _convs.GetLength(0); i++)
         {
             var residual = x;
-            for (int j = 0; j < _convs.GetLength(1); j++) x = _convs[i, j].forward(F.elu(x, 1.0, false));
+            for (int j = 0; j < _convs.GetLength(1); j++) x = _convs[i, j].forward(RootedScalars.Elu(x));
             x = x + residual;
         }
         return x.MoveToOuterDisposeScope();
@@ -150,7 +149,7 @@ public sealed class CrpBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = F.elu(x, 1.0, false);
+        x = RootedScalars.Elu(x);
         var path = x;
         foreach (var conv in convs)
         {

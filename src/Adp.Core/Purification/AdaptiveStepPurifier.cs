@@ -1,3 +1,5 @@
+using Adp.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Purification;
@@ -119,7 +121,7 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     internal static Tensor Advance(Tensor x, Tensor alpha, Tensor g, bool faithful)
     {
         var next = x + alpha.view(-1, 1, 1, 1) * g;
-        return (faithful ? InverseMap(next) : next).clamp_(0, 1);
+        return (faithful ? InverseMap(next) : next).clamp_(RootedScalars.Zero, RootedScalars.One);
     }
 
     /// <summary>The research code's range map, x·255/256 + 1/512, and its inverse (x − 1/512)·256/255.</summary>
@@ -136,7 +138,8 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     {
         g = Chunked(score, x, chunk);
         using var scope = NewDisposeScope();
-        var probe = x + s.Delta * g;
+        using var delta = s.Delta.ToScalar();  // held: see RootedScalars
+        var probe = x + g.mul(delta);
         var g2 = Chunked(score, probe, chunk);
         // 1 − z is a difference of nearly equal numbers (z → 1 as δ → 0), so the inner products are taken in
         // float64: in float32 their rounding alone moves α by ~1e-4 relative.

@@ -1,0 +1,22 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Adp.Models;
+
+/// <summary>
+/// Scalars that live as long as the process, for the hot paths. TorchSharp 0.107 passes a <see cref="Scalar"/>'s native
+/// handle to libtorch without keeping the managed object alive, so an implicitly converted temporary (the 1.0 of
+/// <c>F.elu(x, 1.0)</c>, the 2 of <c>2 * x</c>) can be finalized by a garbage collection that another thread triggers
+/// during the native call, and libtorch then reads freed memory: seen as "Expected false to be true … toFloat" from elu
+/// in parallel test runs, and it could as well read a wrong value. Static scalars are never finalized. (Upstream:
+/// dotnet/TorchSharp pull requests 1434 and 1496 dispose such temporaries explicitly.) Where a value varies, callers
+/// hold their own scalar in a <c>using</c> variable for the same reason.
+/// </summary>
+internal static class RootedScalars
+{
+    public static readonly Scalar Zero = 0.0.ToScalar(), One = 1.0.ToScalar(), Two = 2.0.ToScalar(), NormEpsilon = 1e-5.ToScalar();
+
+    /// <summary>ELU with α = 1 into a new tensor, as <c>F.elu(x, 1.0, inplace)</c> computes it in TorchSharp 0.107 (which
+    /// returns a new tensor even with inplace = true).</summary>
+    public static Tensor Elu(Tensor x) => x.elu(One, One, One);
+}
