@@ -261,7 +261,8 @@ public class EvaluationIntegrityTests
     {
         // Case 10 of ../shared/cases.
         var cfg = Config(8, 8, EveryKind[0]) with { Seeds = [0, 0] };
-        Assert.Contains("--seeds", Assert.Throws<AdpException>(() => cfg.Validate()).Message);
+        // The same check serves --seeds and a config file's "Seeds": the message names both.
+        Assert.Contains("--seeds (\"Seeds\" in a config file): seed 0 is given 2 times", Assert.Throws<AdpException>(() => cfg.Validate()).Message);
     }
 
     [Fact]

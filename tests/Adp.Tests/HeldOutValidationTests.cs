@@ -152,7 +152,7 @@ public class HeldOutValidationTests
         var robustTest = CliErrorTests.RunAdp("--threads", "1", "eval", "robust", "--classifier", clf, "--score", score, "--images", "2",
             "--validation-images", "3", "--attack", "kind=none,target=blind", "--data-dir", data, "--out", Path.Combine(dir, "robust-test"));
         Assert.Equal(2, robustTest.Code);
-        Assert.Contains("--validation-images: applies to --split validation only", robustTest.Err);
+        Assert.Contains("--validation-images (\"ValidationImages\" in a config file): applies to --split validation only", robustTest.Err);
     }
 
     [DataFact]

@@ -174,24 +174,24 @@ public sealed record RobustConfig
         if (Attacks.Any(a => a is null)) throw new AdpException("configuration: Attacks must not hold null");
         foreach (var r in Rules.Where(r => !Enum.IsDefined(r)))
             throw new AdpException($"Rules: unknown decision rule {r} (expected {string.Join(", ", Enum.GetNames<DecisionRule>())})");
-        if (Split is not ("test" or "validation")) throw new AdpException($"--split: expected test or validation, got '{Split}'");
+        if (Split is not ("test" or "validation")) throw new AdpException($"--split (\"Split\" in a config file): expected test or validation, got '{Split}'");
         if (ValidationImages is not null && Split != "validation")
-            throw new AdpException($"--validation-images: applies to --split validation only (the split is '{Split}')");
-        if (ValidationImages is < 1) throw new AdpException($"--validation-images: expected at least 1, got {ValidationImages}");
-        if (Images < 1) throw new AdpException($"--images: expected at least 1, got {Images}");
-        if (Runs < 1) throw new AdpException($"--runs: expected at least 1, got {Runs}");
-        if (Resubmissions < 1) throw new AdpException($"--resubmissions: expected at least 1, got {Resubmissions}");
-        if (BatchSize < 1) throw new AdpException($"--batch-size: expected at least 1, got {BatchSize}");
-        if (Seeds.Count == 0) throw new AdpException("--seeds: expected at least one seed");
+            throw new AdpException($"--validation-images (\"ValidationImages\" in a config file): applies to --split validation only (the split is '{Split}')");
+        if (ValidationImages is < 1) throw new AdpException($"--validation-images (\"ValidationImages\" in a config file): expected at least 1, got {ValidationImages}");
+        if (Images < 1) throw new AdpException($"--images (\"Images\" in a config file): expected at least 1, got {Images}");
+        if (Runs < 1) throw new AdpException($"--runs (\"Runs\" in a config file): expected at least 1, got {Runs}");
+        if (Resubmissions < 1) throw new AdpException($"--resubmissions (\"Resubmissions\" in a config file): expected at least 1, got {Resubmissions}");
+        if (BatchSize < 1) throw new AdpException($"--batch-size (\"BatchSize\" in a config file): expected at least 1, got {BatchSize}");
+        if (Seeds.Count == 0) throw new AdpException("--seeds (\"Seeds\" in a config file): expected at least one seed");
         var repeated = Seeds.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
         if (repeated is not null)
-            throw new AdpException($"--seeds: seed {repeated.Key} is given {repeated.Count()} times; repeated seeds repeat the same draws " +
+            throw new AdpException($"--seeds (\"Seeds\" in a config file): seed {repeated.Key} is given {repeated.Count()} times; repeated seeds repeat the same draws " +
                                    "and would be counted as independent");
         if (Rules.Count == 0 || Rules.Distinct().Count() != Rules.Count) throw new AdpException("Rules: expected distinct decision rules");
         if (ShardCount < 1 || ShardIndex < 0 || ShardIndex >= ShardCount)
-            throw new AdpException($"--shard: expected K/N with 0 ≤ K < N, got {ShardIndex}/{ShardCount}");
-        if (ShardCount > Images) throw new AdpException($"--shard: {ShardCount} shards for {Images} images leaves empty shards");
-        if (StepsCurve.Any(t => t < 0)) throw new AdpException("--steps-curve: expected non-negative step counts");
+            throw new AdpException($"--shard (\"ShardIndex\"/\"ShardCount\" in a config file): expected K/N with 0 ≤ K < N, got {ShardIndex}/{ShardCount}");
+        if (ShardCount > Images) throw new AdpException($"--shard (\"ShardIndex\"/\"ShardCount\" in a config file): {ShardCount} shards for {Images} images leaves empty shards");
+        if (StepsCurve.Any(t => t < 0)) throw new AdpException("--steps-curve (\"StepsCurve\" in a config file): expected non-negative step counts");
         Purifier.Validate();
         foreach (var a in AllAttacks()) a.Validate();
         var dup = AllAttacks().GroupBy(a => a.Id()).FirstOrDefault(g => g.Count() > 1);
