@@ -117,10 +117,11 @@ public class RobustEvaluationTests
         var full = new AttackSpec { Name = "full", Kind = AttackKind.Pgd, Target = AttackTarget.Full, Epsilon = 0.3, Iterations = 2, Eot = 2, IterationsCurve = [0, 2] };
         var bareSkip = bare with { Name = "bare, skipping", SkipMisclassified = true };
         var fullSkip = full with { Name = "full, skipping", SkipMisclassified = true };
+        var blindSkip = new AttackSpec { Name = "blind, skipping", Kind = AttackKind.Pgd, Target = AttackTarget.Blind, Epsilon = 0.3, Iterations = 2, SkipMisclassified = true };
         var cfg = new RobustConfig
         {
             Classifier = "c", Score = "s", Images = n, BatchSize = 4, Runs = 3, Seeds = [0], Resubmissions = 2, SanityUnbounded = false,
-            Purifier = new PurifierSettings(Steps: 2), Attacks = [bare, bareSkip, full, fullSkip],
+            Purifier = new PurifierSettings(Steps: 2), Attacks = [bare, bareSkip, full, fullSkip, blindSkip],
         };
         string dir = Directory.CreateTempSubdirectory("adp-skip-").FullName;
         var eval = new RobustEvaluation(cfg, data, clf, score, CPU, dir);
@@ -132,10 +133,11 @@ public class RobustEvaluationTests
         // Defended: skipped exactly where a clean classification (S runs, the skip check's streams) is wrong under every rule.
         var idx = Enumerable.Range(0, n).Select(i => (long)i).ToList();
         var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(score, cfg.Purifier), cfg.Runs);
-        using var o = defense.Classify(data.Images(0, n, CPU), PerImageSource.For(0, idx, [fullSkip.StreamId(), RobustEvaluation.SkipCheckPurpose]));
+        using var o = defense.Classify(data.Images(0, n, CPU), PerImageSource.For(0, idx, [RobustEvaluation.SkipCheckPurpose]));
         var anyRight = cfg.Rules.Select(r => o.Predict(r).eq(labels)).Aggregate((a, b) => a.logical_or(b)).data<bool>().ToArray();
         Assert.Equal(Enumerable.Range(0, n).Where(i => !anyRight[i]), Cell(fullSkip).Skipped.Order());
         Assert.InRange(Cell(fullSkip).Skipped.Count, 1, n - 1);  // both kinds present, or the test means nothing
+        Assert.Equal(Cell(fullSkip).Skipped, Cell(blindSkip).Skipped);  // one clean mask for every skipping attack (AutoAttack)
 
         foreach (var (plain, skipping) in new[] { (bare, bareSkip), (full, fullSkip) })
         {
@@ -149,7 +151,11 @@ public class RobustEvaluationTests
             else Assert.Equal(Expect(a.RunsCorrect), b.RunsCorrect);
             foreach (var (k, list) in a.IterationsCurve) Assert.Equal(Expect(list), b.IterationsCurve[k]);
 
-            // The stored adversarial example of a skipped image is the clean image; without skipping the attack moved it.
+            // The stored adversarial example of a skipped image is the clean image, marked as skipped (eval replay counts it
+            // as not robust); without skipping the attack moved it, and the file has no marks (its format as before).
+            Assert.Equal(skipped.Select(i => (long)i).Order(), AdversarialSet.SkippedIndices(RobustEvaluation.AdversarialPath(dir, skipping, 0)).Order());
+            using (var plainFile = IO.SafeTensors.Load(RobustEvaluation.AdversarialPath(dir, plain, 0)))
+                Assert.False(plainFile.Tensors.ContainsKey("skipped"));
             var (images, indices, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, skipping, 0));
             var (moved, movedIndices, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, plain, 0));
             Assert.Equal(indices.data<long>().ToArray(), movedIndices.data<long>().ToArray());
@@ -160,9 +166,10 @@ public class RobustEvaluationTests
                 Assert.False(moved[row].eq(clean).all().item<bool>());
             }
         }
-        // One image per batch (batches with nothing to attack): the same outcomes, image by image.
-        var single = new RobustEvaluation(cfg with { BatchSize = 1, Attacks = [bareSkip, fullSkip] }, data, clf, score, CPU,
-            Directory.CreateTempSubdirectory("adp-skip-1-").FullName);
+        // One image per batch (batches with nothing to attack), with a steps curve on the skipping attack: the same outcomes,
+        // image by image; the steps curve is that of the attack without skipping, 0 for the skipped images.
+        var curveCfg = cfg with { BatchSize = 1, Attacks = [bareSkip, fullSkip], StepsCurve = [1, 2, 2] };
+        var single = new RobustEvaluation(curveCfg, data, clf, score, CPU, Directory.CreateTempSubdirectory("adp-skip-1-").FullName);
         Assert.True(single.Run());
         foreach (var a in new[] { bareSkip, fullSkip })
         {
@@ -171,6 +178,35 @@ public class RobustEvaluationTests
             Assert.Equal(x.RunsCorrect, y.RunsCorrect);
             foreach (var (rule, lists) in x.Correct) Assert.Equal(lists, y.Correct[rule]);
             foreach (var (k, list) in x.IterationsCurve) Assert.Equal(list, y.IterationsCurve[k]);
+        }
+        var plainCurve = new RobustEvaluation(cfg with { Attacks = [full], StepsCurve = [1, 2, 2] }, data, clf, score, CPU,
+            Directory.CreateTempSubdirectory("adp-skip-curve-").FullName);
+        Assert.True(plainCurve.Run());
+        CellState withCurve = single.Progress.Cells[EvaluationProgress.CellKey(fullSkip, 0)], without = plainCurve.Progress.Cells[EvaluationProgress.CellKey(full, 0)];
+        Assert.Equal(new[] { 1, 2 }, withCurve.StepsCurve.Keys.Order());
+        var skippedFull = withCurve.Skipped.ToHashSet();
+        foreach (var t in new[] { 1, 2 })
+        {
+            var byIndex = without.Indices.Zip(without.StepsCurve[t]).ToDictionary(p => p.First, p => p.Second);
+            Assert.Equal(withCurve.Indices.Select(i => skippedFull.Contains(i) ? 0 : byIndex[i]), withCurve.StepsCurve[t]);
+        }
+
+        // Shards merge to the unsharded cells, skipped images included.
+        var shards = Enumerable.Range(0, 2).Select(k =>
+        {
+            var shardCfg = cfg with { Attacks = [bareSkip, fullSkip], ShardIndex = k, ShardCount = 2 };
+            var d = Directory.CreateTempSubdirectory($"adp-skip-shard{k}-").FullName;
+            Assert.True(new RobustEvaluation(shardCfg, data, clf, score, CPU, d).Run());
+            IO.AtomicFile.Write(Path.Combine(d, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(shardCfg, RobustConfig.Json));
+            return d;
+        }).ToList();
+        var merged = ReportFolder.Merge(shards, Directory.CreateTempSubdirectory("adp-skip-merged-").FullName, new());
+        foreach (var a in new[] { bareSkip, fullSkip })
+        {
+            CellState x = Cell(a), y = merged.Progress.Cells[EvaluationProgress.CellKey(a, 0)];
+            Assert.Equal(x.Skipped.Order(), y.Skipped.Order());
+            var pos = y.Positions();
+            foreach (var (rule, lists) in x.Correct) Assert.Equal(lists[0], x.Indices.Select(i => y.Correct[rule][0][pos[i]]));
         }
         var report = RobustReport.Build(cfg, eval, data, new());
         Assert.Contains(report.SanityNotes, s => s.StartsWith("'full, skipping' attacked only the images classified correctly") &&

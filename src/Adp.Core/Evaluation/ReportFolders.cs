@@ -82,6 +82,8 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
                 if (missing.Count > 0)
                     throw new AdpException($"merge: {missing.Count} image(s) of '{spec.Label}' seed {seed} are in no shard folder " +
                                            $"(first: {missing[0]}); a shard is missing or unfinished");
+                var skippedSets = new Dictionary<CellState, HashSet<int>>(ReferenceEqualityComparer.Instance);
+                HashSet<int> skippedOf(CellState c) => skippedSets.TryGetValue(c, out var set) ? set : skippedSets[c] = c.Skipped.ToHashSet();
                 foreach (var (index, from, pos) in parts.OrderBy(p => p.Index))
                 {
                     cell.Indices.Add(index);
@@ -95,7 +97,7 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
                         }
                     }
                     if (from.RunsCorrect.Count > pos) cell.RunsCorrect.Add(from.RunsCorrect[pos]);
-                    if (from.Skipped.Contains(index)) cell.Skipped.Add(index);
+                    if (skippedOf(from).Contains(index)) cell.Skipped.Add(index);
                     foreach (var (k, list) in from.IterationsCurve) Add(cell.IterationsCurve, k, list[pos]);
                     foreach (var (t, list) in from.StepsCurve) Add(cell.StepsCurve, t, list[pos]);
                 }

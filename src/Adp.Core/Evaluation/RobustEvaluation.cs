@@ -253,7 +253,9 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         if (spec.SkipMisclassified && spec.Kind != AttackKind.None)
         {
             _activity = $"{where}: classifying the clean images";
-            var clean = CleanCorrect(spec, x, y, Random(indices, SkipCheckPurpose));
+            // One clean pass per (seed, image), shared by every skipping attack of the evaluation (AutoAttack's single mask):
+            // its stream does not involve the attack.
+            var clean = CleanCorrect(spec, x, y, PerImageSource.For(seed, indices.Select(i => (long)i), [SkipCheckPurpose]));
             keep = keep.Where(j => clean[j]).ToList();
         }
         var attacked = keep.Select(j => indices[j]).ToList();
@@ -271,8 +273,9 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             : Attack(spec, seed, iterates).Perturb(model, xa, ya, Random(attacked, AttackPurpose));
         foreach (var t in iterates.Values) scope.Attach(t);
         // A skipped image's adversarial example is the clean image itself (it is misclassified already).
+        var skipped = spec.SkipMisclassified ? indices.Where((_, j) => !keep.Contains(j)).ToHashSet() : null;
         if (spec.Kind != AttackKind.None)
-            SaveAdversarial(spec, seed, indices, y, keep.Count == indices.Count ? adv : x.clone().index_copy(0, keepT, adv));
+            SaveAdversarial(spec, seed, indices, y, keep.Count == indices.Count ? adv : x.clone().index_copy(0, keepT, adv), skipped);
         var correct = new Dictionary<string, List<Tensor>>();
         Tensor? runsCorrect = null;
         var iterationsCurve = new Dictionary<int, Tensor>();
@@ -327,7 +330,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         }
         var rules = spec.EvaluatesDefense ? config.Rules.Select(r => r.ToString()).ToList() : [BareRule];
         cell.Indices.AddRange(indices);
-        cell.Skipped.AddRange(indices.Where((_, j) => !keep.Contains(j)));
+        if (skipped is not null) cell.Skipped.AddRange(indices.Where(skipped.Contains));
         foreach (var rule in rules)
         {
             if (!cell.Correct.TryGetValue(rule, out var lists)) cell.Correct[rule] = lists = [];
@@ -340,7 +343,11 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         }
         if (spec.EvaluatesDefense) cell.RunsCorrect.AddRange(Full(runsCorrect));
         foreach (var k in spec.IterationsCurve.Where(_ => spec.Kind != AttackKind.None).Distinct().Order())
-            if (iterationsCurve.ContainsKey(k) || attacked.Count == 0) AppendCurve(cell.IterationsCurve, k, Full(iterationsCurve.GetValueOrDefault(k)));
+        {
+            if (attacked.Count > 0 && !iterationsCurve.ContainsKey(k))
+                throw new InvalidOperationException($"attack '{spec.Label}' reported no iterate at iteration {k}");
+            AppendCurve(cell.IterationsCurve, k, Full(iterationsCurve.GetValueOrDefault(k)));
+        }
         if (stepsCurve && spec.EvaluatesDefense)
             foreach (var t in config.StepsCurve.Distinct()) AppendCurve(cell.StepsCurve, t, Full(stepsCurvePoints.GetValueOrDefault(t)));
     }
@@ -434,7 +441,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     public static string AdversarialPath(string dir, AttackSpec spec, long seed) =>
         Path.Combine(dir, "adv", $"{RobustReport.Slug(spec.Label)}-{spec.Id():x16}-seed{seed}.safetensors");
 
-    private void SaveAdversarial(AttackSpec spec, long seed, List<int> indices, Tensor labels, Tensor adv)
+    private void SaveAdversarial(AttackSpec spec, long seed, List<int> indices, Tensor labels, Tensor adv, IReadOnlySet<int>? skipped)
     {
         var meta = new Dictionary<string, string>
         {
@@ -442,7 +449,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             ["classifier"] = config.Classifier, ["classifier sha256"] = ClassifierHash,
             ["target"] = spec.EvaluatesDefense ? $"ADP {config.Purifier.Describe()}, S={config.Runs}" : "bare classifier",
         };
-        AdversarialSet.Append(AdversarialPath(reportDir, spec, seed), indices, labels, adv, meta);
+        AdversarialSet.Append(AdversarialPath(reportDir, spec, seed), indices, labels, adv, meta, skipped);
     }
 
     private IAttack Attack(AttackSpec s, long seed, IDictionary<int, Tensor> iterates)
@@ -478,12 +485,16 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
 /// </summary>
 public static class AdversarialSet
 {
-    /// <summary>Adds (or replaces, by index) rows of the file at <paramref name="path"/>, written atomically.</summary>
-    public static void Append(string path, IReadOnlyList<int> indices, Tensor labels, Tensor images, IReadOnlyDictionary<string, string> meta)
+    /// <summary>Adds (or replaces, by index) rows of the file at <paramref name="path"/>, written atomically. With
+    /// <paramref name="skipped"/> (or once the file has them), a <c>skipped</c> tensor (N uint8) marks the rows whose image
+    /// was not attacked (<see cref="AttackSpec.SkipMisclassified"/>: the clean image, counted as not robust).</summary>
+    public static void Append(string path, IReadOnlyList<int> indices, Tensor labels, Tensor images, IReadOnlyDictionary<string, string> meta,
+        IReadOnlySet<int>? skipped = null)
     {
         using var scope = NewDisposeScope();
         var newIdx = tensor(indices.Select(i => (long)i).ToArray());
         Tensor allImages = images.detach().cpu().to(ScalarType.Float32), allLabels = labels.cpu().to(ScalarType.Int64), allIdx = newIdx;
+        Tensor? allSkipped = skipped is null ? null : tensor(indices.Select(i => (byte)(skipped.Contains(i) ? 1 : 0)).ToArray());
         if (File.Exists(path))
         {
             using var old = SafeTensors.Load(path);
@@ -494,8 +505,24 @@ public static class AdversarialSet
             allImages = cat([old.Get("images").index_select(0, k), allImages]);
             allLabels = cat([old.Get("labels").index_select(0, k), allLabels]);
             allIdx = cat([old.Get("indices").index_select(0, k), allIdx]);
+            if (allSkipped is not null || old.Tensors.ContainsKey("skipped"))
+                allSkipped = cat([old.Tensors.TryGetValue("skipped", out var o) ? o.index_select(0, k) : zeros(keep.Length, ScalarType.Byte),
+                    allSkipped ?? zeros(indices.Count, ScalarType.Byte)]);
         }
-        SafeTensors.Save(path, [new("images", allImages.contiguous()), new("indices", allIdx), new("labels", allLabels)], meta);
+        var entries = new List<KeyValuePair<string, Tensor>> { new("images", allImages.contiguous()), new("indices", allIdx), new("labels", allLabels) };
+        if (allSkipped is not null) entries.Add(new("skipped", allSkipped));
+        SafeTensors.Save(path, entries, meta);
+    }
+
+    /// <summary>The data set indices of the rows marked as not attacked (see <see cref="Append"/>); empty when none.</summary>
+    public static HashSet<long> SkippedIndices(string path)
+    {
+        using var f = SafeTensors.Load(path);
+        if (!f.Tensors.TryGetValue("skipped", out var marks)) return [];
+        var idx = f.Get("indices").data<long>().ToArray();
+        var m = marks.to(ScalarType.Byte).data<byte>().ToArray();
+        if (m.Length != idx.Length) throw new AdpException($"{path}: expected one skipped mark per index, got {m.Length} for {idx.Length}");
+        return idx.Where((_, i) => m[i] != 0).ToHashSet();
     }
 
     /// <summary>Reads a file written by <see cref="Append"/>; throws <see cref="AdpException"/> naming what is wrong.</summary>

@@ -108,7 +108,7 @@ public sealed class RobustReport
             var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
                 .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
             if (cells.Count == 0) continue;
-            var skipped = cells.Sum(c => wanted.Count(c.Skipped.Contains));
+            var skipped = cells.Sum(c => { var set = c.Skipped.ToHashSet(); return wanted.Count(set.Contains); });
             notes.Add($"'{spec.Label}' attacked only the images classified correctly on clean input ({(spec.EvaluatesDefense ? $"the defense, S = {config.Runs}, under at least one rule" : "the bare classifier")}); " +
                       $"{skipped} of {wanted.Count * cells.Count} image-seed pairs were misclassified and count as not robust (AutoAttack's convention)");
         }

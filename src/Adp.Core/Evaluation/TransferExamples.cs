@@ -13,6 +13,9 @@ public static class TransferExamples
     /// <summary>Returns the adversarial images [N, C, H, W] in [0, 1] for every image of <paramref name="data"/> (detached).</summary>
     public static Tensor Compute(nn.Module<Tensor, Tensor> classifier, ImageDataset data, AttackSpec transfer, long seed, Device device, int batch = 64)
     {
+        // Every image is attacked here and the defense's accuracy is measured on all of them: skipping would be ignored.
+        if (transfer.SkipMisclassified)
+            throw new AdpException($"--attack: skip-misclassified applies to eval robust only; the transfer attack '{transfer.Label}' attacks every image");
         var threat = new ThreatModel(transfer.Norm, transfer.Epsilon, transfer.EffectiveStep, transfer.Iterations, transfer.Restarts,
             transfer.RandomStart, transfer.Loss, seed);
         var parts = new List<Tensor>();

@@ -28,11 +28,11 @@ public sealed class InstanceNormPlusPlus : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var means = x.mean([2, 3]);
         var (v, m) = torch.var_mean(means, -1, unbiased: true, keepdim: true);
-        var normMeans = (means - m) / v.add(RootedScalars.NormEpsilon).sqrt();
+        var normMeans = means.sub(m) / v.Plus(RootedScalars.NormEpsilon).sqrt();
         // Two-pass statistics and one fused multiply-add: libtorch's var_mean over H,W is ~10× slower here.
-        var centered = x - means.unsqueeze(-1).unsqueeze(-1);
-        var scale = centered.square().mean([2, 3], keepdim: true).add(RootedScalars.NormEpsilon).rsqrt() * gamma.view(1, -1, 1, 1);
-        var shift = (beta + normMeans * (gamma * alpha)).unsqueeze(-1).unsqueeze(-1);
+        var centered = x.sub(means.unsqueeze(-1).unsqueeze(-1));
+        var scale = centered.pow(RootedScalars.IntTwo).mean([2, 3], keepdim: true).Plus(RootedScalars.NormEpsilon).rsqrt() * gamma.view(1, -1, 1, 1);
+        var shift = beta.Plus(normMeans * (gamma * alpha)).unsqueeze(-1).unsqueeze(-1);
         return torch.addcmul(shift, centered, scale, RootedScalars.One).MoveToOuterDisposeScope();
     }
 }
@@ -101,7 +101,7 @@ public sealed class ResidualBlock : Module<Tensor, Tensor>
         var h = conv1.forward(RootedScalars.Elu(normalize1.forward(x)));
         h = conv2.forward(RootedScalars.Elu(normalize2.forward(h)));
         var s = shortcut is null ? x : shortcut.forward(x);
-        return (s + h).MoveToOuterDisposeScope();
+        return s.Plus(h).MoveToOuterDisposeScope();
     }
 }
 
@@ -129,7 +129,7 @@ public sealed class RcuBlock : Module<Tensor, Tensor>
         {
             var residual = x;
             for (int j = 0; j < _convs.GetLength(1); j++) x = _convs[i, j].forward(RootedScalars.Elu(x));
-            x = x + residual;
+            x = x.Plus(residual);
         }
         return x.MoveToOuterDisposeScope();
     }
@@ -154,7 +154,7 @@ public sealed class CrpBlock : Module<Tensor, Tensor>
         foreach (var conv in convs)
         {
             path = conv.forward(F.max_pool2d(path, 5, 1, 2));
-            x = path + x;
+            x = path.Plus(x);
         }
         return x.MoveToOuterDisposeScope();
     }
@@ -194,7 +194,7 @@ public sealed class MsfBlock : Module<IList<Tensor>, long[], Tensor>
             var h = convs[i].forward(xs[i]);
             if (h.shape[2] != shape[0] || h.shape[3] != shape[1])
                 h = F.interpolate(h, size: shape, mode: InterpolationMode.Bilinear, align_corners: true);
-            sum = sum is null ? h : sum + h;
+            sum = sum is null ? h : sum.Plus(h);
         }
         return sum!.MoveToOuterDisposeScope();
     }

@@ -8,13 +8,27 @@ namespace Adp.Models;
 /// handle to libtorch without keeping the managed object alive, so an implicitly converted temporary (the 1.0 of
 /// <c>F.elu(x, 1.0)</c>, the 2 of <c>2 * x</c>) can be finalized by a garbage collection that another thread triggers
 /// during the native call, and libtorch then reads freed memory: seen as "Expected false to be true … toFloat" from elu
-/// in parallel test runs, and it could as well read a wrong value. Static scalars are never finalized. (Upstream:
+/// in parallel test runs, and it could as well read a wrong value. Even <c>a + b</c> of two tensors makes one (the α = 1 of
+/// a.add(b, 1)). Static scalars are never finalized. (Upstream:
 /// dotnet/TorchSharp pull requests 1434 and 1496 dispose such temporaries explicitly.) Where a value varies, callers
 /// hold their own scalar in a <c>using</c> variable for the same reason.
 /// </summary>
 internal static class RootedScalars
 {
     public static readonly Scalar Zero = 0.0.ToScalar(), One = 1.0.ToScalar(), Two = 2.0.ToScalar(), NormEpsilon = 1e-5.ToScalar();
+
+    /// <summary>The integer 1 that TorchSharp's <c>a + b</c> passes as libtorch's α (a.add(b, 1)); its subtraction has no α.</summary>
+    public static readonly Scalar IntOne = 1.ToScalar();
+
+    /// <summary>The integer 2 of TorchSharp's <c>square()</c> (pow(2)).</summary>
+    public static readonly Scalar IntTwo = 2.ToScalar();
+
+    /// <summary>a + b, as the + operator computes it, without its implicit α = 1 temporary.</summary>
+    public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, IntOne);
+
+    /// <summary>a + b for a scalar b, as the + operator computes it, without its implicit α = 1 temporary.</summary>
+    public static Tensor Plus(this Tensor a, Scalar b) => a.add(b, IntOne);
+
 
     /// <summary>ELU with α = 1 into a new tensor, as <c>F.elu(x, 1.0, inplace)</c> computes it in TorchSharp 0.107 (which
     /// returns a new tensor even with inplace = true).</summary>

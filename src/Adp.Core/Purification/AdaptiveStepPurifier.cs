@@ -100,7 +100,7 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
             if (s.Faithful) cur.copy_(InverseMap(cur).clamp_(0, 1));
             cur.index_copy_(0, goIdx, stepped);
             stepSizes[t].index_copy_(0, goIdx, alpha.index_select(0, pick));
-            stepsTaken.index_add_(0, goIdx, ones_like(goIdx), 1);
+            stepsTaken.index_add_(0, goIdx, ones_like(goIdx), RootedScalars.IntOne);
             trajectory?.Add(cur.clone().MoveToOuterDisposeScope());
         }
         // After the loop has ended early the iterate stays as it is: the trajectory repeats it to T+1 entries.
@@ -120,7 +120,7 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     /// (its logged iterates match this to 2e-7 given its step sizes).</summary>
     internal static Tensor Advance(Tensor x, Tensor alpha, Tensor g, bool faithful)
     {
-        var next = x + alpha.view(-1, 1, 1, 1) * g;
+        var next = x.Plus(alpha.view(-1, 1, 1, 1) * g);
         return (faithful ? InverseMap(next) : next).clamp_(RootedScalars.Zero, RootedScalars.One);
     }
 
@@ -139,7 +139,7 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
         g = Chunked(score, x, chunk);
         using var scope = NewDisposeScope();
         using var delta = s.Delta.ToScalar();  // held: see RootedScalars
-        var probe = x + g.mul(delta);
+        var probe = x.Plus(g.mul(delta));
         var g2 = Chunked(score, probe, chunk);
         // 1 − z is a difference of nearly equal numbers (z → 1 as δ → 0), so the inner products are taken in
         // float64: in float32 their rounding alone moves α by ~1e-4 relative.
