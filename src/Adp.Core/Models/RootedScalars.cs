@@ -20,6 +20,9 @@ internal static class RootedScalars
     /// <summary>The integer 1 that TorchSharp's <c>a + b</c> passes as libtorch's α (a.add(b, 1)); its subtraction has no α.</summary>
     public static readonly Scalar IntOne = 1.ToScalar();
 
+    /// <summary>The integer 0 of comparisons and clamps written with 0 (x.gt(0), clamp(0, 1)).</summary>
+    public static readonly Scalar IntZero = 0.ToScalar();
+
     /// <summary>The integer 2 of TorchSharp's <c>square()</c> (pow(2)).</summary>
     public static readonly Scalar IntTwo = 2.ToScalar();
 

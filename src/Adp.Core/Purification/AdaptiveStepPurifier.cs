@@ -72,7 +72,8 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
         using var outer = NewDisposeScope();
         long n = x.shape[0];
         var s = Settings;
-        var cur = (sigmaPerImage is null ? x + s.Sigma * eps : x + sigmaPerImage.view(-1, 1, 1, 1) * eps).clamp_(0, 1);
+        using var sigma = s.Sigma.ToScalar();  // held: see RootedScalars
+        var cur = x.Plus(sigmaPerImage is null ? eps.mul(sigma) : sigmaPerImage.view(-1, 1, 1, 1) * eps).clamp_(RootedScalars.IntZero, RootedScalars.IntOne);
         if (s.Faithful) cur = RangeMap(cur);
         var trajectory = keepTrajectory ? new List<Tensor> { cur.clone() } : null;
         var stepSizes = zeros(new long[] { s.Steps, n }, dtype: x.dtype, device: x.device);
@@ -88,7 +89,8 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
             var xr = cur.index_select(0, idx);
             var alpha = StepSize(score, xr, s, out var g, NetworkChunk);
             calls += 2 * m;
-            var go = alpha.gt(s.Tau);
+            using var tau = s.Tau.ToScalar();
+            var go = alpha.gt(tau);
             running.index_copy_(0, idx, go);
             // The research code breaks out of its loop, before any update, once every image has stopped.
             if (!go.any().item<bool>()) break;
@@ -147,10 +149,21 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
         var g2d = g2.to(ScalarType.Float64).flatten(1);
         var gg = (gd * gd).sum(1);
         var z = (gd * g2d).sum(1) / gg;
-        var raw = (s.Lambda * s.Delta) / (1 - z);
-        var alpha = where(z.ge(1), s.AlphaMin, raw.clamp(s.AlphaMin, s.AlphaMax));
-        var usable = gg.gt(0).logical_and(gg.isfinite()).logical_and(z.isfinite());
-        return where(usable, alpha, 0.0).to(g.dtype).MoveToOuterDisposeScope();
+        return Alpha(z, gg, s).to(g.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>α from z and ‖h‖² (float64, N each): where(z ≥ 1, α_min, clamp(λδ/(1 − z), α_min, α_max)), 0 where ‖h‖² is 0 or
+    /// not finite or z is not finite. Written with held scalars (see <see cref="RootedScalars"/>), bit for bit what the
+    /// operators (λδ / (1 − z), z.ge(1), …) compute.</summary>
+    internal static Tensor Alpha(Tensor z, Tensor gg, PurifierSettings s)
+    {
+        using var scope = NewDisposeScope();
+        using Scalar lambdaDelta = (s.Lambda * s.Delta).ToScalar(), alphaMin = s.AlphaMin.ToScalar(), alphaMax = s.AlphaMax.ToScalar();
+        var raw = z.negative().Plus(RootedScalars.IntOne).reciprocal().mul(lambdaDelta);
+        // where() takes its doubles as 0-dim tensors, which the dispose scope holds (tensors, unlike scalars, are tracked).
+        var alpha = where(z.ge(RootedScalars.IntOne), s.AlphaMin, raw.clamp(alphaMin, alphaMax));
+        var usable = gg.gt(RootedScalars.IntZero).logical_and(gg.isfinite()).logical_and(z.isfinite());
+        return where(usable, alpha, 0.0).MoveToOuterDisposeScope();
     }
 
     /// <summary>score(x) evaluated in chunks of at most <paramref name="chunk"/> images (0: in one call).</summary>
