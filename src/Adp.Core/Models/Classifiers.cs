@@ -92,7 +92,7 @@ public sealed class WideBasic : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var o = dropout.forward(conv1.forward(F.relu(bn1.forward(x))));
         o = conv2.forward(F.relu(bn2.forward(o)));
-        return (o + (shortcut is null ? x : shortcut.forward(x))).MoveToOuterDisposeScope();
+        return o.Plus(shortcut is null ? x : shortcut.forward(x)).MoveToOuterDisposeScope();  // Plus: see RootedScalars
     }
 }
 
@@ -164,7 +164,7 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var o = F.relu(bn1.forward(conv1.forward(x)));
         o = bn2.forward(conv2.forward(o));
-        return F.relu(o + (shortcut is null ? x : shortcut.forward(x))).MoveToOuterDisposeScope();
+        return F.relu(o.Plus(shortcut is null ? x : shortcut.forward(x))).MoveToOuterDisposeScope();
     }
 }
 

@@ -1,3 +1,5 @@
+using Adp.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Purification;
@@ -36,7 +38,8 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
         s.Validate();
         using var eval = EvalMode.Enter(Score);
         using var scope = NewDisposeScope();
-        var cur = (x + s.Sigma * eps).clamp(0, 1);
+        using var sigma = s.Sigma.ToScalar();  // held: see RootedScalars
+        var cur = x.Plus(eps.mul(sigma)).clamp(RootedScalars.IntZero, RootedScalars.IntOne);
         if (s.Faithful) cur = AdaptiveStepPurifier.RangeMap(cur);
         long n = x.shape[0];
         var running = ones(new long[] { n }, ScalarType.Bool, device: x.device);
@@ -49,7 +52,8 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
             using (no_grad())
             {
                 alpha = AdaptiveStepPurifier.StepSize(Score, xr.detach(), s, out h, Chunk);
-                go = alpha.gt(s.Tau);
+                using var tau = s.Tau.ToScalar();
+                go = alpha.gt(tau);
                 running = running.index_copy(0, idx, go);
                 pick = go.nonzero().flatten();
                 goIdx = idx.index_select(0, pick);
