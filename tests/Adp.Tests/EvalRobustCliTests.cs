@@ -15,6 +15,42 @@ public class EvalRobustCliTests
     ];
 
     [Fact]
+    public void SkippedImages_AreMarkedInTheAdversarialFile_AndReplayCountsThemNotRobust()
+    {
+        // σ = 1 with no denoising step makes the defense wrong on some clean images, so some are skipped.
+        var dir = Directory.CreateTempSubdirectory("adp-cli-skip-").FullName;
+        string clf = TestEnvironment.Model("mnist-smallcnn.ckpt"), score = TestEnvironment.Model("mnist-score.ckpt");
+        string[] purifier = ["--runs", "2", "--steps", "0", "--sigma", "1"];
+        var (code, _, err) = CliErrorTests.RunAdp(["--threads", "1", "eval", "robust", "--classifier", clf, "--score", score, "--images", "16",
+            "--batch-size", "16", .. purifier, "--attack", "kind=pgd,target=blind,eps=0.1,iters=1,skip-misclassified=true,name=S", "--out", dir]);
+        Assert.True(code == 0, err);
+        var progress = EvaluationProgress.Load(dir)!;
+        var cell = progress.Cells.Values.Single(c => c.Attack == "S");
+        int skipped = cell.Skipped.Count;
+        Assert.InRange(skipped, 1, 15);  // some of each, or the test means nothing
+        Assert.Contains($"{skipped} of 16 image-seed pairs were misclassified", File.ReadAllText(Path.Combine(dir, "report.md")));
+
+        var adv = RobustEvaluation.AdversarialPath(dir, Adp.Cli.Commands.EvalCommands.ParseAttack("kind=pgd,target=blind,eps=0.1,iters=1,skip-misclassified=true,name=S"), 0);
+        Assert.Equal(cell.Skipped.Select(i => (long)i).Order(), AdversarialSet.SkippedIndices(adv).Order());
+        var (rc, output, rerr) = CliErrorTests.RunAdp(["--threads", "1", "eval", "replay", "--adv", adv, "--classifier", clf, "--score", score, .. purifier]);
+        Assert.True(rc == 0, rerr);
+        var flat = string.Join(" ", output.Split('\n').Select(l => l.Trim()));
+        Assert.Contains($"{skipped} of 16 images were not attacked", flat);
+        var accuracy = double.Parse(System.Text.RegularExpressions.Regex.Match(flat, @"MeanSoftmax\s*│\s*([0-9.]+)%").Groups[1].Value,
+            System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(accuracy <= 100.0 * (16 - skipped) / 16 + 0.05,  // printed to 0.1
+            $"replay {accuracy}% counts a skipped image as robust");
+
+        // The bare classifier gets the clean digits right, so a replay that did not zero the skipped (clean) images would
+        // count them all: its accuracy is at most that of the attacked images.
+        var (bc, bout, berr) = CliErrorTests.RunAdp(["--threads", "1", "eval", "replay", "--adv", adv, "--classifier", clf, "--bare"]);
+        Assert.True(bc == 0, berr);
+        var bare = double.Parse(System.Text.RegularExpressions.Regex.Match(string.Join(" ", bout.Split('\n').Select(l => l.Trim())),
+            @"Bare\s*│\s*([0-9.]+)%").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(bare <= 100.0 * (16 - skipped) / 16 + 0.05, $"bare replay {bare}% counts a skipped image as robust");
+    }
+
+    [Fact]
     public void ResumeIntoAFolderOfOtherSettings_IsRefusedNamingTheField_AndAnotherEpsilonIsComputedFresh()
     {
         // Case 1 of ../shared/cases, through the CLI.
