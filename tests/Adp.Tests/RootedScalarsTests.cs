@@ -12,6 +12,17 @@ public class RootedScalarsTests
 {
     private static bool SameBits(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.contiguous().bytes.SequenceEqual(b.contiguous().bytes);
 
+    /// <summary>Runs <paramref name="body"/> while another thread collects garbage continuously, so that any scalar left
+    /// to the finalizer is freed as early as the runtime allows.</summary>
+    private static void UnderGarbageCollection(Action body)
+    {
+        using var stop = new CancellationTokenSource();
+        var collector = new Thread(() => { while (!stop.IsCancellationRequested) { GC.Collect(); GC.WaitForPendingFinalizers(); } });
+        collector.Start();
+        try { body(); }
+        finally { stop.Cancel(); collector.Join(); }
+    }
+
     [Fact]
     public void TheRootedOps_GiveTheBitsOfTheImplicitScalarOnes()
     {
@@ -62,18 +73,14 @@ public class RootedScalarsTests
     {
         using var x = randn([64, 64]);
         using var expected = F.elu(x, 1.0, false);
-        using var stop = new CancellationTokenSource();
-        var collector = new Thread(() => { while (!stop.IsCancellationRequested) { GC.Collect(); GC.WaitForPendingFinalizers(); } });
-        collector.Start();
-        try
+        UnderGarbageCollection(() =>
         {
             for (int i = 0; i < 50000; i++)
             {
                 using var y = RootedScalars.Elu(x);
                 if (i % 5000 == 0) Assert.True(SameBits(expected, y));
             }
-        }
-        finally { stop.Cancel(); collector.Join(); }
+        });
     }
 
     /// <summary>The score network's forward under the same pressure. Before every scalar of it was rooted (square's pow(2)
@@ -90,10 +97,7 @@ public class RootedScalarsTests
         resnet.eval();
         using var image = rand([1, 3, 32, 32], generator: new Generator(6, CPU));
         using var expectedLogits = resnet.forward(image);
-        using var stop = new CancellationTokenSource();
-        var collector = new Thread(() => { while (!stop.IsCancellationRequested) { GC.Collect(); GC.WaitForPendingFinalizers(); } });
-        collector.Start();
-        try
+        UnderGarbageCollection(() =>
         {
             for (int i = 0; i < 400; i++)  // a count, not a time: the machine's load must not decide how much is tried
             {
@@ -106,8 +110,7 @@ public class RootedScalarsTests
                 using var y = resnet.forward(image);
                 if (i % 100 == 0) Assert.True(SameBits(expectedLogits, y));
             }
-        }
-        finally { stop.Cancel(); collector.Join(); }
+        });
     }
 
     /// <summary>A whole purification (network, step size, update) under the same pressure: it failed in the step size's
@@ -119,17 +122,13 @@ public class RootedScalarsTests
         using var x = rand([2, 1, 28, 28], generator: new Generator(5, CPU));
         using var eps = randn([2, 1, 28, 28], generator: new Generator(6, CPU));
         using var expected = purifier.Purify(x, eps);
-        using var stop = new CancellationTokenSource();
-        var collector = new Thread(() => { while (!stop.IsCancellationRequested) { GC.Collect(); GC.WaitForPendingFinalizers(); } });
-        collector.Start();
-        try
+        UnderGarbageCollection(() =>
         {
             for (int i = 0; i < 200; i++)
             {
                 using var r = purifier.Purify(x, eps);
                 if (i % 50 == 0) Assert.True(SameBits(expected.Images, r.Images) && SameBits(expected.StepSizes, r.StepSizes));
             }
-        }
-        finally { stop.Cancel(); collector.Join(); }
+        });
     }
 }

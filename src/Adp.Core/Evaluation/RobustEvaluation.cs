@@ -250,6 +250,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         string where = $"{spec.Label} seed {seed}, images {indices[0]}…{indices[^1]}";
         // AutoAttack's convention (SkipMisclassified): only images the evaluated model gets right on clean input are attacked.
         var keep = Enumerable.Range(0, indices.Count).ToList();
+        HashSet<int>? skipped = null;
         if (spec.SkipMisclassified && spec.Kind != AttackKind.None)
         {
             _activity = $"{where}: classifying the clean images";
@@ -257,6 +258,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             // its stream does not involve the attack.
             var clean = CleanCorrect(spec, x, y, PerImageSource.For(seed, indices.Select(i => (long)i), [SkipCheckPurpose]));
             keep = keep.Where(j => clean[j]).ToList();
+            skipped = indices.Where((_, j) => !clean[j]).ToHashSet();
         }
         var attacked = keep.Select(j => indices[j]).ToList();
         var keepT = tensor(keep.Select(j => (long)j).ToArray(), device: device);
@@ -273,7 +275,6 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             : Attack(spec, seed, iterates).Perturb(model, xa, ya, Random(attacked, AttackPurpose));
         foreach (var t in iterates.Values) scope.Attach(t);
         // A skipped image's adversarial example is the clean image itself (it is misclassified already).
-        var skipped = spec.SkipMisclassified ? indices.Where((_, j) => !keep.Contains(j)).ToHashSet() : null;
         if (spec.Kind != AttackKind.None)
             SaveAdversarial(spec, seed, indices, y, keep.Count == indices.Count ? adv : x.clone().index_copy(0, keepT, adv), skipped);
         var correct = new Dictionary<string, List<Tensor>>();
@@ -281,14 +282,13 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         var iterationsCurve = new Dictionary<int, Tensor>();
         var stepsCurvePoints = new Dictionary<int, Tensor>();
         using var evalMode = EvalMode.Enter(classifier, score);  // leave the models' modes and buffers as found (case 8)
-        if (attacked.Count == 0) { }
-        else if (!spec.EvaluatesDefense)
+        if (attacked.Count > 0 && !spec.EvaluatesDefense)
         {
             using var _ = no_grad();
             correct[BareRule] = [classifier.forward(adv).argmax(1).eq(ya)];
             foreach (var (k, xk) in iterates) iterationsCurve[k] = classifier.forward(xk).argmax(1).eq(ya);
         }
-        else
+        else if (attacked.Count > 0)
         {
             var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier), config.Runs);
             for (int r = 0; r < config.Resubmissions; r++)
