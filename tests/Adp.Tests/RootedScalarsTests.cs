@@ -1,3 +1,4 @@
+using Adp.Attacks;
 using Adp.Models;
 using Adp.Purification;
 using TorchSharp;
@@ -42,6 +43,53 @@ public class RootedScalarsTests
         Assert.True(SameBits(x + 1e-3 * y, x.Plus(y.mul(delta))));  // the step-size probe
         Assert.True(SameBits(x + y, x.Plus(y)));
         Assert.True(SameBits(x.square(), x.pow(RootedScalars.IntTwo)));
+    }
+
+    /// <summary>The held double-scalar helpers the attacks and purifier variants use, against the operator forms they
+    /// replaced (TorchSharp 0.107: a + b is a.add(b, 1), b * a is a.mul(b), b / a is a.reciprocal().mul(b)); integer
+    /// literals of the old forms (u * 2 - 1, step / 2, a sum / n_EOT) against their double replacements.</summary>
+    [Fact]
+    public void TheHeldDoubleOps_GiveTheBitsOfTheOperatorForms()
+    {
+        var g = new Generator(4, CPU);
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
+        {
+            using var x = (randn([4, 3, 7, 7], generator: g) * 3).to(dtype);
+            using var n = rand([4, 1, 1, 1], generator: g).to(dtype);
+            Assert.True(SameBits(x + 1e-12, x.Plus(1e-12)));
+            Assert.True(SameBits(x - 1.0 / 510, x.Minus(1.0 / 510)));
+            Assert.True(SameBits(0.3 * x, x.Times(0.3)) && SameBits(x * (255.0 / 256), x.Times(255.0 / 256)));
+            Assert.True(SameBits(x / 0.05, x.Over(0.05)));
+            Assert.True(SameBits(x.clamp(-0.3, 0.3), x.Clamped(-0.3, 0.3)) && SameBits(x.clamp(0, 1), x.ClampedToUnit()));
+            Assert.True(SameBits(x * 2 - 1, x.Times(2).Minus(1)));
+            Assert.True(SameBits(x / 2, x.Over(2)) && SameBits(x / 20, x.Over(20)));
+            Assert.True(SameBits(0.3 / (n + 1e-12), n.Plus(1e-12).reciprocal().Times(0.3)));
+            Assert.True(SameBits(x * (256.0 / 255) - 1.0 / 510, AdaptiveStepPurifier.InverseMap(x)));
+            Assert.True(SameBits(x * (255.0 / 256) + 1.0 / 512, AdaptiveStepPurifier.RangeMap(x)));
+        }
+    }
+
+    /// <summary>PGD and APGD on a tiny linear classifier, so that the attacks' own scalar arithmetic (steps, projections,
+    /// APGD's momentum and checkpoints) makes most of the native calls: 2,000 iterations each beside a collecting thread
+    /// must give the bits of the same attacks run before it started.</summary>
+    [Fact]
+    public void Attacks_SurviveGarbageCollectionsFromAnotherThread()
+    {
+        var classifier = nn.Sequential(nn.Flatten(), nn.Linear(49, 3));
+        using var x = rand([2, 1, 7, 7], generator: new Generator(7, CPU));
+        using var y = tensor(new long[] { 0, 2 });
+        var model = new ClassifierModel(classifier);
+        var threat = new ThreatModel(Epsilon: 0.1, StepSize: 0.01, Iterations: 2000, Seed: 1);
+        IAttack[] attacks = [new Pgd(threat), new Apgd(threat with { Loss = AttackLoss.Dlr })];
+        var expected = attacks.Select(a => a.Perturb(model, x, y)).ToArray();
+        UnderGarbageCollection(() =>
+        {
+            for (int i = 0; i < attacks.Length; i++)
+            {
+                using var adv = attacks[i].Perturb(model, x, y);
+                Assert.True(SameBits(expected[i], adv));
+            }
+        });
     }
 
     [Theory]

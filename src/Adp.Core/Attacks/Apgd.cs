@@ -1,3 +1,5 @@
+using Adp.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Attacks;
@@ -58,7 +60,9 @@ public sealed class Apgd(ThreatModel threat) : IAttack
         var bestLoss = loss.clone();
         var bestGrad = grad.clone();
         OnIterate?.Invoke(0, bestAdv);
-        var step = full(new long[] { batch, 1, 1, 1 }, 2 * t.Epsilon, dtype: x.dtype, device: x.device);
+        // Scalars in this loop are held through each native call (see RootedScalars).
+        using var twoEpsilon = (2 * t.Epsilon).ToScalar();
+        var step = full(new long[] { batch, 1, 1, 1 }, twoEpsilon, dtype: x.dtype, device: x.device);
         // loss_steps of the reference: the loss after step i in row i, rows not yet written are 0.
         var lossSteps = zeros(new long[] { Math.Max(n, 1), batch }, dtype: loss.dtype, device: x.device);
         var advOld = adv.clone();
@@ -73,9 +77,9 @@ public sealed class Apgd(ThreatModel threat) : IAttack
             double a = i > 0 ? 0.75 : 1.0;
             var stepped = t.Norm == Norm.Linf && model.Kind == DirectionKind.Ascent ? step * grad.sign()
                 : t.Norm == Norm.Linf ? step * grad
-                : step * grad / (grad.flatten(1).norm(1).view(-1, 1, 1, 1) + 1e-12);
-            var z = Projection.Project(adv + stepped, x, t.Norm, t.Epsilon);
-            adv = Projection.Project(adv + (z - adv) * a + momentum * (1 - a), x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
+                : step * grad / grad.flatten(1).norm(1).view(-1, 1, 1, 1).Plus(1e-12);
+            var z = Projection.Project(adv.Plus(stepped), x, t.Norm, t.Epsilon);
+            adv = Projection.Project(adv.Plus((z - adv).Times(a)).Plus(momentum.Times(1 - a)), x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
             var (l, gr) = model.LossAndDirection(adv, y, t.Loss, g);
             loss = l.MoveToOuterDisposeScope();
             grad = gr.MoveToOuterDisposeScope();
@@ -91,15 +95,16 @@ public sealed class Apgd(ThreatModel threat) : IAttack
             for (int c = 0; c < k; c++)
             {
                 int prev = ((i - c - 1) % n + n) % n;
-                increases += lossSteps[i - c].gt(lossSteps[prev]).to(increases.dtype);
+                increases = increases.Plus(lossSteps[i - c].gt(lossSteps[prev]).to(increases.dtype));
             }
-            var oscillating = increases.le(k * 0.75);
+            using var limit = (k * 0.75).ToScalar();
+            var oscillating = increases.le(limit);
             var noImprovement = reducedAtLastCheck.logical_not().logical_and(lossAtLastCheck.ge(bestLoss));
             var reduce = oscillating.logical_or(noImprovement);
             reducedAtLastCheck = reduce.MoveToOuterDisposeScope();
             lossAtLastCheck = bestLoss.clone().MoveToOuterDisposeScope();
             var r4 = reduce.view(-1, 1, 1, 1);
-            step = where(r4, step / 2, step).MoveToOuterDisposeScope();
+            step = where(r4, step.Over(2), step).MoveToOuterDisposeScope();
             adv = where(r4, bestAdv, adv).MoveToOuterDisposeScope();
             grad = where(r4, bestGrad, grad).MoveToOuterDisposeScope();
             OnCheckpoint?.Invoke(i, step.view(-1), reduce);
@@ -117,14 +122,14 @@ public sealed class Apgd(ThreatModel threat) : IAttack
         Tensor dir;
         if (norm == Norm.Linf)
         {
-            var u = g.Rand(x.shape).to(x.dtype).to(x.device) * 2 - 1;
-            dir = u / (u.abs().flatten(1).max(1).values.view(-1, 1, 1, 1) + 1e-12);
+            var u = g.Rand(x.shape).to(x.dtype).to(x.device).Times(2).Minus(1);
+            dir = u / u.abs().flatten(1).max(1).values.view(-1, 1, 1, 1).Plus(1e-12);
         }
         else
         {
             var u = g.Randn(x.shape).to(x.dtype).to(x.device);
-            dir = u / (u.flatten(1).norm(1).view(-1, 1, 1, 1) + 1e-12);
+            dir = u / u.flatten(1).norm(1).view(-1, 1, 1, 1).Plus(1e-12);
         }
-        return (x + eps * dir).clamp(0, 1).MoveToOuterDisposeScope();
+        return x.Plus(dir.Times(eps)).ClampedToUnit().MoveToOuterDisposeScope();
     }
 }

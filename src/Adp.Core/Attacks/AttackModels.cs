@@ -1,4 +1,6 @@
+using Adp.Models;
 using Adp.Purification;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Attacks;
@@ -209,16 +211,17 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
                 default:
                 {
                     var p = cat(purified).view(shape);
-                    var updates = (p + OneStepSize!.Value * perSample.sign()).clamp(0, 1) - p;  // u_j, bpda_strong.py l. 24–28
+                    var updates = p.Plus(perSample.sign().Times(OneStepSize!.Value)).ClampedToUnit() - p;  // u_j, bpda_strong.py l. 24–28
                     direction = updates.sum(dim: 0);
                     // Where the copies' updates cancel (a tie: as many +s as −s), the float sum is a rounding residue whose
                     // sign would follow the last bits of the purified images; count it as zero, so ties do not step and the
                     // result does not depend on batch composition. The residue is ≤ n_EOT float32 roundings of [0,1] values.
-                    direction = direction.masked_fill(direction.abs().le(TieTolerance * eotSamples), 0);
+                    using var tie = (TieTolerance * eotSamples).ToScalar();  // held: see RootedScalars
+                    direction = direction.masked_fill(direction.abs().le(tie), RootedScalars.IntZero);
                     if (aggregation == BpdaAggregation.ScoreAware)
                     {
                         var displacement = (p - x.detach().unsqueeze(0)).sum(dim: 0);  // score_diff, bpda_total.py l. 33
-                        direction = (direction.sign() + displacement.sign()) / 2;       // totalsign, l. 38–42
+                        direction = direction.sign().Plus(displacement.sign()).Over(2);  // totalsign, l. 38–42
                     }
                     break;
                 }
@@ -268,12 +271,13 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
                 using var inner = NewDisposeScope();
                 using var enable = enable_grad();
                 long m = Math.Min(MaxBatch, eotSamples * n - start);
-                var idx = arange(start, start + m, dtype: ScalarType.Int64, device: x.device).remainder(n);  // image of each row
+                using Scalar from = start.ToScalar(), to = (start + m).ToScalar(), images = n.ToScalar();  // held: see RootedScalars
+                var idx = arange(from, to, dtype: ScalarType.Int64, device: x.device).remainder(images);  // image of each row
                 var rows = leaf.index_select(0, idx);
                 var eps = noise.Narrow(start, m).Randn(rows.shape).to(x.dtype).to(x.device);
                 var l = Losses.PerImage(classifier.forward(purifier.Purify(rows, eps)), y.index_select(0, idx), loss);
-                gradSum.add_(autograd.grad([l.sum()], [leaf])[0]);
-                lossSum.index_add_(0, idx, l.detach(), 1);
+                gradSum.add_(autograd.grad([l.sum()], [leaf])[0], RootedScalars.IntOne);
+                lossSum.index_add_(0, idx, l.detach(), RootedScalars.IntOne);
             }
         }
         else
@@ -284,11 +288,11 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
                 using var enable = enable_grad();
                 var eps = random.Randn(x.shape).to(x.dtype).to(x.device);
                 var l = Losses.PerImage(classifier.forward(purifier.Purify(leaf, eps)), y, loss);
-                gradSum.add_(autograd.grad([l.sum()], [leaf])[0]);
-                lossSum.add_(l.detach());
+                gradSum.add_(autograd.grad([l.sum()], [leaf])[0], RootedScalars.IntOne);
+                lossSum.add_(l.detach(), RootedScalars.IntOne);
             }
         }
-        return ((lossSum / eotSamples).MoveToOuterDisposeScope(), (gradSum / eotSamples).MoveToOuterDisposeScope());
+        return (lossSum.Over(eotSamples).MoveToOuterDisposeScope(), gradSum.Over(eotSamples).MoveToOuterDisposeScope());
     }
 
     public void CheckInputs(Tensor x, Tensor y, AttackLoss loss) => ClassifierModel.Check(classifier, x, y, loss);

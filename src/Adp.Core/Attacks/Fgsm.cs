@@ -1,3 +1,4 @@
+using Adp.Models;
 using static TorchSharp.torch;
 
 namespace Adp.Attacks;
@@ -17,6 +18,6 @@ public sealed class Fgsm(ThreatModel threat) : IAttack
         using var scope = NewDisposeScope();
         var (_, direction) = bound.LossAndDirection(images, y, Threat.Loss, random ?? g);
         var step = Projection.Step(direction, Threat.Norm, Threat.Epsilon, bound.Kind);
-        return Projection.Project(images + step, images, Threat.Norm, Threat.Epsilon).MoveToOuterDisposeScope();
+        return Projection.Project(images.Plus(step), images, Threat.Norm, Threat.Epsilon).MoveToOuterDisposeScope();
     }
 }

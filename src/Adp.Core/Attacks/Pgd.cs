@@ -1,3 +1,4 @@
+using Adp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -34,7 +35,7 @@ public sealed class Pgd(ThreatModel threat) : IAttack
             using var step = NewDisposeScope();
             var (loss, direction) = model.LossAndDirection(adv, y, t.Loss, g);
             if (ReturnBest) Track(adv, loss, ref bestAdv, ref bestLoss, step);
-            var next = adv + Projection.Step(direction, t.Norm, t.StepSize, model.Kind);
+            var next = adv.Plus(Projection.Step(direction, t.Norm, t.StepSize, model.Kind));  // held α: see RootedScalars
             adv = Projection.Project(next, x, t.Norm, t.Epsilon).MoveToOuterDisposeScope();
             OnIterate?.Invoke(k + 1, adv);
         }

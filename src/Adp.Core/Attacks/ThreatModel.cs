@@ -1,3 +1,5 @@
+using Adp.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Attacks;
@@ -41,7 +43,7 @@ public static class Losses
     public static Tensor OtherMax(Tensor logits, Tensor y)
     {
         using var mask = nn.functional.one_hot(Labels(y), logits.shape[1]).to(ScalarType.Bool);
-        return logits.masked_fill(mask, float.NegativeInfinity).max(1).values;
+        return logits.masked_fill(mask, RootedScalars.NegativeInfinity).max(1).values;  // held: see RootedScalars
     }
 
     /// <summary>Throws unless <paramref name="loss"/> is defined for a classifier with <paramref name="classes"/>
@@ -100,7 +102,7 @@ public static class Losses
                 var sorted = logits.sort(1, descending: true).Values;
                 var zy = logits.gather(1, labels.view(-1, 1)).squeeze(1);
                 var other = OtherMax(logits, labels);
-                return (-(zy - other) / (sorted[.., 0] - sorted[.., 2] + 1e-12)).MoveToOuterDisposeScope();
+                return (-(zy - other) / (sorted[.., 0] - sorted[.., 2]).Plus(1e-12)).MoveToOuterDisposeScope();
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(loss));
@@ -108,7 +110,8 @@ public static class Losses
     }
 }
 
-/// <summary>Projections of the threat model.</summary>
+/// <summary>Projections of the threat model. Scalars are held through each native call (see <see cref="RootedScalars"/>):
+/// attacks call these every iteration.</summary>
 public static class Projection
 {
     /// <summary>Projects x_adv onto {‖x_adv − x‖ ≤ ε} ∩ [0,1]^d.</summary>
@@ -116,13 +119,14 @@ public static class Projection
     {
         using var scope = NewDisposeScope();
         var delta = xAdv - x;
-        if (norm == Norm.Linf) delta = delta.clamp(-eps, eps);
+        if (norm == Norm.Linf) delta = delta.Clamped(-eps, eps);
         else
         {
             var n = delta.flatten(1).norm(1).view(-1, 1, 1, 1);
-            delta = delta * (eps / (n + 1e-12)).clamp(max: 1.0);
+            using var one = 1.0.ToScalar();
+            delta = delta * n.Plus(1e-12).reciprocal().Times(eps).clamp(max: one);  // eps / (n + 1e-12), as the operator computes it
         }
-        return (x + delta).clamp(0, 1).MoveToOuterDisposeScope();
+        return x.Plus(delta).ClampedToUnit().MoveToOuterDisposeScope();
     }
 
     /// <summary>The step of size α along direction g (N×C×H×W): for an ascent direction the steepest-ascent step,
@@ -131,10 +135,11 @@ public static class Projection
     public static Tensor Step(Tensor g, Norm norm, double alpha, DirectionKind kind = DirectionKind.Ascent)
     {
         if (kind == DirectionKind.Step)
-            return norm == Norm.Linf ? alpha * g : throw new AdpException("a per-pixel step direction needs an ℓ∞ threat model");
-        if (norm == Norm.Linf) return alpha * g.sign();
+            return norm == Norm.Linf ? g.Times(alpha) : throw new AdpException("a per-pixel step direction needs an ℓ∞ threat model");
+        if (norm == Norm.Linf) return g.sign().Times(alpha);
         using var n = g.flatten(1).norm(1).view(-1, 1, 1, 1);
-        return alpha * g / (n + 1e-12);
+        using var scope = NewDisposeScope();
+        return (g.Times(alpha) / n.Plus(1e-12)).MoveToOuterDisposeScope();
     }
 
     /// <summary>A uniformly random start inside the ε-ball (ℓ∞: uniform per pixel; ℓ2: uniform direction, radius ε·u^(1/d)).</summary>
@@ -142,15 +147,16 @@ public static class Projection
     {
         using var scope = NewDisposeScope();
         Tensor delta;
-        if (norm == Norm.Linf) delta = (g.Rand(x.shape).to(x.dtype).to(x.device) * 2 - 1) * eps;
+        if (norm == Norm.Linf) delta = g.Rand(x.shape).to(x.dtype).to(x.device).Times(2).Minus(1).Times(eps);
         else
         {
             long d = x[0].numel();
             var dir = g.Randn(x.shape).to(x.dtype).to(x.device);
             dir = dir / dir.flatten(1).norm(1).view(-1, 1, 1, 1);
-            var r = g.Rand(new long[] { x.shape[0], 1, 1, 1 }).to(x.dtype).to(x.device).pow(1.0 / d) * eps;
+            using var exponent = (1.0 / d).ToScalar();
+            var r = g.Rand(new long[] { x.shape[0], 1, 1, 1 }).to(x.dtype).to(x.device).pow(exponent).Times(eps);
             delta = dir * r;
         }
-        return (x + delta).clamp(0, 1).MoveToOuterDisposeScope();
+        return x.Plus(delta).ClampedToUnit().MoveToOuterDisposeScope();
     }
 }

@@ -33,6 +33,47 @@ internal static class RootedScalars
     public static Tensor Plus(this Tensor a, Scalar b) => a.add(b, IntOne);
 
 
+    /// <summary>−∞ as a float32 scalar, for masking logits (masked_fill).</summary>
+    public static readonly Scalar NegativeInfinity = float.NegativeInfinity.ToScalar();
+
+    /// <summary>a + b for a double b, as <c>a + b</c> computes it, holding the scalar b through the native call.</summary>
+    public static Tensor Plus(this Tensor a, double b)
+    {
+        using var s = b.ToScalar();
+        return a.add(s, IntOne);
+    }
+
+    /// <summary>a − b for a double b, as <c>a - b</c> computes it, holding the scalar b through the native call.</summary>
+    public static Tensor Minus(this Tensor a, double b)
+    {
+        using var s = b.ToScalar();
+        return a.sub(s);
+    }
+
+    /// <summary>a·b for a double b, as <c>a * b</c> and <c>b * a</c> compute it, holding the scalar b through the native call.</summary>
+    public static Tensor Times(this Tensor a, double b)
+    {
+        using var s = b.ToScalar();
+        return a.mul(s);
+    }
+
+    /// <summary>a / b for a double b, as <c>a / b</c> computes it, holding the scalar b through the native call.</summary>
+    public static Tensor Over(this Tensor a, double b)
+    {
+        using var s = b.ToScalar();
+        return a.div(s);
+    }
+
+    /// <summary>a clamped to [min, max], as <c>a.clamp(min, max)</c> computes it, holding both scalars through the native call.</summary>
+    public static Tensor Clamped(this Tensor a, double min, double max)
+    {
+        using Scalar lo = min.ToScalar(), hi = max.ToScalar();
+        return a.clamp(lo, hi);
+    }
+
+    /// <summary>a clamped to [0, 1] (image range), as <c>a.clamp(0, 1)</c> computes it.</summary>
+    public static Tensor ClampedToUnit(this Tensor a) => a.clamp(IntZero, IntOne);
+
     /// <summary>ELU with α = 1 into a new tensor, as <c>F.elu(x, 1.0, inplace)</c> computes it in TorchSharp 0.107 (which
     /// returns a new tensor even with inplace = true).</summary>
     public static Tensor Elu(Tensor x) => x.elu(One, One, One);

@@ -99,7 +99,7 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
             var stepped = Advance(xr.index_select(0, pick), alpha.index_select(0, pick), g.index_select(0, pick), s.Faithful);
             // Faithful: while any image still steps, the research code updates every image, the stopped ones with a
             // zero step, so the inverse range map hits them too (purification/adp.py at 497e2d4, lines 47–52).
-            if (s.Faithful) cur.copy_(InverseMap(cur).clamp_(0, 1));
+            if (s.Faithful) cur.copy_(InverseMap(cur).clamp_(RootedScalars.IntZero, RootedScalars.IntOne));
             cur.index_copy_(0, goIdx, stepped);
             stepSizes[t].index_copy_(0, goIdx, alpha.index_select(0, pick));
             stepsTaken.index_add_(0, goIdx, ones_like(goIdx), RootedScalars.IntOne);
@@ -127,8 +127,8 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     }
 
     /// <summary>The research code's range map, x·255/256 + 1/512, and its inverse (x − 1/512)·256/255.</summary>
-    internal static Tensor RangeMap(Tensor x) => x * (255.0 / 256) + 1.0 / 512;
-    internal static Tensor InverseMap(Tensor x) => x * (256.0 / 255) - 1.0 / 510;
+    internal static Tensor RangeMap(Tensor x) => x.Times(255.0 / 256).Plus(1.0 / 512);
+    internal static Tensor InverseMap(Tensor x) => x.Times(256.0 / 255).Minus(1.0 / 510);
 
     /// <summary>
     /// α = clamp(λδ/(1−z), α_min, α_max) per image (N), with z from the probe h(x+δh(x)); α_min when z ≥ 1. An image

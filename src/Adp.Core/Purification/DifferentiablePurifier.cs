@@ -73,7 +73,7 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
             h.Dispose();
             // Faithful: while any image steps, every other one gets the inverse range map (a zero-step update in the
             // research code, purification/adp.py at 497e2d4, lines 47–52).
-            if (s.Faithful) cur = AdaptiveStepPurifier.InverseMap(cur).clamp(0, 1);
+            if (s.Faithful) cur = AdaptiveStepPurifier.InverseMap(cur).ClampedToUnit();
             cur = cur.index_copy(0, goIdx, next);
         }
         return cur.MoveToOuterDisposeScope();

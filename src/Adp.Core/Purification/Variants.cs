@@ -1,9 +1,12 @@
+using Adp.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Purification;
 
 // Purification variants of METHOD.md §3 and the long-run baseline of §6. Each is an IPurifier, so the
-// defended classifier, the CLI and the evaluations take any of them.
+// defended classifier, the CLI and the evaluations take any of them. Scalars are held through each native call (see
+// RootedScalars).
 
 /// <summary>Detection-gated noise: full σ only for images whose score norm ‖h(x)‖₂ exceeds a threshold (likely
 /// attacked or off-manifold), a reduced σ otherwise; then the usual ADP steps.</summary>
@@ -21,7 +24,8 @@ public sealed class DetectionGatedPurifier(nn.Module<Tensor, Tensor> score, Puri
         using (EvalMode.Enter(score))
         {
             var norm = score.forward(x).flatten(1).norm(1);
-            sigma = where(norm.gt(threshold), settings.Sigma, reducedSigma).to(x.dtype);
+            using var limit = threshold.ToScalar();
+            sigma = where(norm.gt(limit), settings.Sigma, reducedSigma).to(x.dtype);
         }
         var eps = random.Randn(x.shape).to(x.device);
         var r = _inner.Purify(x, eps, sigma, keepTrajectory);
@@ -52,7 +56,7 @@ public sealed class ReinjectionPurifier(nn.Module<Tensor, Tensor> score, Purifie
             cur = r.Images;
             steps.Add(r.StepSizes);
             if (r.Trajectory is not null) trajectories.Add(r.Trajectory);
-            taken = taken is null ? r.StepsTaken : taken + r.StepsTaken;
+            taken = taken is null ? r.StepsTaken : taken.Plus(r.StepsTaken);
             calls += r.NetworkCallsPerImageSum;
         }
         var result = new PurificationResult
@@ -78,10 +82,10 @@ public sealed class TweediePurifier(nn.Module<Tensor, Tensor> score, double sigm
         using var _ = no_grad();
         using var eval = EvalMode.Enter(score);
         using var scope = NewDisposeScope();
-        var x0 = (x + sigma * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
+        var x0 = x.Plus(random.Randn(x.shape).to(x.device).Times(sigma)).clamp_(RootedScalars.IntZero, RootedScalars.IntOne);
         var h = score.forward(x0);
         var usable = FiniteRows(h);
-        var xhat = where(usable.view(-1, 1, 1, 1), (x0 + sigma * h.nan_to_num(0, 0, 0)).clamp_(0, 1), x0);
+        var xhat = where(usable.view(-1, 1, 1, 1), x0.Plus(h.nan_to_num(0, 0, 0).Times(sigma)).clamp_(RootedScalars.IntZero, RootedScalars.IntOne), x0);
         long n = x.shape[0];
         return new PurificationResult
         {
@@ -116,7 +120,7 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
         using var scope = NewDisposeScope();
         double eta = stepScale * sigmaLevel * sigmaLevel;
         long n = x.shape[0];
-        var cur = (x + sigma * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
+        var cur = x.Plus(random.Randn(x.shape).to(x.device).Times(sigma)).clamp_(RootedScalars.IntZero, RootedScalars.IntOne);
         var trajectory = keepTrajectory ? new List<Tensor> { cur.clone() } : null;
         // An image whose score stops being finite stops for good (keeps its iterate), as in ADP: NaN must not reach the output.
         var running = ones(new long[] { n }, ScalarType.Bool, device: x.device);
@@ -124,18 +128,19 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
         for (int k = 0; k < steps; k++)
         {
             using var step = NewDisposeScope();
-            var s = score.forward(cur) / sigmaLevel;
+            var s = score.forward(cur).Over(sigmaLevel);
             running.logical_and_(TweediePurifier.FiniteRows(s));
-            var next = (cur + eta * s.nan_to_num(0, 0, 0) + Math.Sqrt(2 * eta) * random.Randn(x.shape).to(x.device)).clamp_(0, 1);
+            var next = cur.Plus(s.nan_to_num(0, 0, 0).Times(eta)).Plus(random.Randn(x.shape).to(x.device).Times(Math.Sqrt(2 * eta)))
+                .clamp_(RootedScalars.IntZero, RootedScalars.IntOne);
             cur.copy_(where(running.view(-1, 1, 1, 1), next, cur));
-            taken.add_(running.to(ScalarType.Int64));
+            taken.add_(running.to(ScalarType.Int64), RootedScalars.IntOne);
             if (trajectory is not null && (k + 1) % Math.Max(1, steps / 10) == 0) trajectory.Add(cur.clone().MoveToOuterDisposeScope());
         }
         return new PurificationResult
         {
             Images = cur.MoveToOuterDisposeScope(),
             Trajectory = trajectory is null ? null : stack(trajectory).MoveToOuterDisposeScope(),
-            StepSizes = where(taken.gt(0), eta, 0.0).to(x.dtype).view(1, n).MoveToOuterDisposeScope(),
+            StepSizes = where(taken.gt(RootedScalars.IntZero), eta, 0.0).to(x.dtype).view(1, n).MoveToOuterDisposeScope(),
             StepsTaken = taken.MoveToOuterDisposeScope(),
             NetworkCallsPerImageSum = n * steps,
         };
