@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Data;
@@ -24,7 +25,8 @@ public sealed record Augmentation(bool HorizontalFlip = false, int CropPadding =
         }
         if (HorizontalFlip)
         {
-            var mask = rand([x.shape[0], 1, 1, 1], generator: g).lt(0.5).to(x.device);
+            using var half = 0.5.ToScalar();  // held through the call: see Adp.Models.RootedScalars
+            var mask = rand([x.shape[0], 1, 1, 1], generator: g).lt(half).to(x.device);
             y = where(mask, y.flip(3), y);
         }
         return y.MoveToOuterDisposeScope();

@@ -148,8 +148,8 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                 var y = data.Labels.index_select(0, idx).to(device);
                 if (options.NoiseSigma > 0)
                 {
-                    var sigma = rand(new long[] { x.shape[0], 1, 1, 1 }, generator: g) * options.NoiseSigma;
-                    x = (x + sigma.to(device) * randn(x.shape, generator: g).to(device)).clamp(0, 1);
+                    var sigma = rand(new long[] { x.shape[0], 1, 1, 1 }, generator: g).Times(options.NoiseSigma);  // held: see RootedScalars
+                    x = x.Plus(sigma.to(device) * randn(x.shape, generator: g).to(device)).ClampedToUnit();
                 }
                 if (options.AdvEpsilon > 0) x = Adversarial(net, x, y, g, AdvEpsilonAt(Iteration, schedule.BatchesPerEpoch));
                 opt.zero_grad();

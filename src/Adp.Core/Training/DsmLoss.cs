@@ -1,3 +1,4 @@
+using Adp.Models;
 using static TorchSharp.torch;
 
 namespace Adp.Training;
@@ -14,8 +15,9 @@ public static class DsmLoss
     {
         using var scope = NewDisposeScope();
         var s = sigmas.index_select(0, levels).view(-1, 1, 1, 1);
-        var output = h.forward(x + s * z);
-        return (0.5 * (output + z).square().sum([1, 2, 3]).mean()).MoveToOuterDisposeScope();
+        // Written with held scalars (see RootedScalars); bit for bit 0.5 * (h(x + s * z) + z).square().sum([1, 2, 3]).mean().
+        var output = h.forward(x.Plus(s * z));
+        return output.Plus(z).pow(RootedScalars.IntTwo).sum([1, 2, 3]).mean().Times(0.5).MoveToOuterDisposeScope();
     }
 
     /// <summary>Draws one level per image and the noise from <paramref name="g"/> (a CPU generator, so runs are

@@ -124,7 +124,8 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
     {
         using var _ = no_grad();
         var dst = ema.state_dict();
-        foreach (var (k, v) in net.state_dict()) dst[k].mul_(rate).add_(v, alpha: 1 - rate);
+        using Scalar keep = rate.ToScalar(), take = (1 - rate).ToScalar();  // held: see RootedScalars
+        foreach (var (k, v) in net.state_dict()) dst[k].mul_(keep).add_(v, take);
     }
 
     /// <summary>Where <c>--keep-every</c> snapshots go: next to the checkpoint, named by iteration.</summary>
