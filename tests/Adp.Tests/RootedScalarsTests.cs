@@ -92,6 +92,39 @@ public class RootedScalarsTests
         });
     }
 
+    /// <summary>The other attack paths under the same pressure: ℓ2 PGD (projection, step and random start of the ℓ2 ball),
+    /// BPDA+EOT with the research code's aggregation and full-gradient APGD+EOT through a tiny score network, with chunks that
+    /// split the copies (the per-chunk row indices, gradient and loss sums).</summary>
+    [Fact]
+    public void AdaptiveAttacks_SurviveGarbageCollectionsFromAnotherThread()
+    {
+        var linear = nn.Sequential(nn.Flatten(), nn.Linear(49, 3));
+        using var small = rand([2, 1, 7, 7], generator: new Generator(8, CPU));
+        using var y = tensor(new long[] { 1, 2 });
+        var l2 = new Pgd(new ThreatModel(Norm.L2, Epsilon: 1.0, StepSize: 0.2, Iterations: 1000, Seed: 2));
+        using var l2Expected = l2.Perturb(new ClassifierModel(linear), small, y);
+
+        var score = new Ncsnv2(new ScoreModelConfig(1, 28, 4, 1, 0.01, 3));
+        var classifier = nn.Sequential(nn.Flatten(), nn.Linear(784, 3));
+        using var x = rand([2, 1, 28, 28], generator: new Generator(9, CPU));
+        var settings = new PurifierSettings(Steps: 2);
+        var threat = new ThreatModel(Epsilon: 0.1, StepSize: 0.025, Iterations: 40, Seed: 3);
+        var bpda = new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, settings), 2, BpdaAggregation.Paper, score) { MaxBatch = 3 };
+        var full = new FullGradientEotModel(classifier, new DifferentiablePurifier(score, settings), 2) { MaxBatch = 3 };
+        (IAttack Attack, IAttackModel Model)[] runs = [(new Pgd(threat with { RandomStart = false }), bpda), (new Apgd(threat), full)];
+        var expected = runs.Select(r => r.Attack.Perturb(r.Model, x, y)).ToArray();
+        UnderGarbageCollection(() =>
+        {
+            using var l2Adv = l2.Perturb(new ClassifierModel(linear), small, y);
+            Assert.True(SameBits(l2Expected, l2Adv));
+            for (int i = 0; i < runs.Length; i++)
+            {
+                using var adv = runs[i].Attack.Perturb(runs[i].Model, x, y);
+                Assert.True(SameBits(expected[i], adv));
+            }
+        });
+    }
+
     [Theory]
     [InlineData(0.05, 1e-3, 1e-5, 0.1)]   // the paper's settings
     [InlineData(1.0, 1e-2, 1e-4, 0.25)]

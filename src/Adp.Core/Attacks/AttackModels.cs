@@ -272,7 +272,7 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
                 using var enable = enable_grad();
                 long m = Math.Min(MaxBatch, eotSamples * n - start);
                 using Scalar from = start.ToScalar(), to = (start + m).ToScalar(), images = n.ToScalar();  // held: see RootedScalars
-                var idx = arange(from, to, dtype: ScalarType.Int64, device: x.device).remainder(images);  // image of each row
+                var idx = arange(from, to, RootedScalars.IntOne, ScalarType.Int64, x.device).remainder(images);  // image of each row
                 var rows = leaf.index_select(0, idx);
                 var eps = noise.Narrow(start, m).Randn(rows.shape).to(x.dtype).to(x.device);
                 var l = Losses.PerImage(classifier.forward(purifier.Purify(rows, eps)), y.index_select(0, idx), loss);

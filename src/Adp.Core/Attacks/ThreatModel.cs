@@ -123,8 +123,7 @@ public static class Projection
         else
         {
             var n = delta.flatten(1).norm(1).view(-1, 1, 1, 1);
-            using var one = 1.0.ToScalar();
-            delta = delta * n.Plus(1e-12).reciprocal().Times(eps).clamp(max: one);  // eps / (n + 1e-12), as the operator computes it
+            delta = delta * n.Plus(1e-12).reciprocal().Times(eps).clamp(max: RootedScalars.One);  // eps / (n + 1e-12), as the operator computes it
         }
         return x.Plus(delta).ClampedToUnit().MoveToOuterDisposeScope();
     }

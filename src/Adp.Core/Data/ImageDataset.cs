@@ -1,3 +1,4 @@
+using Adp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -63,7 +64,7 @@ public sealed class ImageDataset : IDisposable
 
     private static Tensor ToFloat(Tensor bytes, Device? device)
     {
-        var scaled = bytes.to(ScalarType.Float32).div_(255f);
+        var scaled = bytes.to(ScalarType.Float32).div_(RootedScalars.Float255);  // held: see RootedScalars
         if (device is null || device.type == DeviceType.CPU) return scaled;
         using (scaled) return scaled.to(device);
     }

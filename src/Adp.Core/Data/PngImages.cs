@@ -1,4 +1,5 @@
 using SkiaSharp;
+using Adp.Models;
 using static TorchSharp.torch;
 
 namespace Adp.Data;
@@ -77,9 +78,10 @@ public static class PngImages
     /// (nearest neighbour): what <see cref="Write"/> writes.</summary>
     public static byte[] Encode(Tensor image, int scale = 1)
     {
-        using var img = (image.dim() == 4 ? image[0] : image).detach().cpu().clamp(0, 1);
+        using var img = (image.dim() == 4 ? image[0] : image).detach().cpu().ClampedToUnit();  // held scalars: see RootedScalars
         int c = (int)img.shape[0], h = (int)img.shape[1], w = (int)img.shape[2];
-        var px = img.mul(255).round().to(ScalarType.Byte).data<byte>().ToArray();
+        using var bytes = img.mul(RootedScalars.Int255).round().to(ScalarType.Byte);
+        var px = bytes.data<byte>().ToArray();
         using var bmp = new SKBitmap(w * scale, h * scale, SKColorType.Rgba8888, SKAlphaType.Opaque);
         for (int y = 0; y < h * scale; y++)
             for (int x = 0; x < w * scale; x++)

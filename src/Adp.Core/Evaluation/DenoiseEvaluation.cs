@@ -1,4 +1,5 @@
 using Adp.Data;
+using Adp.Models;
 using static TorchSharp.torch;
 
 namespace Adp.Evaluation;
@@ -23,8 +24,9 @@ public static class DenoiseEvaluation
             using var scope = NewDisposeScope();
             int n = Math.Min(batchSize, data.Count - start);
             var x = data.Images(start, n, device);
-            var noisy = x + sigma * randn(x.shape, generator: g).to(device);
-            var den = noisy + sigma * h.forward(noisy);
+            // Held scalars (see RootedScalars), bit for bit x + σ·z and noisy + σ·h(noisy).
+            var noisy = x.Plus(randn(x.shape, generator: g).to(device).Times(sigma));
+            var den = noisy.Plus(h.forward(noisy).Times(sigma));
             sumNoisy += Psnr(noisy, x).sum().item<double>();
             sumDen += Psnr(den, x).sum().item<double>();
         }
@@ -34,7 +36,7 @@ public static class DenoiseEvaluation
     /// <summary>Per-image PSNR in dB for images in [0,1].</summary>
     public static Tensor Psnr(Tensor estimate, Tensor reference)
     {
-        var mse = (estimate - reference).square().flatten(1).mean([1]).to(ScalarType.Float64);
-        return -10 * mse.log10();
+        var mse = (estimate - reference).pow(RootedScalars.IntTwo).flatten(1).mean([1]).to(ScalarType.Float64);
+        return mse.log10().Times(-10);
     }
 }

@@ -5,6 +5,7 @@ using Adp.Attacks;
 using Adp.Data;
 using Adp.IO;
 using Adp.Purification;
+using Adp.Models;
 using static TorchSharp.torch;
 
 namespace Adp.Evaluation;
@@ -302,7 +303,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
                     list.Add(o.Predict(rule).eq(ya));
                 }
                 var runs = o.RunPredictions().eq(ya.view(1, -1)).sum(dim: 0);
-                runsCorrect = runsCorrect is null ? runs : runsCorrect + runs;
+                runsCorrect = runsCorrect is null ? runs : runsCorrect.Plus(runs);
             }
             foreach (var (k, xk) in iterates)
             {

@@ -33,6 +33,12 @@ internal static class RootedScalars
     public static Tensor Plus(this Tensor a, Scalar b) => a.add(b, IntOne);
 
 
+    /// <summary>255 as a float32 scalar: bytes to [0,1] (div_(255f)) and back (mul(255)).</summary>
+    public static readonly Scalar Float255 = 255f.ToScalar();
+
+    /// <summary>The integer 255 of <c>mul(255)</c> (images in [0,1] to bytes).</summary>
+    public static readonly Scalar Int255 = 255.ToScalar();
+
     /// <summary>−∞ as a float32 scalar, for masking logits (masked_fill).</summary>
     public static readonly Scalar NegativeInfinity = float.NegativeInfinity.ToScalar();
 

@@ -2,6 +2,7 @@ using Adp.Data;
 using Adp.Purification;
 using Adp.Serving.Batching;
 using Adp.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Serving.Inference;
@@ -28,12 +29,13 @@ public static class BatchProcessor
         var random = new PerImageSource(items.Select(i => RequestKey(i.Seed)).ToList());
         using var o = m.Defense.Classify(x, random);
         int n = items.Count, k = (int)o.RunLogits.shape[2], s = o.Runs;
+        using var runs = s.ToScalar();  // held through the native calls: another thread's GC may finalize an implicit one
         var probabilities = (m.Rule switch
         {
             DecisionRule.MeanSoftmax => o.Scores(DecisionRule.MeanSoftmax),
-            DecisionRule.MajorityVote => o.Scores(DecisionRule.MajorityVote) / s,
+            DecisionRule.MajorityVote => o.Scores(DecisionRule.MajorityVote).div(runs),
             // The rule's label is the argmax of the summed logits; the probabilities are the softmax of their mean.
-            DecisionRule.LogitSum => (o.RunLogits.sum(dim: 0) / s).softmax(1),
+            DecisionRule.LogitSum => o.RunLogits.sum(dim: 0).div(runs).softmax(1),
             _ => throw new ArgumentOutOfRangeException(nameof(m.Rule)),
         }).to(ScalarType.Float32).cpu().data<float>().ToArray();
         var labels = o.Predict(m.Rule).cpu().data<long>().ToArray();
