@@ -17,6 +17,15 @@ public class SnapshotCurveCliTests
 
     private static string[] Rows(string dir) => File.ReadAllLines(Path.Combine(dir, "curve.csv")).Skip(1).ToArray();
 
+    [Theory]
+    [InlineData("/runs/mnist-ngf16.iter3000.ckpt", "mnist-ngf16")]
+    [InlineData("/runs/mnist-ngf16.ckpt", "mnist-ngf16")]
+    [InlineData("models/mnist-score.ckpt", "mnist-score")]
+    [InlineData("a.iter12.b.iter7.ckpt", "a.iter12.b")]   // only the trailing .iterK is the snapshot's
+    [InlineData("x.iteration.ckpt", "x.iteration")]
+    public void CurveLines_FollowTrainingRuns_ByFileName(string file, string run) =>
+        Assert.Equal(run, Adp.Evaluation.SnapshotCurve.TrainingRun(file));
+
     [DataFact]
     public void Snapshots_AgreeWithDenoise_AndARerunMeasuresOnlyNewSnapshots()
     {

@@ -168,24 +168,30 @@ public sealed class SnapshotCurve
 
         var accuracy = new Plot();
         var denoise = new Plot();
+        // One line per training run and weights: snapshots of different trainings (e.g. a shipped model beside a new run's
+        // snapshots) are not one curve, even where their iteration counts coincide.
+        var runs = Points.Select(p => TrainingRun(p.File)).Distinct().ToList();
+        foreach (var run in runs)
         foreach (var w in Points.Select(p => p.Weights).Distinct())
         {
-            var pts = Points.Where(p => p.Weights == w).OrderBy(p => p.Iteration).ToList();
+            var pts = Points.Where(p => p.Weights == w && TrainingRun(p.File) == run).OrderBy(p => p.Iteration).ToList();
+            if (pts.Count == 0) continue;
+            string label = runs.Count > 1 ? $"{run}, {w} weights" : $"{w} weights";
             double[] it = pts.Select(p => (double)p.Iteration).ToArray();
             var measured = pts.Where(p => p.NaturalAccuracy is not null).ToList();
             if (measured.Count > 0)
             {
                 double[] itm = measured.Select(p => (double)p.Iteration).ToArray();
-                accuracy.Add.Scatter(itm, measured.Select(p => 100 * p.NaturalAccuracy!.Value).ToArray()).LegendText = $"natural, {w} weights";
-                accuracy.Add.Scatter(itm, measured.Select(p => 100 * p.TransferAccuracy!.Value).ToArray()).LegendText = $"transfer attack, {w} weights";
+                accuracy.Add.Scatter(itm, measured.Select(p => 100 * p.NaturalAccuracy!.Value).ToArray()).LegendText = $"natural, {label}";
+                accuracy.Add.Scatter(itm, measured.Select(p => 100 * p.TransferAccuracy!.Value).ToArray()).LegendText = $"transfer attack, {label}";
             }
             foreach (var s in sigmas)
-                denoise.Add.Scatter(it, pts.Select(p => p.DenoiseGain.GetValueOrDefault(s, double.NaN)).ToArray()).LegendText = $"σ = {F(s)}, {w} weights";
+                denoise.Add.Scatter(it, pts.Select(p => p.DenoiseGain.GetValueOrDefault(s, double.NaN)).ToArray()).LegendText = $"σ = {F(s)}, {label}";
         }
         accuracy.Axes.Bottom.Label.Text = denoise.Axes.Bottom.Label.Text = "training iteration";
         accuracy.Axes.Left.Label.Text = "defended accuracy (%)";
         denoise.Axes.Left.Label.Text = "one-shot denoising gain (dB)";
-        accuracy.ShowLegend();
+        accuracy.ShowLegend(Alignment.MiddleRight);  // natural accuracy runs along the top, transfer accuracy along the bottom
         denoise.ShowLegend();
         accuracy.Title(title);
         denoise.Title(title);
@@ -196,4 +202,9 @@ public sealed class SnapshotCurve
     }
 
     private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+
+    /// <summary>The training a snapshot file belongs to, by its name: <c>train score --keep-every</c> writes
+    /// <c>NAME.iterK.ckpt</c> beside the checkpoint <c>NAME.ckpt</c>, so both give NAME; any other file is its own run.</summary>
+    internal static string TrainingRun(string file) =>
+        System.Text.RegularExpressions.Regex.Replace(Path.GetFileNameWithoutExtension(file), @"\.iter\d+$", "");
 }
