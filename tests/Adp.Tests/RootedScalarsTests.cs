@@ -61,6 +61,8 @@ public class RootedScalarsTests
             Assert.True(SameBits(0.3 * x, x.Times(0.3)) && SameBits(x * (255.0 / 256), x.Times(255.0 / 256)));
             Assert.True(SameBits(x / 0.05, x.Over(0.05)));
             Assert.True(SameBits(x.clamp(-0.3, 0.3), x.Clamped(-0.3, 0.3)) && SameBits(x.clamp(0, 1), x.ClampedToUnit()));
+            using (var a = x.clone()) Assert.True(SameBits(x.clamp(0, 1), a.ClampToUnitInPlace()) && SameBits(a, x.clamp(0, 1)));
+            Assert.True(SameBits(x.mul(255), x.mul(RootedScalars.Float255)) && SameBits(x.div(255f), x.div(RootedScalars.Float255)));
             Assert.True(SameBits(x * 2 - 1, x.Times(2).Minus(1)));
             Assert.True(SameBits(x / 2, x.Over(2)) && SameBits(x / 20, x.Over(20)));
             Assert.True(SameBits(0.3 / (n + 1e-12), n.Plus(1e-12).reciprocal().Times(0.3)));

@@ -80,7 +80,7 @@ public static class PngImages
     {
         using var img = (image.dim() == 4 ? image[0] : image).detach().cpu().ClampedToUnit();  // held scalars: see RootedScalars
         int c = (int)img.shape[0], h = (int)img.shape[1], w = (int)img.shape[2];
-        using var bytes = img.mul(RootedScalars.Int255).round().to(ScalarType.Byte);
+        using var bytes = img.mul(RootedScalars.Float255).round().to(ScalarType.Byte);
         var px = bytes.data<byte>().ToArray();
         using var bmp = new SKBitmap(w * scale, h * scale, SKColorType.Rgba8888, SKAlphaType.Opaque);
         for (int y = 0; y < h * scale; y++)

@@ -32,12 +32,8 @@ internal static class RootedScalars
     /// <summary>a + b for a scalar b, as the + operator computes it, without its implicit α = 1 temporary.</summary>
     public static Tensor Plus(this Tensor a, Scalar b) => a.add(b, IntOne);
 
-
-    /// <summary>255 as a float32 scalar: bytes to [0,1] (div_(255f)) and back (mul(255)).</summary>
+    /// <summary>255 as a float32 scalar: bytes to [0,1] (div_(255f)) and back (mul(255), the same product in float32).</summary>
     public static readonly Scalar Float255 = 255f.ToScalar();
-
-    /// <summary>The integer 255 of <c>mul(255)</c> (images in [0,1] to bytes).</summary>
-    public static readonly Scalar Int255 = 255.ToScalar();
 
     /// <summary>−∞ as a float32 scalar, for masking logits (masked_fill).</summary>
     public static readonly Scalar NegativeInfinity = float.NegativeInfinity.ToScalar();
@@ -79,6 +75,9 @@ internal static class RootedScalars
 
     /// <summary>a clamped to [0, 1] (image range), as <c>a.clamp(0, 1)</c> computes it.</summary>
     public static Tensor ClampedToUnit(this Tensor a) => a.clamp(IntZero, IntOne);
+
+    /// <summary>a clamped to [0, 1] in place, as <c>a.clamp_(0, 1)</c> computes it; returns a.</summary>
+    public static Tensor ClampToUnitInPlace(this Tensor a) => a.clamp_(IntZero, IntOne);
 
     /// <summary>ELU with α = 1 into a new tensor, as <c>F.elu(x, 1.0, inplace)</c> computes it in TorchSharp 0.107 (which
     /// returns a new tensor even with inplace = true).</summary>

@@ -73,7 +73,7 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
         long n = x.shape[0];
         var s = Settings;
         using var sigma = s.Sigma.ToScalar();  // held: see RootedScalars
-        var cur = x.Plus(sigmaPerImage is null ? eps.mul(sigma) : sigmaPerImage.view(-1, 1, 1, 1) * eps).clamp_(RootedScalars.IntZero, RootedScalars.IntOne);
+        var cur = x.Plus(sigmaPerImage is null ? eps.mul(sigma) : sigmaPerImage.view(-1, 1, 1, 1) * eps).ClampToUnitInPlace();
         if (s.Faithful) cur = RangeMap(cur);
         var trajectory = keepTrajectory ? new List<Tensor> { cur.clone() } : null;
         var stepSizes = zeros(new long[] { s.Steps, n }, dtype: x.dtype, device: x.device);
@@ -99,7 +99,7 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
             var stepped = Advance(xr.index_select(0, pick), alpha.index_select(0, pick), g.index_select(0, pick), s.Faithful);
             // Faithful: while any image still steps, the research code updates every image, the stopped ones with a
             // zero step, so the inverse range map hits them too (purification/adp.py at 497e2d4, lines 47–52).
-            if (s.Faithful) cur.copy_(InverseMap(cur).clamp_(RootedScalars.IntZero, RootedScalars.IntOne));
+            if (s.Faithful) cur.copy_(InverseMap(cur).ClampToUnitInPlace());
             cur.index_copy_(0, goIdx, stepped);
             stepSizes[t].index_copy_(0, goIdx, alpha.index_select(0, pick));
             stepsTaken.index_add_(0, goIdx, ones_like(goIdx), RootedScalars.IntOne);

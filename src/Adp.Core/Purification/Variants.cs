@@ -82,10 +82,10 @@ public sealed class TweediePurifier(nn.Module<Tensor, Tensor> score, double sigm
         using var _ = no_grad();
         using var eval = EvalMode.Enter(score);
         using var scope = NewDisposeScope();
-        var x0 = x.Plus(random.Randn(x.shape).to(x.device).Times(sigma)).clamp_(RootedScalars.IntZero, RootedScalars.IntOne);
+        var x0 = x.Plus(random.Randn(x.shape).to(x.device).Times(sigma)).ClampToUnitInPlace();
         var h = score.forward(x0);
         var usable = FiniteRows(h);
-        var xhat = where(usable.view(-1, 1, 1, 1), x0.Plus(h.nan_to_num(0, 0, 0).Times(sigma)).clamp_(RootedScalars.IntZero, RootedScalars.IntOne), x0);
+        var xhat = where(usable.view(-1, 1, 1, 1), x0.Plus(h.nan_to_num(0, 0, 0).Times(sigma)).ClampToUnitInPlace(), x0);
         long n = x.shape[0];
         return new PurificationResult
         {
@@ -120,7 +120,7 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
         using var scope = NewDisposeScope();
         double eta = stepScale * sigmaLevel * sigmaLevel;
         long n = x.shape[0];
-        var cur = x.Plus(random.Randn(x.shape).to(x.device).Times(sigma)).clamp_(RootedScalars.IntZero, RootedScalars.IntOne);
+        var cur = x.Plus(random.Randn(x.shape).to(x.device).Times(sigma)).ClampToUnitInPlace();
         var trajectory = keepTrajectory ? new List<Tensor> { cur.clone() } : null;
         // An image whose score stops being finite stops for good (keeps its iterate), as in ADP: NaN must not reach the output.
         var running = ones(new long[] { n }, ScalarType.Bool, device: x.device);
@@ -131,7 +131,7 @@ public sealed class LangevinPurifier(nn.Module<Tensor, Tensor> score, double sig
             var s = score.forward(cur).Over(sigmaLevel);
             running.logical_and_(TweediePurifier.FiniteRows(s));
             var next = cur.Plus(s.nan_to_num(0, 0, 0).Times(eta)).Plus(random.Randn(x.shape).to(x.device).Times(Math.Sqrt(2 * eta)))
-                .clamp_(RootedScalars.IntZero, RootedScalars.IntOne);
+                .ClampToUnitInPlace();
             cur.copy_(where(running.view(-1, 1, 1, 1), next, cur));
             taken.add_(running.to(ScalarType.Int64), RootedScalars.IntOne);
             if (trajectory is not null && (k + 1) % Math.Max(1, steps / 10) == 0) trajectory.Add(cur.clone().MoveToOuterDisposeScope());
