@@ -41,9 +41,10 @@ public class SnapshotCurveCliTests
         var rowsFirst = Rows(outDir);
         Assert.Single(rowsFirst);
 
-        // The σ = 0.25 gain is the one-shot Tweedie gain of `adp eval denoise` on the same 6 validation images and seed.
-        var denoise = CliErrorTests.RunAdp("--threads", "1", "eval", "denoise", "--score", a, "--sigma", "0.25", "--images", "6",
-            "--split", "validation", "--data-dir", data);
+        // The σ = 0.25 gain is the one-shot Tweedie gain of `adp eval denoise` on the same 6 validation images, seed and weights
+        // (named: the file may record EMA as its default).
+        var denoise = CliErrorTests.RunAdp("--threads", "1", "eval", "denoise", "--score", a, "--weights", "Model", "--sigma", "0.25",
+            "--images", "6", "--split", "validation", "--data-dir", data);
         Assert.True(denoise.Code == 0, denoise.Err);
         double gain = double.Parse(rowsFirst[0].Split(',')[3], CultureInfo.InvariantCulture);
         Assert.Contains($"gain={gain:F2}", denoise.Out);

@@ -196,7 +196,13 @@ public sealed class PresetTuning
         plot.Axes.Bottom.Label.Text = "natural accuracy of the defense (%)";
         plot.Axes.Left.Label.Text = "accuracy under the transfer attack (%)";
         plot.Title(title);
-        plot.ShowLegend();
+        // Labels sit right of their points and the best settings crowd the right edge (natural accuracy near the bare line):
+        // leave room on the right, and keep the legend outside the data, where no point or label can hide under it.
+        var xs = _state.Points.Select(p => 100 * p.Natural).Append(100 * BareAccuracy).ToList();
+        double xMin = xs.Min(), xMax = xs.Max();
+        double span = Math.Max(xMax - xMin, 0.5);
+        plot.Axes.SetLimitsX(xMin - 0.05 * span, xMax + 0.25 * span);
+        plot.ShowLegend(Edge.Bottom);
         Plots.SavePng(plot, Path.Combine(_dir, "tradeoff.png"), 1000, 650);
     }
 
