@@ -83,12 +83,24 @@ public class HeldOutValidationTests
         return clf;
     }
 
+    /// <summary>A copy of a score checkpoint whose training record says it used the first <paramref name="trainImages"/>
+    /// training images (0: all of them).</summary>
+    private static string WithTrainImages(string score, string path, int trainImages)
+    {
+        using var sf = SafeTensors.Load(score);
+        var training = JsonNode.Parse(sf.Metadata[ScoreTrainer.OptionsKey])!.AsObject();
+        training["TrainImages"] = trainImages;
+        SafeTensors.Save(path, sf.Tensors, new Dictionary<string, string>(sf.Metadata) { [ScoreTrainer.OptionsKey] = training.ToJsonString() });
+        return path;
+    }
+
     [DataFact]
     public void Cli_RefusesValidationImagesTheClassifierTrainedOn_AndAcceptsTheHoldOut()
     {
         var dir = Directory.CreateTempSubdirectory("adp-holdout-cli-").FullName;
         var clf = HoldingOutThree(dir);
-        string score = TestEnvironment.Model("mnist-score.ckpt"), data = TestEnvironment.DataDir!;
+        // A score model that trained on every training image (TrainImages 0 = all), whatever the shipped one records.
+        string score = WithTrainImages(TestEnvironment.Model("mnist-score.ckpt"), Path.Combine(dir, "score-all.ckpt"), 0), data = TestEnvironment.DataDir!;
         string[][] refused =
         [
             ["eval", "defended", "--classifier", clf, "--score", score, "--images", "2", "--runs", "1", "--steps", "1", "--split", "validation",
@@ -113,19 +125,13 @@ public class HeldOutValidationTests
             "--steps", "1", "--split", "validation", "--validation-images", "3", "--data-dir", data);
         Assert.True(ok.Code == 0, ok.Err);
         Assert.Contains("validation (last 3 training images)", ok.Out);
-        // The shipped score model trained on every training image: noted (not refused), naming the remedy (the console wraps
+        // A score model that trained on every training image: noted (not refused), naming the remedy (the console wraps
         // long lines, so whitespace is collapsed before matching).
         string Flat(string text) => System.Text.RegularExpressions.Regex.Replace(text, @"\s+", " ");
         Assert.Contains("trained on 3 of the 3 validation-split images", Flat(ok.Out));
         Assert.Contains("--train-images 59997", Flat(ok.Out));
         // A score model that held the tail out: no note.
-        var heldOutScore = Path.Combine(dir, "score-heldout.ckpt");
-        using (var sf = SafeTensors.Load(score))
-        {
-            var training = JsonNode.Parse(sf.Metadata[ScoreTrainer.OptionsKey])!.AsObject();
-            training["TrainImages"] = 59997;
-            SafeTensors.Save(heldOutScore, sf.Tensors, new Dictionary<string, string>(sf.Metadata) { [ScoreTrainer.OptionsKey] = training.ToJsonString() });
-        }
+        var heldOutScore = WithTrainImages(score, Path.Combine(dir, "score-heldout.ckpt"), 59997);
         var quiet = CliErrorTests.RunAdp("--threads", "1", "eval", "defended", "--classifier", clf, "--score", heldOutScore, "--images", "2",
             "--runs", "1", "--steps", "1", "--split", "validation", "--validation-images", "3", "--data-dir", data);
         Assert.True(quiet.Code == 0, quiet.Err);

@@ -23,8 +23,8 @@ public static class PurifierPresets
             // removes only ~5% of the remaining noise per step (α ≈ λσ for Gaussian noise), leaving most of it after T = 10.
             ["fashion-mnist"] = (new PurifierSettings(Sigma: 0.25, Steps: 10, Lambda: 1.0),
                 "tuned for models/fashion-mnist-score.ckpt on the validation split (256 images, S = 4, transfer PGD-40 ε = 0.1): natural 89.1% (bare 90.6%), transfer 68.8% (paper: 80.1% / 28.1%); docs/PRESETS.md"),
-            // With the weakly trained MNIST model a smaller σ purifies better (66–72% transfer at σ 0.1–0.2, 46% at 0.3); T = 40
-            // gained 1 point (inside the interval) at twice the cost, so T = 20.
+            // With the weakly trained MNIST model a smaller σ purifies better (66–72% transfer at σ 0.1–0.2, 46% at 0.3); T = 40 at
+            // λ 0.2 gave 71.9% against 70.7% here (inside the interval) at twice the cost, so T = 20.
             ["mnist"] = (new PurifierSettings(Sigma: 0.15, Steps: 20, Lambda: 1.0),
                 "tuned for models/mnist-score.ckpt on the validation split (256 images, S = 4, transfer PGD-40 ε = 0.3): natural 100% (bare 100%), transfer 70.7% (σ 0.25, T 20, λ 0.2: 100% / 59.4%); docs/PRESETS.md"),
         };
