@@ -86,7 +86,11 @@ public static partial class EvalCommands
                 Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {i + 1}/{grid.Count} {grid[i].Describe()}: natural {100 * p.Natural:F1}%, " +
                                   $"transfer {100 * p.Transfer:F1}%{(stored ? " (stored)" : $" ({p.Seconds:F0} s)")}");
             }
-            var measured = tuning.Points.Where(p => grid.Contains(p.Settings)).ToList();
+            // Every point of the folder (earlier invocations' grids included, same fingerprint) takes part in the choice, the
+            // table, the CSV and the plot: a grid extended by a second invocation is one search, not two.
+            var measured = tuning.Points.ToList();
+            int earlier = measured.Count(p => !grid.Contains(p.Settings));
+            if (earlier > 0) Console.WriteLine($"{earlier} setting(s) stored in {outDir} by earlier runs take part in the choice");
             var chosen = PresetTuning.Choose(measured, tuning.BareAccuracy, maxDrop / 100);
             tuning.Write($"{spec.Name}: purifier settings ({parse.GetValue(split)} split, {data.Count} images, S={parse.GetValue(runs)}, transfer {transfer.Name})", chosen);
 
