@@ -34,7 +34,7 @@ public static class ClassifierBenchmarks
             var x = rand(new long[] { batch, cfg.Channels, cfg.ImageSize, cfg.ImageSize }, generator: g);
             var y = randint(10, new long[] { batch }, generator: g);
             opt.zero_grad();
-            F.cross_entropy(net.forward(x), y).backward();
+            using (Adp.NativeRuntime.Backward()) F.cross_entropy(net.forward(x), y).backward();
             opt.step();
         }
         Console.WriteLine($"classifier-train {cfg.Describe()} batch={batch}: {iters * batch / sw.Elapsed.TotalSeconds:F1} images/s");

@@ -64,7 +64,8 @@ public static class DifferentiableBenchmarks
         var p0 = new DifferentiablePurifier(net, new PurifierSettings(Steps: steps)) { Checkpointing = checkpointing };
         var sw = Stopwatch.StartNew();
         var y = p0.Purify(x, eps);
-        var grad = autograd.grad([y.square().sum()], [x])[0];
+        Tensor grad;
+        using (Adp.NativeRuntime.Backward()) grad = autograd.grad([y.square().sum()], [x])[0];
         sw.Stop();
         Console.WriteLine($"gradient through purifier ngf={info.Config.Ngf} T={steps} batch={batch} checkpointing={checkpointing}: " +
                           $"{sw.Elapsed.TotalSeconds:F2} s ({1000 * sw.Elapsed.TotalSeconds / batch:F1} ms/image), peak RSS {PeakRssMiB():F0} MiB " +

@@ -27,7 +27,7 @@ public static class ScoreBenchmarks
             using var scope = NewDisposeScope();
             var x = rand([batch, 1, 28, 28], generator: g);
             opt.zero_grad();
-            DsmLoss.Sample(net, x, sigmas, g).backward();
+            using (Adp.NativeRuntime.Backward()) DsmLoss.Sample(net, x, sigmas, g).backward();
             opt.step();
         }
         double ips = iters * batch / sw.Elapsed.TotalSeconds;
@@ -116,7 +116,7 @@ public static class DeterminismCheck
         List<(string, Tensor)> Grads()
         {
             net.zero_grad();
-            net.forward(x).square().sum().backward();
+            using (Adp.NativeRuntime.Backward()) net.forward(x).square().sum().backward();
             return net.named_parameters().Select(p => (p.name, p.parameter.grad!.clone())).ToList();
         }
         var a = Grads();

@@ -118,6 +118,7 @@ public static class CliSupport
 
     private static void ApplyRuntime(ParseResult parse)
     {
+        NativeRuntime.Configure();
         var device = parse.GetValue(Device) ?? "cpu";
         if (device is not ("cpu" or "cuda") && !device.StartsWith("cuda:"))
             throw new AdpException($"--device: expected cpu or cuda, got '{device}'");

@@ -6,6 +6,10 @@ namespace Adp.Tests;
 /// a missing file is a failure; when unset, tests that need the files are skipped.</summary>
 public static class TestEnvironment
 {
+    /// <summary>The same native runtime settings as the CLI (oneDNN ISA cap, C++ log level), before any test runs.</summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void ConfigureNativeRuntime() => NativeRuntime.Configure();
+
     public const string ReferenceVariable = "ADP_REFERENCE_DIR";
 
     public static string? ReferenceDir => Environment.GetEnvironmentVariable(ReferenceVariable);

@@ -20,6 +20,31 @@ public class TrainInterruptCliTests
         Assert.Contains("--resume continues with the checkpoint's settings; ignored: --lr", err2);
     }
 
+    /// <summary>A diverging run (lr 1e30) stops with one line naming the iteration and the remedy; --grad-clip is refused
+    /// when negative and taken on --resume (recorded in the checkpoint's options).</summary>
+    [DataFact]
+    public void Divergence_StopsWithOneLine_AndGradClipIsCheckedAndTakenOnResume()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-train-nan-").FullName;
+        var ckpt = Path.Combine(dir, "s.ckpt");
+        string[] common = ["--threads", "1", "train", "score", "--data-dir", TestEnvironment.DataDir!, "--dataset", "mnist", "--train-images", "64",
+            "--ngf", "4", "--batch-size", "4", "--checkpoint-every", "1", "--out", ckpt];
+        var (code, _, err) = CliErrorTests.RunAdp([.. common, "--iterations", "20", "--lr", "1e30"]);
+        Assert.NotEqual(0, code);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("training diverged at iteration", err);
+        Assert.Contains("--grad-clip", err);
+        var bad = CliErrorTests.RunAdp([.. common, "--iterations", "20", "--grad-clip", "-1"]);
+        Assert.Equal(2, bad.Code);
+        Assert.Contains("--grad-clip: expected", bad.Err);
+        File.Delete(ckpt);
+        Assert.Equal(0, CliErrorTests.RunAdp([.. common, "--iterations", "2"]).Code);
+        var resumed = CliErrorTests.RunAdp([.. common, "--iterations", "3", "--resume", "--grad-clip", "0.5"]);
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Equal(0.5, Training.ScoreTrainer.ReadOptions(ckpt).GradClip);
+        Directory.Delete(dir, true);
+    }
+
     [DataFact]
     public async Task Sigterm_StopsAClassifierTrainingWithExitCode130()
     {

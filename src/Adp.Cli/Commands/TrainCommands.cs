@@ -33,15 +33,22 @@ public static partial class TrainCommands
         var trainImages = new Option<int>("--train-images") { Description = "use only the first N training images (0 = all)", DefaultValueFactory = _ => 0 };
         var noFlip = new Option<bool>("--no-flip") { Description = "disable horizontal flips even where the data set allows them" };
         var weights = new Option<WeightsChoice>("--purification-weights") { Description = "weights purification uses by default: Model (paper) or Ema", DefaultValueFactory = _ => WeightsChoice.Model };
+        var gradClip = new Option<double>("--grad-clip")
+        {
+            Description = "clip the gradient to this global L2 norm before each Adam step (0 = none; may be set on --resume, e.g. after a divergence)",
+            DefaultValueFactory = _ => 0,
+        };
         var output = new Option<string>("--out") { Description = "checkpoint file", Required = true };
         var resume = new Option<bool>("--resume") { Description = "continue the run stored in --out (its settings; --iterations may raise the total)" };
 
         var cmd = new Command("score", "Train an NCSNv2 score model with denoising score matching");
-        foreach (var o in new Option[] { dataset, ngf, sigmaMax, sigmaMin, levels, iterations, batch, lr, emaRate, seed, every, keepEvery, trainImages, noFlip, weights, output, resume })
+        foreach (var o in new Option[] { dataset, ngf, sigmaMax, sigmaMin, levels, iterations, batch, lr, emaRate, seed, every, keepEvery, trainImages, noFlip, weights, gradClip, output, resume })
             cmd.Options.Add(o);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var outPath = parse.GetValue(output)!;
+            if (!(parse.GetValue(gradClip) >= 0) || double.IsInfinity(parse.GetValue(gradClip)))
+                throw new AdpException($"--grad-clip: expected a finite number ≥ 0 (0 = no clipping), got {parse.GetValue(gradClip)}");
             ScoreTrainingOptions opts;
             bool isResume = parse.GetValue(resume);
             if (isResume)
@@ -50,6 +57,7 @@ public static partial class TrainCommands
                 opts = ScoreTrainer.ReadOptions(outPath);
                 if (parse.GetResult(iterations) is { Implicit: false }) opts = opts with { Iterations = parse.GetValue(iterations) };
                 if (parse.GetResult(keepEvery) is { Implicit: false }) opts = opts with { KeepEvery = parse.GetValue(keepEvery) };
+                if (parse.GetResult(gradClip) is { Implicit: false }) opts = opts with { GradClip = parse.GetValue(gradClip) };
                 NoteIgnoredOnResume(parse, [dataset, ngf, sigmaMax, sigmaMin, levels, batch, lr, emaRate, seed, trainImages, noFlip, weights]);
             }
             else
@@ -71,13 +79,14 @@ public static partial class TrainCommands
                     EmaRate = parse.GetValue(emaRate), Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(every),
                     KeepEvery = Math.Max(0, parse.GetValue(keepEvery)),
                     TrainImages = parse.GetValue(trainImages), HorizontalFlip = !parse.GetValue(noFlip),
-                    PurificationWeights = parse.GetValue(weights), Device = CliSupport.ResolveDevice(parse),
+                    PurificationWeights = parse.GetValue(weights), Device = CliSupport.ResolveDevice(parse), GradClip = parse.GetValue(gradClip),
                 };
                 if (File.Exists(outPath)) throw new AdpException($"--out {outPath}: file exists; pass --resume to continue it or choose another path");
             }
             using var data = DatasetLoader.Load(opts.Dataset, Split.Train, parse.GetValue(CliSupport.DataDir));
             AnsiConsole.MarkupLine(Markup.Escape($"training score model: {data.Description}{(opts.TrainImages > 0 && opts.TrainImages < data.Count ? $" (the first {opts.TrainImages} used)" : "")}, NCSNv2 ngf {opts.Model.Ngf}, σ {opts.Model.SigmaMax}→{opts.Model.SigmaMin} (L={opts.Model.NumLevels}), " +
-                                                 $"batch {opts.BatchSize}, lr {opts.LearningRate}, seed {opts.Seed}, {opts.Iterations} iterations → {outPath}"));
+                                                 $"batch {opts.BatchSize}, lr {opts.LearningRate}{(opts.GradClip > 0 ? $", gradient clipped to norm {opts.GradClip}" : "")}, seed {opts.Seed}, " +
+                                                 $"{opts.Iterations} iterations → {outPath}"));
             var trainer = new ScoreTrainer(opts, data, outPath);
             var reached = ProgressReporter.Run("dsm", opts.Iterations, (report, token) => trainer.Run(isResume, report, token, outPath + ".tb"));
             AnsiConsole.MarkupLine(Markup.Escape($"iteration {reached}, loss {trainer.LastLoss:F4}; checkpoint {outPath}"));

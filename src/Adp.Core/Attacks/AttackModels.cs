@@ -66,7 +66,8 @@ public sealed class ClassifierModel(nn.Module<Tensor, Tensor> classifier) : IAtt
         using var scope = NewDisposeScope();
         var xr = x.detach().requires_grad_(true);
         var l = Losses.PerImage(classifier.forward(xr), y, loss);
-        var grad = autograd.grad([l.sum()], [xr])[0];
+        Tensor grad;
+        using (NativeRuntime.Backward()) grad = autograd.grad([l.sum()], [xr])[0];
         return (l.detach().MoveToOuterDisposeScope(), grad.MoveToOuterDisposeScope());
     }
 
@@ -276,7 +277,7 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
                 var rows = leaf.index_select(0, idx);
                 var eps = noise.Narrow(start, m).Randn(rows.shape).to(x.dtype).to(x.device);
                 var l = Losses.PerImage(classifier.forward(purifier.Purify(rows, eps)), y.index_select(0, idx), loss);
-                gradSum.add_(autograd.grad([l.sum()], [leaf])[0], RootedScalars.IntOne);
+                using (NativeRuntime.Backward()) gradSum.add_(autograd.grad([l.sum()], [leaf])[0], RootedScalars.IntOne);
                 lossSum.index_add_(0, idx, l.detach(), RootedScalars.IntOne);
             }
         }
@@ -288,7 +289,7 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
                 using var enable = enable_grad();
                 var eps = random.Randn(x.shape).to(x.dtype).to(x.device);
                 var l = Losses.PerImage(classifier.forward(purifier.Purify(leaf, eps)), y, loss);
-                gradSum.add_(autograd.grad([l.sum()], [leaf])[0], RootedScalars.IntOne);
+                using (NativeRuntime.Backward()) gradSum.add_(autograd.grad([l.sum()], [leaf])[0], RootedScalars.IntOne);
                 lossSum.add_(l.detach(), RootedScalars.IntOne);
             }
         }

@@ -110,7 +110,9 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
             {
                 long m = Math.Min(chunk, n - start);
                 var xr = x.narrow(0, start, m).detach().requires_grad_(true);
-                var y = AdaptiveStepPurifier.Advance(xr, alpha.narrow(0, start, m), state.Score.forward(xr), state.Faithful);
+                Tensor h;
+                using (NativeRuntime.ForwardInBackward()) h = state.Score.forward(xr);   // recomputation: a forward pass
+                var y = AdaptiveStepPurifier.Advance(xr, alpha.narrow(0, start, m), h, state.Faithful);
                 grads.Add(autograd.grad([y], [xr], [gradOutput.narrow(0, start, m)])[0]);
             }
             return [cat(grads).MoveToOuterDisposeScope(), null!];  // one entry per input; the state gets none

@@ -154,10 +154,11 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                 if (options.AdvEpsilon > 0) x = Adversarial(net, x, y, g, AdvEpsilonAt(Iteration, schedule.BatchesPerEpoch));
                 opt.zero_grad();
                 var loss = F.cross_entropy(net.forward(x), y);
-                loss.backward();
+                using (NativeRuntime.Backward()) loss.backward();
+                double value = Divergence.ClipAndCheck(loss, net.parameters(), 0, Iteration, checkpointPath, "a smaller --lr");
                 opt.step();
                 scheduler?.step();
-                LastLoss = loss.item<float>();
+                LastLoss = value;
             }
             Iteration++;
             writer?.add_scalar("train_loss", (float)LastLoss, (int)Iteration);

@@ -25,6 +25,7 @@ public sealed record ScoreTrainingOptions
     /// <summary>Use only the first N training images (0 = all).</summary>
     public int TrainImages { get; init; } = 0;
     public string Device { get; init; } = "cpu";
+    /// <summary>Clip the gradient to this global ℓ2 norm before each step (0 = none); may be changed on resume.</summary>
     public double GradClip { get; init; } = 0;
     /// <summary>Also keep a snapshot without optimizer state (<c>OUT.iterN.ckpt</c>) every N iterations (0 = none), for
     /// measuring purification against training time.</summary>
@@ -94,11 +95,12 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
                 var x = aug.Apply(data.Images(idx), g).to(device);
                 opt.zero_grad();
                 var loss = DsmLoss.Sample(net, x, sigmas, g);
-                loss.backward();
-                if (options.GradClip > 0) nn.utils.clip_grad_norm_(net.parameters(), options.GradClip);
+                using (NativeRuntime.Backward()) loss.backward();
+                double value = Divergence.ClipAndCheck(loss, net.parameters(), options.GradClip, Iteration, checkpointPath,
+                    options.GradClip > 0 ? "a smaller --grad-clip or --lr" : "--grad-clip (e.g. 1)");
                 opt.step();
                 UpdateEma(net, ema, options.EmaRate);
-                LastLoss = loss.item<float>();
+                LastLoss = value;
             }
             Iteration++;
             double ips = (Iteration - startIter) * schedule.BatchSize / Math.Max(1e-9, clock.Elapsed.TotalSeconds);

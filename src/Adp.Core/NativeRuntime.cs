@@ -1,0 +1,123 @@
+using System.Runtime.InteropServices;
+
+namespace Adp;
+
+/// <summary>
+/// Process-wide settings of the native libtorch runtime, made before its first use (call <see cref="Configure"/> first
+/// thing; the CLI, the benchmarks and the tests do):
+/// <list type="bullet">
+/// <item>Convolution gradients without oneDNN (MKLDNN): every backward pass runs inside <see cref="Backward"/>, which turns
+/// oneDNN off for its duration (<c>at::globalContext().setUserEnabledMkldnn</c>, what PyTorch's
+/// <c>torch.backends.mkldnn.flags(enabled=False)</c> does; libtorch picks the convolution backend again when it computes the
+/// gradient). On this project's AVX-512 machines (AMD EPYC, avx512_bf16) libtorch 2.10's oneDNN convolution backward returns
+/// NaN gradients now and then: of 8 five-iteration trainings of a tiny NCSNv2 with one seed, 2–4 got one (autograd's
+/// anomaly mode: "ConvolutionBackward0 returned nan values in its 0th output"), while the loss and the forward pass stayed
+/// finite and deterministic; capping oneDNN, MKL or ATen at AVX2 did not help; without oneDNN, 24 of 24 were finite. A
+/// Fashion-MNIST score-model training went NaN after 67 and after ~525 iterations, and every gradient attack is exposed too.
+/// Forward passes keep oneDNN: without it a CIFAR-10 purification forward is ~4× slower and a DSM training step ~2×.
+/// <c>ADP_MKLDNN=1</c> keeps oneDNN for gradients too (machines where it is sound); <c>ADP_MKLDNN=0</c> turns it off
+/// everywhere.</item>
+/// <item><c>TORCH_CPP_LOG_LEVEL=ERROR</c> (unless set), applied through <c>c10::initLogging()</c> (PyTorch's Python module
+/// calls it, TorchSharp never does): on CPUs that NNPACK does not recognise, libtorch writes "Could not initialize NNPACK!
+/// Reason: Unsupported hardware." to stderr from every process that runs a convolution; no error, but it breaks the
+/// toolkit's rule that a failure is one stderr line. <c>TORCH_CPP_LOG_LEVEL=WARNING</c> brings it back. The variable is
+/// set with libc's <c>setenv</c>: native getenv does not see .NET's <c>Environment.SetEnvironmentVariable</c> on Unix.</item>
+/// </list>
+/// A no-op off Linux, or where a symbol is not found (another libtorch build).
+/// </summary>
+public static unsafe class NativeRuntime
+{
+    /// <summary>Environment variable: "1" keeps oneDNN for gradients, "0" turns it off everywhere (see the class summary).</summary>
+    public const string MkldnnVariable = "ADP_MKLDNN";
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int SetEnv(string name, string value, int overwrite);
+
+    private static int _done;
+
+    /// <summary>Applies the settings above once per process; loads libtorch. Call before any tensor operation.</summary>
+    public static void Configure()
+    {
+        if (Interlocked.Exchange(ref _done, 1) == 1 || !OperatingSystem.IsLinux()) return;
+        try
+        {
+            SetEnv("TORCH_CPP_LOG_LEVEL", "ERROR", 0);
+            _ = TorchSharp.torch.get_num_threads();   // loads libtorch, and with it libc10
+            // dlopen by soname returns the copies TorchSharp already loaded.
+            if (NativeLibrary.TryLoad("libc10.so", out var c10) && NativeLibrary.TryGetExport(c10, "_ZN3c1011initLoggingEv", out var init))
+                ((delegate* unmanaged<void>)init)();
+            if (NativeLibrary.TryLoad("libtorch_cpu.so", out var cpu)
+                && NativeLibrary.TryGetExport(cpu, "_ZN2at13globalContextEv", out var context)
+                && NativeLibrary.TryGetExport(cpu, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set)
+                && NativeLibrary.TryGetExport(cpu, "_ZNK2at7Context17userEnabledMkldnnEv", out var get))
+            {
+                _context = ((delegate* unmanaged<IntPtr>)context)();
+                (_setMkldnn, _getMkldnn) = (set, get);
+                var mode = Environment.GetEnvironmentVariable(MkldnnVariable);
+                if (mode == "0") SetMkldnn(false);
+                _guardBackward = mode != "1" && mode != "0";
+            }
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    private static IntPtr _context, _setMkldnn, _getMkldnn;
+    private static bool _guardBackward;
+    private static readonly object Gate = new();
+    private static int _backwardDepth;
+
+    private static void SetMkldnn(bool on) => ((delegate* unmanaged<IntPtr, byte, void>)_setMkldnn)(_context, on ? (byte)1 : (byte)0);
+
+    /// <summary>Whether oneDNN is enabled in libtorch now (null where the symbols were not found or before <see cref="Configure"/>).</summary>
+    public static bool? MkldnnEnabled() =>
+        _getMkldnn == IntPtr.Zero ? null : ((delegate* unmanaged<IntPtr, byte>)_getMkldnn)(_context) != 0;
+
+    /// <summary>Wrap every <c>backward()</c> / <c>autograd.grad</c> call: oneDNN is off until the returned scope is disposed
+    /// (nested and concurrent scopes share one switch: the last one out turns it back on). A no-op unless
+    /// <see cref="Configure"/> found the symbols and <c>ADP_MKLDNN</c> is unset. Forward passes that run inside the scope
+    /// (e.g. a checkpointed segment's recomputation) also go without oneDNN, slower but correct.</summary>
+    public static IDisposable Backward()
+    {
+        if (!_guardBackward) return NoScope.Instance;
+        lock (Gate) { if (_backwardDepth++ == 0) SetMkldnn(false); }
+        return new Scope();
+    }
+
+    /// <summary>Inside a <see cref="Backward"/> scope, a forward pass that is no gradient computation itself (a checkpointed
+    /// segment's recomputation) may use oneDNN again until the returned scope is disposed.</summary>
+    public static IDisposable ForwardInBackward()
+    {
+        lock (Gate)
+        {
+            if (!_guardBackward || _backwardDepth == 0) return NoScope.Instance;
+            SetMkldnn(true);
+        }
+        return new ForwardScope();
+    }
+
+    private sealed class ForwardScope : IDisposable
+    {
+        private int _disposed;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+            lock (Gate) { if (_backwardDepth > 0) SetMkldnn(false); }
+        }
+    }
+
+    private sealed class Scope : IDisposable
+    {
+        private int _disposed;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+            lock (Gate) { if (--_backwardDepth == 0) SetMkldnn(true); }
+        }
+    }
+
+    private sealed class NoScope : IDisposable
+    {
+        public static readonly NoScope Instance = new();
+        public void Dispose() { }
+    }
+}
