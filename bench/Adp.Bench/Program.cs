@@ -3,7 +3,7 @@ using Adp.Bench;
 
 // Throughput benchmarks for the toolkit's hot paths. Each prints one line per measurement with the machine.
 // Usage: adp-bench <name> [key=value ...]   names: dsm, forward, ops, determinism, purify, grad, clf, fullgrad, bpda-rules, load, all
-Adp.NativeRuntime.Configure();   // oneDNN ISA cap and libtorch's C++ log level, before the first tensor operation
+Adp.NativeRuntime.Configure();   // gradients without oneDNN, libtorch's C++ log level: before the first tensor operation
 var name = args.FirstOrDefault() ?? "all";
 var kv = args.Skip(1).Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
 Console.WriteLine($"# machine: {Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, libtorch {TorchSharp.torch.__version__}, threads {TorchSharp.torch.get_num_threads()}");

@@ -35,83 +35,92 @@ public static unsafe class NativeRuntime
 
     private static int _done;
 
-    /// <summary>Applies the settings above once per process; loads libtorch. Call before any tensor operation.</summary>
+    /// <summary>Applies the settings above once per process; loads libtorch. Call before any tensor operation, from one thread.</summary>
     public static void Configure()
     {
         if (Interlocked.Exchange(ref _done, 1) == 1 || !OperatingSystem.IsLinux()) return;
+        // Two independent settings: a failure of one (e.g. no glibc setenv) must not skip the other.
+        try { SetEnv("TORCH_CPP_LOG_LEVEL", "ERROR", 0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+        _ = TorchSharp.torch.get_num_threads();   // loads libtorch, and with it libc10
         try
         {
-            SetEnv("TORCH_CPP_LOG_LEVEL", "ERROR", 0);
-            _ = TorchSharp.torch.get_num_threads();   // loads libtorch, and with it libc10
             // dlopen by soname returns the copies TorchSharp already loaded.
             if (NativeLibrary.TryLoad("libc10.so", out var c10) && NativeLibrary.TryGetExport(c10, "_ZN3c1011initLoggingEv", out var init))
                 ((delegate* unmanaged<void>)init)();
-            if (NativeLibrary.TryLoad("libtorch_cpu.so", out var cpu)
-                && NativeLibrary.TryGetExport(cpu, "_ZN2at13globalContextEv", out var context)
-                && NativeLibrary.TryGetExport(cpu, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set)
-                && NativeLibrary.TryGetExport(cpu, "_ZNK2at7Context17userEnabledMkldnnEv", out var get))
-            {
-                _context = ((delegate* unmanaged<IntPtr>)context)();
-                (_setMkldnn, _getMkldnn) = (set, get);
-                var mode = Environment.GetEnvironmentVariable(MkldnnVariable);
-                if (mode == "0") SetMkldnn(false);
-                _guardBackward = mode != "1" && mode != "0";
-            }
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+        if (NativeLibrary.TryLoad("libtorch_cpu.so", out var cpu)
+            && NativeLibrary.TryGetExport(cpu, "_ZN2at13globalContextEv", out var context)
+            && NativeLibrary.TryGetExport(cpu, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set)
+            && NativeLibrary.TryGetExport(cpu, "_ZNK2at7Context17userEnabledMkldnnEv", out var get))
+        {
+            _context = ((delegate* unmanaged<IntPtr>)context)();
+            (_setMkldnn, _getMkldnn) = (set, get);
+            var mode = Environment.GetEnvironmentVariable(MkldnnVariable);
+            if (mode == "0") SetMkldnn(false);
+            _guardBackward = mode != "1" && mode != "0";
+        }
     }
 
     private static IntPtr _context, _setMkldnn, _getMkldnn;
     private static bool _guardBackward;
     private static readonly object Gate = new();
-    private static int _backwardDepth;
+    // The switch is process-wide, the scopes are per thread: oneDNN is on when no Backward scope is open anywhere, or when the
+    // only open ones are those the ForwardInBackward owner had opened when it entered (a Backward opened later, by any thread,
+    // turns it off again until it closes).
+    private static int _backwardDepth, _forwardDepth, _ownerBackwardDepth;
+    private static int _forwardOwner = -1;
+    [ThreadStatic] private static int t_backwardDepth;
 
     private static void SetMkldnn(bool on) => ((delegate* unmanaged<IntPtr, byte, void>)_setMkldnn)(_context, on ? (byte)1 : (byte)0);
+
+    private static void Apply() => SetMkldnn(_backwardDepth == 0 || (_forwardDepth > 0 && _backwardDepth == _ownerBackwardDepth));
 
     /// <summary>Whether oneDNN is enabled in libtorch now (null where the symbols were not found or before <see cref="Configure"/>).</summary>
     public static bool? MkldnnEnabled() =>
         _getMkldnn == IntPtr.Zero ? null : ((delegate* unmanaged<IntPtr, byte>)_getMkldnn)(_context) != 0;
 
     /// <summary>Wrap every <c>backward()</c> / <c>autograd.grad</c> call: oneDNN is off until the returned scope is disposed
-    /// (nested and concurrent scopes share one switch: the last one out turns it back on). A no-op unless
-    /// <see cref="Configure"/> found the symbols and <c>ADP_MKLDNN</c> is unset. Forward passes that run inside the scope
-    /// (e.g. a checkpointed segment's recomputation) also go without oneDNN, slower but correct.</summary>
+    /// (scopes nest, and concurrent ones on other threads keep it off until the last closes). A no-op unless
+    /// <see cref="Configure"/> found the symbols and <c>ADP_MKLDNN</c> is unset. Forward passes that run while any scope is
+    /// open go without oneDNN (slower, correct), except inside <see cref="ForwardInBackward"/>.</summary>
     public static IDisposable Backward()
     {
         if (!_guardBackward) return NoScope.Instance;
-        lock (Gate) { if (_backwardDepth++ == 0) SetMkldnn(false); }
-        return new Scope();
+        lock (Gate) { _backwardDepth++; t_backwardDepth++; Apply(); }
+        return new Scope(() => { _backwardDepth--; t_backwardDepth--; });
     }
 
     /// <summary>Inside a <see cref="Backward"/> scope, a forward pass that is no gradient computation itself (a checkpointed
-    /// segment's recomputation) may use oneDNN again until the returned scope is disposed.</summary>
+    /// segment's recomputation) may use oneDNN again until the returned scope is disposed; only while every open Backward
+    /// scope is this thread's (otherwise a no-op: the forward pass runs without oneDNN), and a Backward scope opened inside
+    /// it turns oneDNN off again.</summary>
     public static IDisposable ForwardInBackward()
     {
         lock (Gate)
         {
+            int me = Environment.CurrentManagedThreadId;
             if (!_guardBackward || _backwardDepth == 0) return NoScope.Instance;
-            SetMkldnn(true);
+            if (_forwardOwner == -1)
+            {
+                if (t_backwardDepth != _backwardDepth) return NoScope.Instance;   // another thread is computing a gradient
+                (_forwardOwner, _ownerBackwardDepth) = (me, _backwardDepth);
+            }
+            else if (_forwardOwner != me) return NoScope.Instance;
+            _forwardDepth++;
+            Apply();
         }
-        return new ForwardScope();
+        return new Scope(() => { if (--_forwardDepth == 0) _forwardOwner = -1; });
     }
 
-    private sealed class ForwardScope : IDisposable
+    private sealed class Scope(Action close) : IDisposable
     {
         private int _disposed;
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-            lock (Gate) { if (_backwardDepth > 0) SetMkldnn(false); }
-        }
-    }
-
-    private sealed class Scope : IDisposable
-    {
-        private int _disposed;
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-            lock (Gate) { if (--_backwardDepth == 0) SetMkldnn(true); }
+            lock (Gate) { close(); Apply(); }
         }
     }
 

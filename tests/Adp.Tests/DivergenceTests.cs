@@ -37,7 +37,7 @@ public class DivergenceTests
             var e = Assert.Throws<AdpException>(() => trainer.Run(resume: false));
             Assert.Contains("training diverged at iteration", e.Message);
             Assert.Contains(path, e.Message);
-            Assert.Contains("--grad-clip", e.Message);
+            Assert.Contains("resume it with --resume --grad-clip 1", e.Message);   // a checkpoint exists (every iteration)
             Assert.True(trainer.Iteration is >= 1 and < 50, $"stopped at {trainer.Iteration}");
             AssertFinite(path);
             Assert.Equal(trainer.Iteration, ScoreModelFile.Load(path).Info.Iteration);
@@ -75,9 +75,14 @@ public class DivergenceTests
         var loss = (w * w).sum();
         loss.backward();
         var before = w.grad!.clone();
-        Assert.Equal(25, Divergence.ClipAndCheck(loss, [w], 0, 0, "x.ckpt", "r"), 6);
+        Assert.Equal(25, Divergence.ClipAndCheck(loss, [w], 0, 0, "x.ckpt", "r", "s"), 6);
         Assert.True(before.eq(w.grad!).all().item<bool>());
-        Divergence.ClipAndCheck(loss, [w], 1, 0, "x.ckpt", "r");   // ‖(6, 8)‖ = 10 → clipped to norm 1
+        Divergence.ClipAndCheck(loss, [w], 1, 0, "x.ckpt", "r", "s");   // ‖(6, 8)‖ = 10 → clipped to norm 1
         Assert.Equal(1.0, w.grad!.norm().item<float>(), 4);
+        // A non-finite loss before any checkpoint: the message offers only a new run.
+        var e = Assert.Throws<AdpException>(() => Divergence.ClipAndCheck(loss * float.NaN, [w], 0, 4, "never-written.ckpt", "--grad-clip 1", "s"));
+        Assert.Contains("training diverged at iteration 5", e.Message);
+        Assert.Contains("no checkpoint was written yet (never-written.ckpt): start again with s", e.Message);
+        Assert.DoesNotContain("--resume", e.Message);
     }
 }

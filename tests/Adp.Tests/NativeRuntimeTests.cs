@@ -10,6 +10,16 @@ public class NativeRuntimeTests
     [DllImport("libc", EntryPoint = "getenv")]
     private static extern IntPtr GetEnv(string name);
 
+    /// <summary>The oneDNN state seen inside <paramref name="scope"/> opened on a new thread.</summary>
+    private static bool? OnAnotherThread(Func<IDisposable> scope)
+    {
+        bool? seen = null;
+        var t = new Thread(() => { using (scope()) seen = NativeRuntime.MkldnnEnabled(); });
+        t.Start();
+        t.Join();
+        return seen;
+    }
+
     [Fact]
     public void OneDnn_IsOffInsideBackwardScopes_AndOnForForwardPasses()
     {
@@ -21,8 +31,20 @@ public class NativeRuntimeTests
             Assert.Equal(mode == "1", NativeRuntime.MkldnnEnabled());
             using (NativeRuntime.Backward()) Assert.Equal(mode == "1", NativeRuntime.MkldnnEnabled());   // nested: still off
             Assert.Equal(mode == "1", NativeRuntime.MkldnnEnabled());
-            using (NativeRuntime.ForwardInBackward()) Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());
+            using (NativeRuntime.ForwardInBackward())
+            {
+                Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());
+                using (NativeRuntime.ForwardInBackward()) Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());
+                Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());   // the inner forward scope closing keeps it on
+                using (NativeRuntime.Backward()) Assert.Equal(mode == "1", NativeRuntime.MkldnnEnabled());   // a gradient inside: off
+                Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());
+                // Another thread's gradient while the forward scope is open: off until it ends.
+                Assert.Equal(mode == "1", OnAnotherThread(NativeRuntime.Backward));
+                Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());
+            }
             Assert.Equal(mode == "1", NativeRuntime.MkldnnEnabled());
+            // A forward scope on a thread that holds none of the open gradient scopes changes nothing.
+            Assert.Equal(mode == "1", OnAnotherThread(NativeRuntime.ForwardInBackward));
         }
         Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());
         Assert.Equal(Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") ?? "ERROR", Marshal.PtrToStringAnsi(GetEnv("TORCH_CPP_LOG_LEVEL")));

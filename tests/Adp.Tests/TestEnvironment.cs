@@ -6,7 +6,7 @@ namespace Adp.Tests;
 /// a missing file is a failure; when unset, tests that need the files are skipped.</summary>
 public static class TestEnvironment
 {
-    /// <summary>The same native runtime settings as the CLI (oneDNN ISA cap, C++ log level), before any test runs.</summary>
+    /// <summary>The same native runtime settings as the CLI (gradients without oneDNN, C++ log level), before any test runs.</summary>
     [System.Runtime.CompilerServices.ModuleInitializer]
     internal static void ConfigureNativeRuntime() => NativeRuntime.Configure();
 

@@ -113,7 +113,7 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
                 Tensor h;
                 using (NativeRuntime.ForwardInBackward()) h = state.Score.forward(xr);   // recomputation: a forward pass
                 var y = AdaptiveStepPurifier.Advance(xr, alpha.narrow(0, start, m), h, state.Faithful);
-                grads.Add(autograd.grad([y], [xr], [gradOutput.narrow(0, start, m)])[0]);
+                using (NativeRuntime.Backward()) grads.Add(autograd.grad([y], [xr], [gradOutput.narrow(0, start, m)])[0]);   // nests
             }
             return [cat(grads).MoveToOuterDisposeScope(), null!];  // one entry per input; the state gets none
         }

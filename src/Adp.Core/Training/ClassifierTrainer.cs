@@ -155,7 +155,7 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                 opt.zero_grad();
                 var loss = F.cross_entropy(net.forward(x), y);
                 using (NativeRuntime.Backward()) loss.backward();
-                double value = Divergence.ClipAndCheck(loss, net.parameters(), 0, Iteration, checkpointPath, "a smaller --lr");
+                double value = Divergence.ClipAndCheck(loss, net.parameters(), 0, Iteration, checkpointPath, null, "a smaller --lr");
                 opt.step();
                 scheduler?.step();
                 LastLoss = value;

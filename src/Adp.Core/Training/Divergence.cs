@@ -17,18 +17,24 @@ public static class Divergence
     /// <param name="parameters">the parameters whose <c>.grad</c> the step will use.</param>
     /// <param name="iteration">0-based index of the iteration being computed (the message counts from 1).</param>
     /// <param name="checkpointPath">the run's checkpoint, named in the message.</param>
-    /// <param name="remedy">what the user can change, e.g. "--grad-clip (e.g. 1) or a smaller --lr".</param>
+    /// <param name="resumeRemedy">what to change when resuming from the checkpoint, e.g. "--grad-clip 1"; null when the
+    /// command cannot change anything on resume (then only a new run is suggested).</param>
+    /// <param name="restartRemedy">what to change in a new run, e.g. "a smaller --lr".</param>
     /// <returns>The loss value.</returns>
     /// <exception cref="AdpException">the loss or the gradient norm is NaN or infinite; the step is not taken and the
-    /// checkpoint file keeps its last (finite) state.</exception>
+    /// checkpoint file keeps its last (finite) state, if one was written.</exception>
     public static double ClipAndCheck(Tensor loss, IEnumerable<TorchSharp.Modules.Parameter> parameters, double clip, long iteration,
-        string checkpointPath, string remedy)
+        string checkpointPath, string? resumeRemedy, string restartRemedy)
     {
         double value = loss.item<float>();
         double norm = clip > 0 ? nn.utils.clip_grad_norm_(parameters, clip) : GradientNorm(parameters);
         if (double.IsFinite(value) && double.IsFinite(norm)) return value;
-        throw new AdpException($"training diverged at iteration {iteration + 1}: loss {value}, gradient norm {norm}; the step was not " +
-                               $"taken and {checkpointPath} keeps its last checkpoint: resume it (--resume) with {remedy}, or start again");
+        string what = $"training diverged at iteration {iteration + 1}: loss {value}, gradient norm {norm}; the step was not taken";
+        throw new AdpException(!File.Exists(checkpointPath)
+            ? $"{what} and no checkpoint was written yet ({checkpointPath}): start again with {restartRemedy}"
+            : resumeRemedy is null
+                ? $"{what}; {checkpointPath} keeps its last checkpoint: start again with {restartRemedy}"
+                : $"{what}; {checkpointPath} keeps its last checkpoint: resume it with --resume {resumeRemedy}, or start again with {restartRemedy}");
     }
 
     /// <summary>Global ℓ2 norm of the gradients (as clip_grad_norm_ computes it, without touching them).</summary>

@@ -97,7 +97,7 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
                 var loss = DsmLoss.Sample(net, x, sigmas, g);
                 using (NativeRuntime.Backward()) loss.backward();
                 double value = Divergence.ClipAndCheck(loss, net.parameters(), options.GradClip, Iteration, checkpointPath,
-                    options.GradClip > 0 ? "a smaller --grad-clip or --lr" : "--grad-clip (e.g. 1)");
+                    options.GradClip > 0 ? $"--grad-clip below {options.GradClip}" : "--grad-clip 1", "--grad-clip 1 or a smaller --lr");
                 opt.step();
                 UpdateEma(net, ema, options.EmaRate);
                 LastLoss = value;
