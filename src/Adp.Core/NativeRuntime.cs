@@ -84,7 +84,9 @@ public static unsafe class NativeRuntime
     /// <summary>Wrap every <c>backward()</c> / <c>autograd.grad</c> call: oneDNN is off until the returned scope is disposed
     /// (scopes nest, and concurrent ones on other threads keep it off until the last closes). A no-op unless
     /// <see cref="Configure"/> found the symbols and <c>ADP_MKLDNN</c> is unset. Forward passes that run while any scope is
-    /// open go without oneDNN (slower, correct), except inside <see cref="ForwardInBackward"/>.</summary>
+    /// open, on any thread, go without oneDNN (slower; equal to oneDNN's results to float rounding, not bit for bit), except
+    /// inside <see cref="ForwardInBackward"/>. A process that must reproduce forward results exactly while another thread
+    /// computes gradients sets <c>ADP_MKLDNN=0</c>; the CLI's commands compute on one thread.</summary>
     public static IDisposable Backward()
     {
         if (!_guardBackward) return NoScope.Instance;

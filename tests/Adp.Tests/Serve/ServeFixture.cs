@@ -17,8 +17,11 @@ using static TorchSharp.torch;
 namespace Adp.Tests.Serve;
 
 /// <summary>The serve tests share one loaded defense (the shipped Fashion-MNIST models, S = 2 runs of T = 3 steps to
-/// keep them fast) and run one after another: only one batch worker uses the networks at a time.</summary>
-[CollectionDefinition(Name)]
+/// keep them fast) and run one after another: only one batch worker uses the networks at a time. They also run apart from
+/// every other test (no parallelization): a gradient computed by a test on another thread switches oneDNN off process-wide
+/// (NativeRuntime), and a forward pass on other kernels agrees only to float rounding, while these tests check that a seed
+/// reproduces an answer exactly, as it does in `adp serve`, which computes no gradients.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ServeCollection : ICollectionFixture<ServeFixture>
 {
     public const string Name = "serve";
