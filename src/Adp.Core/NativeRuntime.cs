@@ -36,7 +36,8 @@ public static unsafe class NativeRuntime
     private static int _done;
 
     /// <summary>Applies the settings above once per process; loads libtorch. Call before any tensor operation, from one thread.</summary>
-    public static void Configure()
+    /// <param name="mkldnnMode">"1", "0" or null (gradients without oneDNN); overrides <c>ADP_MKLDNN</c> when given.</param>
+    public static void Configure(string? mkldnnMode = null)
     {
         if (Interlocked.Exchange(ref _done, 1) == 1 || !OperatingSystem.IsLinux()) return;
         // Two independent settings: a failure of one (e.g. no glibc setenv) must not skip the other.
@@ -57,9 +58,19 @@ public static unsafe class NativeRuntime
         {
             _context = ((delegate* unmanaged<IntPtr>)context)();
             (_setMkldnn, _getMkldnn) = (set, get);
-            var mode = Environment.GetEnvironmentVariable(MkldnnVariable);
-            if (mode == "0") SetMkldnn(false);
+            SetMode(mkldnnMode ?? Environment.GetEnvironmentVariable(MkldnnVariable));
+        }
+    }
+
+    /// <summary>"1": oneDNN everywhere; "0": nowhere; anything else: forward passes only. Tests switch modes with no
+    /// scope open (their collection runs alone).</summary>
+    internal static void SetMode(string? mode)
+    {
+        if (_setMkldnn == IntPtr.Zero) return;
+        lock (Gate)
+        {
             _guardBackward = mode != "1" && mode != "0";
+            SetMkldnn(mode != "0");
         }
     }
 

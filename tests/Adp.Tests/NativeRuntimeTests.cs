@@ -3,7 +3,9 @@ using static TorchSharp.torch;
 
 namespace Adp.Tests;
 
-/// <summary>The native runtime settings (<see cref="NativeRuntime"/>) are in force in the test process, as in the CLI's.</summary>
+/// <summary>The CLI's native runtime mode (<see cref="NativeRuntime"/>: gradients without oneDNN, forward passes with it),
+/// switched on for these tests only: the rest of the suite runs with oneDNN off (TestEnvironment), and this collection runs
+/// alone.</summary>
 [Collection(GlobalRngCollection.Name)]
 public class NativeRuntimeTests
 {
@@ -20,11 +22,20 @@ public class NativeRuntimeTests
         return seen;
     }
 
+    /// <summary>Runs <paramref name="body"/> in the CLI's mode (ADP_MKLDNN as set, else the default), then restores the
+    /// suite's.</summary>
+    private static void InCliMode(Action<string?> body)
+    {
+        var mode = Environment.GetEnvironmentVariable(NativeRuntime.MkldnnVariable);
+        NativeRuntime.SetMode(mode);
+        try { body(mode); }
+        finally { NativeRuntime.SetMode(mode ?? "0"); }
+    }
+
     [Fact]
-    public void OneDnn_IsOffInsideBackwardScopes_AndOnForForwardPasses()
+    public void OneDnn_IsOffInsideBackwardScopes_AndOnForForwardPasses() => InCliMode(mode =>
     {
         if (!OperatingSystem.IsLinux()) return;
-        var mode = Environment.GetEnvironmentVariable(NativeRuntime.MkldnnVariable);
         Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());
         using (NativeRuntime.Backward())
         {
@@ -48,13 +59,13 @@ public class NativeRuntimeTests
         }
         Assert.Equal(mode != "0", NativeRuntime.MkldnnEnabled());
         Assert.Equal(Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") ?? "ERROR", Marshal.PtrToStringAnsi(GetEnv("TORCH_CPP_LOG_LEVEL")));
-    }
+    });
 
     /// <summary>With oneDNN, on this project's AVX-512 machines, backward calls of these convolutions returned NaN
     /// gradients now and then (2–632 in 3,000, five trials); 3,000 calls all finite is what the settings must give. On
     /// machines whose kernels are sound this passes either way.</summary>
     [Fact]
-    public void ConvolutionBackward_IsFinite_InThousandsOfCalls_AndInShortTrainings()
+    public void ConvolutionBackward_IsFinite_InThousandsOfCalls_AndInShortTrainings() => InCliMode(_ =>
     {
         int bad = 0;
         foreach (var (dilation, size) in new[] { (1, 7), (2, 7), (4, 7), (2, 14), (1, 28) })
@@ -88,5 +99,5 @@ public class NativeRuntimeTests
             }
         }
         finally { Directory.Delete(dir, true); }
-    }
+    });
 }

@@ -6,9 +6,13 @@ namespace Adp.Tests;
 /// a missing file is a failure; when unset, tests that need the files are skipped.</summary>
 public static class TestEnvironment
 {
-    /// <summary>The same native runtime settings as the CLI (gradients without oneDNN, C++ log level), before any test runs.</summary>
+    /// <summary>The native runtime settings before any test runs: the CLI's C++ log level, and oneDNN off everywhere unless
+    /// ADP_MKLDNN says otherwise. The CLI switches oneDNN off only while it computes a gradient, a process-wide switch; with
+    /// tests running in parallel, one test's gradient would move another's forward pass to other kernels mid-way (equal to
+    /// float rounding only), and the suite's exact-reproduction checks (resumed evaluations, seed replays) flake.
+    /// NativeRuntimeTests checks the CLI's mode in its own non-parallel collection.</summary>
     [System.Runtime.CompilerServices.ModuleInitializer]
-    internal static void ConfigureNativeRuntime() => NativeRuntime.Configure();
+    internal static void ConfigureNativeRuntime() => NativeRuntime.Configure(Environment.GetEnvironmentVariable(NativeRuntime.MkldnnVariable) ?? "0");
 
     public const string ReferenceVariable = "ADP_REFERENCE_DIR";
 
