@@ -6,8 +6,8 @@ namespace Adp.Training;
 /// <summary>
 /// Stops a training whose loss or gradient is no longer finite, before the optimizer step that would write NaN into the
 /// weights, and so into every later checkpoint, EMA and snapshot. Without it a diverged run goes on for hours, its loss
-/// hidden from the progress line, and every snapshot it keeps is useless (seen on a Fashion-MNIST ngf-16 run at lr 5e-4,
-/// which went NaN at iteration ~525 of 12,000).
+/// hidden from the progress line, and every snapshot it keeps is useless (seen on a Fashion-MNIST ngf-16 run that went NaN
+/// at iteration ~525 of 12,000; the cause was oneDNN's convolution gradients, see NativeRuntime, not the learning rate).
 /// </summary>
 public static class Divergence
 {
