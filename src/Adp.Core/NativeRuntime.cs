@@ -17,6 +17,13 @@ namespace Adp;
 /// Forward passes keep oneDNN: without it a CIFAR-10 purification forward is ~4× slower and a DSM training step ~2×.
 /// <c>ADP_MKLDNN=1</c> keeps oneDNN for gradients too (machines where it is sound); <c>ADP_MKLDNN=0</c> turns it off
 /// everywhere.</item>
+/// <item>NNPACK off (<c>at::globalContext().setUserEnabledNNPACK(false)</c>, PyTorch's <c>torch.backends.nnpack.set_flags(False)</c>;
+/// <c>ADP_NNPACK=1</c> keeps it): where oneDNN is off, libtorch runs a convolution through NNPACK's fast (Winograd/FFT)
+/// kernels only when the batch has at least 16 rows (<c>ConvParams::use_nnpack</c>), and through the exact per-image path
+/// otherwise, so a result would depend on the batch size, against this toolkit's rule that per-image results do not. Seen in
+/// CI (2026-11-30): the test suite, which runs with oneDNN off, got other outcomes for a batch of 8 images × 2 purification
+/// runs (16 rows) than for batches of 3 (6 rows) on the CI host; the development machines cannot start NNPACK
+/// ("Unsupported hardware") and never differed. Only those hosts lose speed, and only where oneDNN is off.</item>
 /// <item><c>TORCH_CPP_LOG_LEVEL=ERROR</c> (unless set), applied through <c>c10::initLogging()</c> (PyTorch's Python module
 /// calls it, TorchSharp never does): on CPUs that NNPACK does not recognise, libtorch writes "Could not initialize NNPACK!
 /// Reason: Unsupported hardware." to stderr from every process that runs a convolution; no error, but it breaks the
@@ -29,6 +36,9 @@ public static unsafe class NativeRuntime
 {
     /// <summary>Environment variable: "1" keeps oneDNN for gradients, "0" turns it off everywhere (see the class summary).</summary>
     public const string MkldnnVariable = "ADP_MKLDNN";
+
+    /// <summary>Environment variable: "1" keeps NNPACK (off otherwise; see the class summary).</summary>
+    public const string NnpackVariable = "ADP_NNPACK";
 
     [DllImport("libc", EntryPoint = "setenv")]
     private static extern int SetEnv(string name, string value, int overwrite);
@@ -51,16 +61,30 @@ public static unsafe class NativeRuntime
                 ((delegate* unmanaged<void>)init)();
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
-        if (NativeLibrary.TryLoad("libtorch_cpu.so", out var cpu)
-            && NativeLibrary.TryGetExport(cpu, "_ZN2at13globalContextEv", out var context)
-            && NativeLibrary.TryGetExport(cpu, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set)
+        if (!NativeLibrary.TryLoad("libtorch_cpu.so", out var cpu)
+            || !NativeLibrary.TryGetExport(cpu, "_ZN2at13globalContextEv", out var context)) return;
+        _context = ((delegate* unmanaged<IntPtr>)context)();
+        if (NativeLibrary.TryGetExport(cpu, "_ZN2at7Context20setUserEnabledNNPACKEb", out var setNnpack)
+            && NativeLibrary.TryGetExport(cpu, "_ZNK2at7Context17userEnabledNNPACKEv", out var getNnpack))
+        {
+            _getNnpack = getNnpack;
+            byte keep = Environment.GetEnvironmentVariable(NnpackVariable) == "1" ? (byte)1 : (byte)0;
+            ((delegate* unmanaged<IntPtr, byte, void>)setNnpack)(_context, keep);
+        }
+        if (NativeLibrary.TryGetExport(cpu, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set)
             && NativeLibrary.TryGetExport(cpu, "_ZNK2at7Context17userEnabledMkldnnEv", out var get))
         {
-            _context = ((delegate* unmanaged<IntPtr>)context)();
             (_setMkldnn, _getMkldnn) = (set, get);
             SetMode(mkldnnMode ?? Environment.GetEnvironmentVariable(MkldnnVariable));
         }
     }
+
+    private static IntPtr _getNnpack;
+
+    /// <summary>Whether NNPACK is enabled in libtorch now (null where the symbols were not found or before
+    /// <see cref="Configure"/>).</summary>
+    public static bool? NnpackEnabled() =>
+        _getNnpack == IntPtr.Zero ? null : ((delegate* unmanaged<IntPtr, byte>)_getNnpack)(_context) != 0;
 
     /// <summary>"1": oneDNN everywhere; "0": nowhere; anything else: forward passes only. Tests switch modes with no
     /// scope open (their collection runs alone).</summary>

@@ -32,6 +32,27 @@ public class NativeRuntimeTests
         finally { NativeRuntime.SetMode(mode ?? "0"); }
     }
 
+    /// <summary>NNPACK is off unless ADP_NNPACK=1: libtorch uses it only for batches of 16 rows or more, so with it a result
+    /// would depend on the batch size. With it off (and oneDNN off, the suite's mode) a convolution of 19 images in one
+    /// batch equals the same images in batches of 3, bit for bit; on a host that can run NNPACK, the first would go through
+    /// its Winograd kernels and differ by float rounding.</summary>
+    [Fact]
+    public void Nnpack_IsOff_SoAConvolutionDoesNotDependOnTheBatchSize()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        Assert.Equal(Environment.GetEnvironmentVariable(NativeRuntime.NnpackVariable) == "1", NativeRuntime.NnpackEnabled());
+        using var scope = NewDisposeScope();
+        using var g = new Generator(5);
+        var x = randn([19, 3, 12, 12], generator: g);
+        var w = randn([8, 3, 3, 3], generator: g);
+        using var _ = no_grad();
+        var whole = nn.functional.conv2d(x, w, padding: [1, 1]);
+        var parts = cat(Enumerable.Range(0, 7).Select(i => nn.functional.conv2d(x.narrow(0, 3 * i, Math.Min(3, 19 - 3 * i)), w,
+            padding: [1, 1])).ToArray(), 0);
+        Assert.True(whole.eq(parts).all().item<bool>(),
+            $"batch of 19 vs batches of 3 differ by {(whole - parts).abs().max().item<float>()}");
+    }
+
     [Fact]
     public void OneDnn_IsOffInsideBackwardScopes_AndOnForForwardPasses() => InCliMode(mode =>
     {
