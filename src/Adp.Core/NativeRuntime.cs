@@ -17,9 +17,9 @@ namespace Adp;
 /// Forward passes keep oneDNN: without it a CIFAR-10 purification forward is ~4× slower and a DSM training step ~2×.
 /// <c>ADP_MKLDNN=1</c> keeps oneDNN for gradients too (machines where it is sound); <c>ADP_MKLDNN=0</c> turns it off
 /// everywhere.</item>
-/// <item>NNPACK off (<c>at::globalContext().setUserEnabledNNPACK(false)</c>, PyTorch's <c>torch.backends.nnpack.set_flags(False)</c>;
-/// <c>ADP_NNPACK=1</c> keeps it): where oneDNN is off, libtorch runs a convolution through NNPACK's fast (Winograd/FFT)
-/// kernels only when the batch has at least 16 rows (<c>ConvParams::use_nnpack</c>), and through the exact per-image path
+/// <item>NNPACK off (<c>at::globalContext().setUserEnabledNNPACK(false)</c>, PyTorch's
+/// <c>torch.backends.nnpack.set_flags(False)</c>; <c>ADP_NNPACK=1</c> keeps it): where oneDNN is off, libtorch runs a
+/// convolution through NNPACK's fast (Winograd/FFT) kernels only when the batch has at least 16 rows (<c>ConvParams::use_nnpack</c>), and through the exact per-image path
 /// otherwise, so a result would depend on the batch size, against this toolkit's rule that per-image results do not. Seen in
 /// CI (2026-11-30): the test suite, which runs with oneDNN off, got other outcomes for a batch of 8 images × 2 purification
 /// runs (16 rows) than for batches of 3 (6 rows) on the CI host; the development machines cannot start NNPACK
@@ -83,8 +83,11 @@ public static unsafe class NativeRuntime
 
     /// <summary>Whether NNPACK is enabled in libtorch now (null where the symbols were not found or before
     /// <see cref="Configure"/>).</summary>
-    public static bool? NnpackEnabled() =>
-        _getNnpack == IntPtr.Zero ? null : ((delegate* unmanaged<IntPtr, byte>)_getNnpack)(_context) != 0;
+    public static bool? NnpackEnabled() => ReadFlag(_getNnpack);
+
+    /// <summary>The value of one of libtorch's global-context flags, through its exported getter (null where not found).</summary>
+    private static bool? ReadFlag(IntPtr getter) =>
+        getter == IntPtr.Zero ? null : ((delegate* unmanaged<IntPtr, byte>)getter)(_context) != 0;
 
     /// <summary>"1": oneDNN everywhere; "0": nowhere; anything else: forward passes only. Tests switch modes with no
     /// scope open (their collection runs alone).</summary>
@@ -112,9 +115,9 @@ public static unsafe class NativeRuntime
 
     private static void Apply() => SetMkldnn(_backwardDepth == 0 || (_forwardDepth > 0 && _backwardDepth == _ownerBackwardDepth));
 
-    /// <summary>Whether oneDNN is enabled in libtorch now (null where the symbols were not found or before <see cref="Configure"/>).</summary>
-    public static bool? MkldnnEnabled() =>
-        _getMkldnn == IntPtr.Zero ? null : ((delegate* unmanaged<IntPtr, byte>)_getMkldnn)(_context) != 0;
+    /// <summary>Whether oneDNN is enabled in libtorch now (null where the symbols were not found or before
+    /// <see cref="Configure"/>).</summary>
+    public static bool? MkldnnEnabled() => ReadFlag(_getMkldnn);
 
     /// <summary>Wrap every <c>backward()</c> / <c>autograd.grad</c> call: oneDNN is off until the returned scope is disposed
     /// (scopes nest, and concurrent ones on other threads keep it off until the last closes). A no-op unless

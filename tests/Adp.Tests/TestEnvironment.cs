@@ -12,7 +12,8 @@ public static class TestEnvironment
     /// float rounding only), and the suite's exact-reproduction checks (resumed evaluations, seed replays) flake.
     /// NativeRuntimeTests checks the CLI's mode in its own non-parallel collection.</summary>
     [System.Runtime.CompilerServices.ModuleInitializer]
-    internal static void ConfigureNativeRuntime() => NativeRuntime.Configure(Environment.GetEnvironmentVariable(NativeRuntime.MkldnnVariable) ?? "0");
+    internal static void ConfigureNativeRuntime() =>
+        NativeRuntime.Configure(Environment.GetEnvironmentVariable(NativeRuntime.MkldnnVariable) ?? "0");
 
     public const string ReferenceVariable = "ADP_REFERENCE_DIR";
 
