@@ -20,7 +20,8 @@ namespace Adp;
 /// <item>NNPACK off (<c>at::globalContext().setUserEnabledNNPACK(false)</c>, PyTorch's
 /// <c>torch.backends.nnpack.set_flags(False)</c>; <c>ADP_NNPACK=1</c> keeps it): where oneDNN is off, libtorch runs a
 /// convolution through NNPACK's fast (Winograd/FFT) kernels only when the batch has at least 16 rows
-/// (<c>ConvParams::use_nnpack</c>), and through the exact per-image path otherwise, so a result would depend on the batch size, against this toolkit's rule that per-image results do not. Seen in
+/// (<c>ConvParams::use_nnpack</c>), and through the exact per-image path otherwise, so a result would depend on the batch
+/// size, against this toolkit's rule that per-image results do not. Seen in
 /// CI (2026-11-30): the test suite, which runs with oneDNN off, got other outcomes for a batch of 8 images × 2 purification
 /// runs (16 rows) than for batches of 3 (6 rows) on the CI host; the development machines cannot start NNPACK
 /// ("Unsupported hardware") and never differed. Only those hosts lose speed, and only where oneDNN is off.</item>
