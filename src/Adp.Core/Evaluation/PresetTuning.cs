@@ -41,7 +41,8 @@ public sealed class PresetTuning
     private Tensor? _adv;
 
     /// <summary>What a tuning folder was measured with; a rerun must match it field for field.</summary>
-    public sealed record Fingerprint(string Data, string ClassifierSha256, string ScoreSha256, int Runs, string Attack, long Seed);
+    public sealed record Fingerprint(string Data, string ClassifierSha256, string ScoreSha256, int Runs, string Attack, long Seed)
+        : IMeasurementFingerprint;
 
     private sealed class State
     {
@@ -73,18 +74,8 @@ public sealed class PresetTuning
         else _state = new State { Fingerprint = fingerprint };
     }
 
-    private static string Differences(Fingerprint? stored, Fingerprint now)
-    {
-        if (stored is null) return "no fingerprint";
-        var d = new List<string>();
-        if (stored.Data != now.Data) d.Add($"data '{stored.Data}', not '{now.Data}'");
-        if (stored.ClassifierSha256 != now.ClassifierSha256) d.Add("another classifier file");
-        if (stored.ScoreSha256 != now.ScoreSha256) d.Add("another score-model file or weights");
-        if (stored.Runs != now.Runs) d.Add($"S={stored.Runs}, not {now.Runs}");
-        if (stored.Attack != now.Attack) d.Add($"attack {stored.Attack}, not {now.Attack}");
-        if (stored.Seed != now.Seed) d.Add($"seed {stored.Seed}, not {now.Seed}");
-        return string.Join("; ", d);
-    }
+    private static string Differences(Fingerprint? stored, Fingerprint now) => MeasurementFingerprint.Differences(stored, now,
+        stored is not null && stored.ScoreSha256 != now.ScoreSha256 ? "another score-model file or weights" : null);
 
     private string StatePath => Path.Combine(_dir, "tune.json");
 

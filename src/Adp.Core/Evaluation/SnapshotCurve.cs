@@ -32,7 +32,8 @@ public sealed record SnapshotPoint(string File, long Iteration, WeightsChoice We
 public sealed class SnapshotCurve
 {
     /// <summary>What a curve folder was measured with; a rerun must match it field for field.</summary>
-    public sealed record Fingerprint(string Data, string ClassifierSha256, PurifierSettings Purifier, int Runs, string Attack, long Seed);
+    public sealed record Fingerprint(string Data, string ClassifierSha256, PurifierSettings Purifier, int Runs, string Attack, long Seed)
+        : IMeasurementFingerprint;
 
     /// <summary>A measured point and the SHA-256 of the snapshot file it was measured on.</summary>
     public sealed record StoredPoint(string Sha256, SnapshotPoint Point);
@@ -95,18 +96,8 @@ public sealed class SnapshotCurve
         return _state.Points.Where(p => !given.Contains(p.Sha256)).Select(p => p.Point.File).Distinct().ToList();
     }
 
-    private static string Differences(Fingerprint? stored, Fingerprint now)
-    {
-        if (stored is null) return "no fingerprint";
-        var d = new List<string>();
-        if (stored.Data != now.Data) d.Add($"data '{stored.Data}', not '{now.Data}'");
-        if (stored.ClassifierSha256 != now.ClassifierSha256) d.Add("another classifier file");
-        if (stored.Purifier != now.Purifier) d.Add($"purifier {stored.Purifier.Describe()}, not {now.Purifier.Describe()}");
-        if (stored.Runs != now.Runs) d.Add($"S={stored.Runs}, not {now.Runs}");
-        if (stored.Attack != now.Attack) d.Add($"attack {stored.Attack}, not {now.Attack}");
-        if (stored.Seed != now.Seed) d.Add($"seed {stored.Seed}, not {now.Seed}");
-        return string.Join("; ", d);
-    }
+    private static string Differences(Fingerprint? stored, Fingerprint now) => MeasurementFingerprint.Differences(stored, now,
+        stored is not null && stored.Purifier != now.Purifier ? $"purifier {stored.Purifier.Describe()}, not {now.Purifier.Describe()}" : null);
 
     /// <summary>The points of this curve: every point stored in the folder (earlier runs included) and those measured now.</summary>
     public IReadOnlyList<SnapshotPoint> Points => _state.Points.Select(p => p.Point).ToList();
