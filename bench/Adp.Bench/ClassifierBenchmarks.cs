@@ -35,7 +35,7 @@ public static class ClassifierBenchmarks
             var y = randint(10, new long[] { batch }, generator: g);
             opt.zero_grad();
             using (Adp.NativeRuntime.Backward()) F.cross_entropy(net.forward(x), y).backward();
-            opt.step();
+            NativeRuntime.WithoutCollection(() => opt.step());  // TorchSharp's step converts scalars implicitly
         }
         Console.WriteLine($"classifier-train {cfg.Describe()} batch={batch}: {iters * batch / sw.Elapsed.TotalSeconds:F1} images/s");
     }

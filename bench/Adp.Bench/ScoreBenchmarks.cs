@@ -28,7 +28,7 @@ public static class ScoreBenchmarks
             var x = rand([batch, 1, 28, 28], generator: g);
             opt.zero_grad();
             using (Adp.NativeRuntime.Backward()) DsmLoss.Sample(net, x, sigmas, g).backward();
-            opt.step();
+            NativeRuntime.WithoutCollection(() => opt.step());  // TorchSharp's step converts scalars implicitly
         }
         double ips = iters * batch / sw.Elapsed.TotalSeconds;
         Console.WriteLine($"dsm-train ngf={ngf} batch={batch} 28x28x1: {ips:F1} images/s ({sw.Elapsed.TotalMilliseconds / iters:F0} ms/iteration)");

@@ -121,4 +121,38 @@ public class NativeRuntimeTests
         }
         finally { Directory.Delete(dir, true); }
     });
+
+    /// <summary>TorchSharp's optimizer steps run inside <see cref="NativeRuntime.WithoutCollection(Action)"/>: while the body runs,
+    /// the process is in a no-GC region, so 8 MB of small allocations on another thread (a progress thread's allocations, many
+    /// times over) cause no collection that could finalize a scalar in a native call; afterwards the mode is restored, also
+    /// when the body throws, when calls nest, and when the body allocates past the budget (the runtime then ends the region
+    /// itself, and ending it again must not throw).</summary>
+    [Fact]
+    public void WithoutCollection_HoldsCollectionsOffDuringTheBody_AndRestoresTheMode()
+    {
+        Assert.NotEqual(System.Runtime.GCLatencyMode.NoGCRegion, System.Runtime.GCSettings.LatencyMode);
+        var inside = System.Runtime.GCLatencyMode.Batch;
+        int before = -1, after = -2;
+        NativeRuntime.WithoutCollection(() =>
+        {
+            inside = System.Runtime.GCSettings.LatencyMode;
+            before = GC.CollectionCount(0);
+            var t = new Thread(() => { var keep = new List<byte[]>(); for (int i = 0; i < 80_000; i++) keep.Add(new byte[100]); });
+            t.Start();
+            t.Join();
+            after = GC.CollectionCount(0);
+        });
+        Assert.Equal(System.Runtime.GCLatencyMode.NoGCRegion, inside);
+        Assert.Equal(before, after);
+        Assert.NotEqual(System.Runtime.GCLatencyMode.NoGCRegion, System.Runtime.GCSettings.LatencyMode);
+
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            NativeRuntime.WithoutCollection(() => NativeRuntime.WithoutCollection(() => throw new InvalidOperationException("body"))));
+        Assert.Equal("body", e.Message);
+        Assert.NotEqual(System.Runtime.GCLatencyMode.NoGCRegion, System.Runtime.GCSettings.LatencyMode);
+
+        long big = NativeRuntime.WithoutCollection(() => Enumerable.Range(0, 3).Sum(_ => (long)new byte[NativeRuntime.NoCollectionBudget].Length));
+        Assert.Equal(3 * NativeRuntime.NoCollectionBudget, big);
+        Assert.NotEqual(System.Runtime.GCLatencyMode.NoGCRegion, System.Runtime.GCSettings.LatencyMode);
+    }
 }

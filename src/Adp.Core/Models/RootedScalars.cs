@@ -12,6 +12,8 @@ namespace Adp.Models;
 /// a.add(b, 1)). Static scalars are never finalized. (Upstream:
 /// dotnet/TorchSharp pull requests 1434 and 1496 dispose such temporaries explicitly.) Where a value varies, callers
 /// hold their own scalar in a <c>using</c> variable for the same reason.
+/// Library code that converts scalars itself (TorchSharp's optimizers, <c>clip_grad_norm_</c>) runs inside
+/// <see cref="NativeRuntime.WithoutCollection(Action)"/> instead.
 /// </summary>
 internal static class RootedScalars
 {

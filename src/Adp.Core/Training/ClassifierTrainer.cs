@@ -156,7 +156,7 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                 var loss = F.cross_entropy(net.forward(x), y);
                 using (NativeRuntime.Backward()) loss.backward();
                 double value = Divergence.ClipAndCheck(loss, net.parameters(), 0, Iteration, checkpointPath, null, "a smaller --lr");
-                opt.step();
+                NativeRuntime.WithoutCollection(() => opt.step());  // TorchSharp's step converts scalars implicitly
                 scheduler?.step();
                 LastLoss = value;
             }

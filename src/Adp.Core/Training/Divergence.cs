@@ -27,7 +27,10 @@ public static class Divergence
         string checkpointPath, string? resumeRemedy, string restartRemedy)
     {
         double value = loss.item<float>();
-        double norm = clip > 0 ? nn.utils.clip_grad_norm_(parameters, clip) : GradientNorm(parameters);
+        // clip_grad_norm_ converts scalars implicitly inside TorchSharp: run it where no collection can free them (NativeRuntime.WithoutCollection).
+        double norm = clip > 0
+            ? NativeRuntime.WithoutCollection(() => nn.utils.clip_grad_norm_(parameters, clip))
+            : GradientNorm(parameters);
         if (double.IsFinite(value) && double.IsFinite(norm)) return value;
         string what = $"training diverged at iteration {iteration + 1}: loss {value}, gradient norm {norm}; the step was not taken";
         throw new AdpException(!File.Exists(checkpointPath)

@@ -98,7 +98,7 @@ public sealed class ScoreTrainer(ScoreTrainingOptions options, ImageDataset data
                 using (NativeRuntime.Backward()) loss.backward();
                 double value = Divergence.ClipAndCheck(loss, net.parameters(), options.GradClip, Iteration, checkpointPath,
                     options.GradClip > 0 ? $"--grad-clip below {options.GradClip}" : "--grad-clip 1", "--grad-clip 1 or a smaller --lr");
-                opt.step();
+                NativeRuntime.WithoutCollection(() => opt.step());  // TorchSharp's step converts scalars implicitly
                 UpdateEma(net, ema, options.EmaRate);
                 LastLoss = value;
             }
