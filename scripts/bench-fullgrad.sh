@@ -12,7 +12,7 @@ data="${ADP_DATA_DIR:-$root/../shared/data}"
 cd "$root"
 dotnet build bench/Adp.Bench -c Release -nologo -v quiet >/dev/null
 bench() { OMP_NUM_THREADS="$threads" dotnet run -c Release --no-build --project bench/Adp.Bench -- "$@"; }
-for pair in "mnist-score-v1.ckpt mnist-smallcnn.ckpt" "fashion-mnist-score.ckpt fashion-mnist-smallcnn.ckpt"; do
+for pair in "mnist-score-v1.ckpt mnist-smallcnn.ckpt" "fashion-mnist-score-v1.ckpt fashion-mnist-smallcnn.ckpt"; do
     set -- $pair
     echo "## $1 + $2"
     bench fullgrad score="models/$1" classifier="models/$2" eot="$eot" batch="$batch" batched=true data="$data"

@@ -37,7 +37,7 @@ public static class CliSupport
     /// images, which the trainers hold out) for tuning.</summary>
     public static Option<string> SplitOption() => new("--split")
     {
-        Description = "test, or validation (the last --validation-images training images, 5,000 unless set; the classifiers and the MNIST score model hold them out, the Fashion-MNIST and CIFAR-10 score models did not; tune on it, report on test)",
+        Description = "test, or validation (the last --validation-images training images, 5,000 unless set; the classifiers and the MNIST and Fashion-MNIST score models hold them out, the CIFAR-10 score model did not; tune on it, report on test)",
         DefaultValueFactory = _ => "test",
     };
 
@@ -63,8 +63,8 @@ public static class CliSupport
     }
 
     /// <summary>Notes (stdout, not an error) when the score model trained on some of the validation images it purifies:
-    /// allowed, as DSM sees no labels, but tuning with it may flatter the purifier (the Fashion-MNIST and CIFAR-10 score models trained on all
-    /// training images; `train score --train-images` holds the tail out).</summary>
+    /// allowed, as DSM sees no labels, but tuning with it may flatter the purifier (the CIFAR-10 score model and the v1 MNIST
+    /// and Fashion-MNIST ones trained on all training images; `train score --train-images` holds the tail out).</summary>
     public static void NoteScoreModelOverlap(ImageDataset split, string scorePath, IReadOnlyDictionary<string, string> metadata, DatasetSpec spec)
     {
         if (split.Split != Split.Train) return;  // the test split
