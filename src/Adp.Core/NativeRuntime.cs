@@ -186,7 +186,7 @@ public static unsafe class NativeRuntime
     /// call. Seen without it: a Fashion-MNIST training stopped twice in ~6,000 iterations with "Expected false to be true …
     /// toFloat" from <c>Adam.step</c> → <c>add_</c> (2026-11-30 and 2026-12-01). If the body allocates more than
     /// <see cref="NoCollectionBudget"/> the runtime collects anyway and the region ends early (the body still completes);
-    /// the race is then only as likely as without the region.
+    /// the race is then only as likely as without the region. An explicit <c>GC.Collect</c> also ends it (none in this project).
     /// </summary>
     /// <param name="body">the code to run; its exceptions propagate after the region is ended.</param>
     public static void WithoutCollection(Action body)
@@ -197,8 +197,10 @@ public static unsafe class NativeRuntime
             try { body(); }
             finally
             {
-                // A collection forced by an over-budget allocation has already ended the region; ending it again would throw.
-                if (started && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion) GC.EndNoGCRegion();
+                // A collection forced by an over-budget allocation (or an explicit GC.Collect on another thread, which this project
+                // never makes) has already ended the region; ending it again would throw.
+                if (started && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
+                    try { GC.EndNoGCRegion(); } catch (InvalidOperationException) { /* ended between the check and the call */ }
             }
         }
     }
