@@ -183,17 +183,18 @@ public static unsafe class NativeRuntime
     /// Runs library code that passes implicitly converted scalars to libtorch, where this project cannot hold them (TorchSharp
     /// 0.107's optimizers: Adam's <c>add_(eps)</c>, <c>mul_(beta1)</c>; <c>clip_grad_norm_</c>), with garbage collection
     /// held off (<see cref="GC.TryStartNoGCRegion(long)"/>), so no collection can finalize such a temporary during its native
-    /// call. Seen without it: a Fashion-MNIST training stopped twice in ~6,000 iterations with "Expected false to be true …
-    /// toFloat" from <c>Adam.step</c> → <c>add_</c> (2026-11-30 and 2026-12-01). If the body allocates more than
+    /// call. Seen without it: a Fashion-MNIST training stopped twice with "Expected false to be true …
+    /// toFloat" from <c>Adam.step</c> → <c>add_</c> (2026-11-30 and 2026-12-01, in ~4,300 iterations). If the body allocates more than
     /// <see cref="NoCollectionBudget"/> the runtime collects anyway and the region ends early (the body still completes);
-    /// the race is then only as likely as without the region. An explicit <c>GC.Collect</c> also ends it (none in this project).
+    /// the race is then only as likely as without the region. The budget counts every thread's allocations; an explicit
+    /// <c>GC.Collect</c> also ends the region (none in this project); where the runtime refuses a region the body runs unprotected.
     /// </summary>
     /// <param name="body">the code to run; its exceptions propagate after the region is ended.</param>
     public static void WithoutCollection(Action body)
     {
         lock (RegionGate)
         {
-            bool started = GCSettings.LatencyMode != GCLatencyMode.NoGCRegion && GC.TryStartNoGCRegion(NoCollectionBudget);
+            bool started = GCSettings.LatencyMode != GCLatencyMode.NoGCRegion && TryStartRegion();
             try { body(); }
             finally
             {
@@ -203,6 +204,14 @@ public static unsafe class NativeRuntime
                     try { GC.EndNoGCRegion(); } catch (InvalidOperationException) { /* ended between the check and the call */ }
             }
         }
+    }
+
+    // false where the runtime cannot give the budget (too large for its heap kind, not enough memory, a region started outside
+    // this class): the body then runs unprotected, as it would without this class, rather than not at all.
+    private static bool TryStartRegion()
+    {
+        try { return GC.TryStartNoGCRegion(NoCollectionBudget); }
+        catch (Exception e) when (e is ArgumentOutOfRangeException or InvalidOperationException) { return false; }
     }
 
     /// <summary>As <see cref="WithoutCollection(Action)"/>, returning the body's value.</summary>

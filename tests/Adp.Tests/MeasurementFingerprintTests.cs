@@ -8,7 +8,8 @@ namespace Adp.Tests;
 /// the measurement's own ones included, and nothing that agrees.</summary>
 public class MeasurementFingerprintTests
 {
-    private static readonly SnapshotCurve.Fingerprint Curve = new("mnist validation 0…255", "aa", new PurifierSettings(), 4, "pgd eps 0.3", 0);
+    private static readonly SnapshotCurve.Fingerprint Curve =
+        new("mnist validation 0…255", "aa", new PurifierSettings(), 4, "pgd eps 0.3", 0);
     private static readonly PresetTuning.Fingerprint Tuning = new("mnist validation 0…255", "aa", "bb", 4, "pgd eps 0.3", 0);
 
     [Fact]
@@ -16,10 +17,10 @@ public class MeasurementFingerprintTests
     {
         Assert.Equal("", MeasurementFingerprint.Differences(Curve, Curve));
         Assert.Equal("no fingerprint", MeasurementFingerprint.Differences(null, Curve));
-        var all = MeasurementFingerprint.Differences(Curve, Curve with { Data = "x", ClassifierSha256 = "cc", Runs = 2, Attack = "y", Seed = 7 },
-            "purifier p");
-        Assert.Equal("data 'mnist validation 0…255', not 'x'; another classifier file; purifier p; S=4, not 2; attack pgd eps 0.3, not y; " +
-                     "seed 0, not 7", all);
+        var changed = Curve with { Data = "x", ClassifierSha256 = "cc", Runs = 2, Attack = "y", Seed = 7 };
+        var all = MeasurementFingerprint.Differences(Curve, changed, "purifier p");
+        Assert.Equal("data 'mnist validation 0…255', not 'x'; another classifier file; purifier p; S=4, not 2; " +
+                     "attack pgd eps 0.3, not y; seed 0, not 7", all);
         Assert.Equal("seed 0, not 1", MeasurementFingerprint.Differences(Tuning, Tuning with { Seed = 1 }, (string?)null));
     }
 

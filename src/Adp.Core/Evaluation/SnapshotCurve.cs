@@ -97,7 +97,8 @@ public sealed class SnapshotCurve
     }
 
     private static string Differences(Fingerprint? stored, Fingerprint now) => MeasurementFingerprint.Differences(stored, now,
-        stored is not null && stored.Purifier != now.Purifier ? $"purifier {stored.Purifier.Describe()}, not {now.Purifier.Describe()}" : null);
+        stored is not null && stored.Purifier != now.Purifier
+            ? $"purifier {stored.Purifier.Describe()}, not {now.Purifier.Describe()}" : null);
 
     /// <summary>The points of this curve: every point stored in the folder (earlier runs included) and those measured now.</summary>
     public IReadOnlyList<SnapshotPoint> Points => _state.Points.Select(p => p.Point).ToList();

@@ -27,7 +27,8 @@ public static class Divergence
         string checkpointPath, string? resumeRemedy, string restartRemedy)
     {
         double value = loss.item<float>();
-        // clip_grad_norm_ converts scalars implicitly inside TorchSharp: run it where no collection can free them (NativeRuntime.WithoutCollection).
+        // clip_grad_norm_ converts scalars implicitly inside TorchSharp: run it where no collection can free them
+        // (NativeRuntime.WithoutCollection).
         double norm = clip > 0
             ? NativeRuntime.WithoutCollection(() => nn.utils.clip_grad_norm_(parameters, clip))
             : GradientNorm(parameters);
