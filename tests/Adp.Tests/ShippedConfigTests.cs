@@ -43,3 +43,39 @@ public class ShippedConfigTests
         Assert.Equal(Purification.PurifierPresets.Get(config.Dataset), config.Purifier);
     }
 }
+
+/// <summary>Every report under results/ that recorded its models' SHA-256 names files under models/ with those very bytes:
+/// when a model is replaced under the same name, the reports made with the old file must name the old one (as
+/// `mnist-score-v1.ckpt` does), or a reader re-running the command would get another model than the numbers came from.</summary>
+public class ShippedResultsTests
+{
+    public static TheoryData<string> Reports()
+    {
+        var data = new TheoryData<string>();
+        foreach (var d in Directory.GetDirectories(Path.Combine(TestEnvironment.RepoRoot, "results")).Order())
+            if (File.Exists(Path.Combine(d, "results.json"))) data.Add(Path.GetFileName(d));
+        Assert.NotEmpty(data);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Reports))]
+    public void ShippedReport_NamesTheModelFilesItsFingerprintRecorded(string folder)
+    {
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(TestEnvironment.RepoRoot, "results", folder,
+            "results.json")));
+        var config = json.RootElement.GetProperty("config");
+        var fingerprint = json.RootElement.GetProperty("fingerprint");
+        foreach (var (pathKey, shaKey) in new[] { ("Classifier", "classifier sha256"), ("Score", "score model sha256") })
+        {
+            // Reports converted from the first progress format recorded no hashes ("?"): nothing to check there.
+            var recorded = fingerprint.TryGetProperty(shaKey, out var s) ? s.GetString() : null;
+            if (recorded is null || recorded.Length != 64) continue;
+            var path = config.GetProperty(pathKey).GetString()!;
+            var file = Path.Combine(TestEnvironment.RepoRoot, path);
+            Assert.True(File.Exists(file), $"{folder}: {pathKey} {path} does not exist");
+            var actual = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(file)));
+            Assert.True(actual == recorded, $"{folder}: {pathKey} {path} has SHA-256 {actual}, the report recorded {recorded}");
+        }
+    }
+}
