@@ -176,12 +176,13 @@ public static unsafe class NativeRuntime
     private static readonly object RegionGate = new();
 
     /// <summary>Ample for what an optimizer step or a gradient clip allocates (tensor and scalar wrappers, ~100 bytes each, a
-    /// few per parameter: well under 1 MB for the networks here), and far below the ephemeral limit.</summary>
+    /// few per parameter or layer: well under 1 MB for the networks here), and far below the ephemeral limit.</summary>
     internal const long NoCollectionBudget = 16L << 20;
 
     /// <summary>
     /// Runs library code that passes implicitly converted scalars to libtorch, where this project cannot hold them (TorchSharp
-    /// 0.107's optimizers: Adam's <c>add_(eps)</c>, <c>mul_(beta1)</c>; <c>clip_grad_norm_</c>), with garbage collection
+    /// 0.107's optimizers: Adam's <c>add_(eps)</c>, <c>mul_(beta1)</c>; <c>clip_grad_norm_</c>; BatchNorm's training-mode
+    /// <c>num_batches_tracked.add_(1)</c>, so a classifier's training forward pass), with garbage collection
     /// held off (<see cref="GC.TryStartNoGCRegion(long)"/>), so no collection can finalize such a temporary during its native
     /// call. Seen without it: a Fashion-MNIST training stopped twice with "Expected false to be true …
     /// toFloat" from <c>Adam.step</c> → <c>add_</c> (2026-11-30 and 2026-12-01, in ~4,300 iterations). If the body allocates more than

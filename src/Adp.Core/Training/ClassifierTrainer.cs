@@ -153,7 +153,9 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                 }
                 if (options.AdvEpsilon > 0) x = Adversarial(net, x, y, g, AdvEpsilonAt(Iteration, schedule.BatchesPerEpoch));
                 opt.zero_grad();
-                var loss = F.cross_entropy(net.forward(x), y);
+                // TorchSharp's BatchNorm counts batches in training mode with add_(1): an implicit scalar the library
+                // does not hold (as in Adam.step), so the forward pass runs without collections too.
+                var loss = F.cross_entropy(NativeRuntime.WithoutCollection(() => net.forward(x)), y);
                 using (NativeRuntime.Backward()) loss.backward();
                 double value = Divergence.ClipAndCheck(loss, net.parameters(), 0, Iteration, checkpointPath, null, "a smaller --lr");
                 NativeRuntime.WithoutCollection(() => opt.step());  // TorchSharp's step converts scalars implicitly
