@@ -26,10 +26,27 @@ public sealed class PurifierOptions
     public readonly Option<int> LangevinSteps = new("--langevin-steps") { DefaultValueFactory = _ => 1500 };
     public readonly Option<double> LangevinLevel = new("--langevin-level") { Description = "langevin: σ level of the score s = h/σ", DefaultValueFactory = _ => 0.05 };
 
+    /// <summary>Adds every option: the ADP settings and the variant options (commands that build any purifier).</summary>
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { Preset, Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful, Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel })
-            cmd.Options.Add(o);
+        AddSettingsTo(cmd);
+        foreach (var o in new Option[] { Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel }) cmd.Options.Add(o);
+    }
+
+    /// <summary>For commands that measure ADP itself: refuses another <c>--purifier</c> (and variant parameters) with one line
+    /// naming the command, instead of ignoring them.</summary>
+    public void RequireAdp(ParseResult p, string command)
+    {
+        if (ReadVariant(p).Kind != PurifierKind.Adp)
+            throw new AdpException($"--purifier: {command} evaluates the ADP purifier (adp); the variants run in `eval defended`, `eval tune`, " +
+                                   "`eval replay`, `purify` and `classify`");
+    }
+
+    /// <summary>Adds the ADP settings' options only, for commands that run ADP itself: a variant option there would be accepted
+    /// and ignored, so it is not offered (the parser names it as unrecognized).</summary>
+    public void AddSettingsTo(Command cmd)
+    {
+        foreach (var o in new Option[] { Preset, Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful }) cmd.Options.Add(o);
     }
 
     /// <summary>The settings: the --preset (else the score checkpoint's recommended preset, else paper), with the flags
@@ -63,25 +80,41 @@ public sealed class PurifierOptions
 
     /// <summary>The purifier the options describe, over a score network.</summary>
     public IPurifier Build(ParseResult p, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score,
-        IReadOnlyDictionary<string, string>? scoreMetadata = null)
+        IReadOnlyDictionary<string, string>? scoreMetadata = null) => ReadVariant(p).Create(score, Read(p, scoreMetadata));
+
+    /// <summary>The variant the options name (<c>--purifier</c> and its parameters), validated.</summary>
+    /// <exception cref="AdpException">an unknown kind or a parameter out of range, naming the option.</exception>
+    public PurifierVariant ReadVariant(ParseResult p)
     {
-        var s = Read(p, scoreMetadata);
-        return p.GetValue(Kind) switch
+        // A variant's parameter given for another purifier would be accepted and ignored: refused instead.
+        var kind = PurifierVariant.ParseKind(p.GetValue(Kind)!);
+        foreach (var (option, owner) in new (Option, PurifierKind)[]
+                 {
+                     (GateThreshold, PurifierKind.Gated), (GateSigma, PurifierKind.Gated), (Reinject, PurifierKind.Reinject),
+                     (LangevinSteps, PurifierKind.Langevin), (LangevinLevel, PurifierKind.Langevin),
+                 })
+            if (p.GetResult(option) is { Implicit: false } && kind != owner)
+                throw new AdpException($"{option.Name}: applies to --purifier {owner.ToString().ToLowerInvariant()} only (the purifier here is " +
+                                       $"{kind.ToString().ToLowerInvariant()})");
+        var v = new PurifierVariant
         {
-            "adp" => new AdaptiveStepPurifier(score, s),
-            "gated" => new DetectionGatedPurifier(score, s, p.GetValue(GateThreshold), p.GetValue(GateSigma)),
-            "reinject" => new ReinjectionPurifier(score, s, ParseSigmas(p.GetValue(Reinject)!)),
-            "tweedie" => new TweediePurifier(score, s.Sigma),
-            "langevin" => new LangevinPurifier(score, s.Sigma, p.GetValue(LangevinLevel), p.GetValue(LangevinSteps)),
-            var k => throw new AdpException($"--purifier: expected adp, gated, reinject, tweedie or langevin, got '{k}'"),
+            Kind = kind,
+            GateThreshold = p.GetValue(GateThreshold),
+            GateSigma = p.GetValue(GateSigma),
+            ReinjectSigmas = ParseSigmas(p.GetValue(Reinject)!),
+            LangevinSteps = p.GetValue(LangevinSteps),
+            LangevinLevel = p.GetValue(LangevinLevel),
         };
+        v.Validate();
+        return v;
     }
 
     private static double[] ParseSigmas(string text)
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        var values = parts.Select(v => double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var d) && d >= 0 ? d
-            : throw new AdpException($"--reinject: expected comma-separated non-negative numbers, got '{text}'")).ToArray();
+        var values = parts.Select(v => double.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d)
+                                      && d >= 0 && double.IsFinite(d) ? d
+            : throw new AdpException($"--reinject: expected comma-separated finite σ ≥ 0, got '{text}'")).ToArray();
         return values.Length > 0 ? values : throw new AdpException("--reinject: expected at least one σ");
     }
 }

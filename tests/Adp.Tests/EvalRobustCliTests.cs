@@ -48,6 +48,31 @@ public class EvalRobustCliTests
         var bare = double.Parse(System.Text.RegularExpressions.Regex.Match(string.Join(" ", bout.Split('\n').Select(l => l.Trim())),
             @"Bare\s*│\s*([0-9.]+)%").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(bare <= 100.0 * (16 - skipped) / 16 + 0.05, $"bare replay {bare}% counts a skipped image as robust");
+
+        // Replay runs the variant --purifier names (it used to run ADP whatever the option said): one-shot Tweedie at σ = 0 is
+        // the identity, so it scores what the bare classifier scores; re-injection at σ 1 names itself in the summary line,
+        // where ADP with these settings (σ 0, T 0) would be the identity too.
+        double Replay(params string[] variant)
+        {
+            var (c, o, e) = CliErrorTests.RunAdp(["--threads", "1", "eval", "replay", "--adv", adv, "--classifier", clf, "--score", score,
+                "--runs", "2", "--steps", "0", "--sigma", "0", .. variant]);
+            Assert.True(c == 0, e);
+            var text = string.Join(" ", o.Split('\n').Select(l => l.Trim()));
+            if (variant.Contains("reinject")) Assert.Contains("re-injection σ = 1", text);
+            return double.Parse(System.Text.RegularExpressions.Regex.Match(text, @"MeanSoftmax\s*│\s*([0-9.]+)%").Groups[1].Value,
+                System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(bare, Replay("--purifier", "tweedie"));
+        Replay("--purifier", "reinject", "--reinject", "1");
+    }
+
+    /// <summary>`eval snapshots` measures ADP itself: a variant option there is refused (it used to be accepted and ignored).</summary>
+    [Fact]
+    public void Snapshots_RefusesVariantOptions()
+    {
+        var (code, _, err) = CliErrorTests.RunAdp("eval", "snapshots", "x.ckpt", "--classifier", "c.ckpt", "--out", "never", "--purifier", "tweedie");
+        Assert.Equal(2, code);
+        Assert.StartsWith("adp: error: --purifier: eval snapshots evaluates the ADP purifier", err);
     }
 
     [Fact]

@@ -34,30 +34,44 @@ public class PresetTuningTests
         Assert.Equal(4, front.Count);
     }
 
-    [Fact]
-    public void Measure_IdentityPurifierEqualsTheBareClassifier_AndAFolderResumesAndRefusesOtherSettings()
+    /// <summary>A random small CNN and a tiny NCSNv2 (weights from <paramref name="seed"/>), <paramref name="images"/> synthetic
+    /// images, a PGD transfer attack, a fresh folder name and the fingerprint of S = 2.</summary>
+    private static (Classifier, Ncsnv2, ImageDataset, AttackSpec, string, PresetTuning.Fingerprint) Setup(int images, int seed, int iterations)
     {
-        torch.manual_seed(3);
+        torch.manual_seed(seed);
         var clf = Classifier.Create(ClassifierConfig.SmallCnn());
         clf.eval();
         var score = new Ncsnv2(new ScoreModelConfig(1, 28, 4, 1, 0.01, 3));
         score.eval();
-        using var data = ScoreTrainingTests.SyntheticDataset(12, seed: 5);
-        var transfer = new AttackSpec { Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 0.2, Iterations = 3 };
+        var data = ScoreTrainingTests.SyntheticDataset(images, seed: seed + 2);
+        var transfer = new AttackSpec { Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 0.2, Iterations = iterations };
         var dir = Path.Combine(Path.GetTempPath(), "adp-tune-" + Guid.NewGuid().ToString("N"));
-        var fp = new PresetTuning.Fingerprint("synthetic 12", "a".PadRight(64, '0'), "b".PadRight(64, '0'), 2, transfer.Protocol(), 0);
+        return (clf, score, data, transfer, dir,
+            new PresetTuning.Fingerprint($"synthetic {images}", "a".PadRight(64, '0'), "b".PadRight(64, '0'), 2, transfer.Protocol(), 0));
+    }
+
+    /// <summary>An identity purifier's point equals the bare classifier's counts on the clean and the transfer-attacked images,
+    /// computed here independently of the tuning.</summary>
+    private static void AssertScoresAsTheBareClassifier(PresetTuning tuning, Classifier clf, ImageDataset data, TuningPoint identity)
+    {
+        using var _ = no_grad();
+        long Bare(Tensor x) => clf.call(x).argmax(1).eq(data.Labels).sum().item<long>();
+        Assert.Equal(Bare(data.Images(0, data.Count, CPU)), identity.NaturalCorrect);
+        Assert.Equal(Bare(tuning.Adversarial()), identity.TransferCorrect);
+    }
+
+    [Fact]
+    public void Measure_IdentityPurifierEqualsTheBareClassifier_AndAFolderResumesAndRefusesOtherSettings()
+    {
+        var (clf, score, data, transfer, dir, fp) = Setup(12, seed: 3, iterations: 3);
+        using var _ = data;
         try
         {
             var tuning = new PresetTuning(clf, score, data, 2, transfer, 0, CPU, dir, fp);
             // σ = 0 and T = 0 purify to the input itself: the defense must score exactly what the bare classifier scores,
             // on the clean and on the transfer-attacked images (computed independently here).
             var identity = tuning.Measure(new PurifierSettings(Sigma: 0, Steps: 0), batch: 5);
-            using (no_grad())
-            {
-                long Bare(Tensor x) => clf.call(x).argmax(1).eq(data.Labels).sum().item<long>();
-                Assert.Equal(Bare(data.Images(0, 12, CPU)), identity.NaturalCorrect);
-                Assert.Equal(Bare(tuning.Adversarial()), identity.TransferCorrect);
-            }
+            AssertScoresAsTheBareClassifier(tuning, clf, data, identity);
             Assert.Equal(identity.NaturalCorrect / 12.0, tuning.BareAccuracy, 12);
             var purified = tuning.Measure(new PurifierSettings(Sigma: 0.25, Steps: 2), batch: 5);
             Assert.Equal(12, purified.Images);
@@ -74,6 +88,49 @@ public class PresetTuningTests
             Assert.Contains("tune.json", e.Message);
             Assert.Contains("S=2, not 4", e.Message);
             Assert.DoesNotContain('\n', e.Message);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    /// <summary>Variants are tuning points of their own: the same ADP settings under another purifier are measured, not served
+    /// from the ADP point; one-shot Tweedie at σ = 0 is the identity, so it scores exactly what the bare classifier scores (an
+    /// independent computation); a folder written before variants were tuned (points without a purifier) reads as ADP.</summary>
+    [Fact]
+    public void Measure_VariantsArePointsOfTheirOwn_AndOldFoldersReadAsAdp()
+    {
+        var (clf, score, data, transfer, dir, fp) = Setup(10, seed: 4, iterations: 2);
+        using var _ = data;
+        try
+        {
+            var tuning = new PresetTuning(clf, score, data, 2, transfer, 0, CPU, dir, fp);
+            var zero = new PurifierSettings(Sigma: 0, Steps: 2, Lambda: 1);
+            var tweedie = new PurifierVariant { Kind = PurifierKind.Tweedie };
+            var identity = tuning.Measure(zero, batch: 4, variant: tweedie);
+            Assert.Equal("tweedie", identity.Purifier);
+            AssertScoresAsTheBareClassifier(tuning, clf, data, identity);
+            var reinject = new PurifierVariant { Kind = PurifierKind.Reinject, ReinjectSigmas = [0.5, 0.2] };
+            var settings = new PurifierSettings(Sigma: 0.25, Steps: 1, Lambda: 1);
+            var adp = tuning.Measure(settings, batch: 4);
+            var staged = tuning.Measure(settings, batch: 4, variant: reinject);
+            Assert.Equal(3, tuning.Points.Count);
+            Assert.Equal("reinject sigmas=0.5/0.2", staged.Purifier);
+            Assert.Same(staged, tuning.Measure(settings, variant: reinject with { ReinjectSigmas = [0.5, 0.2] }));   // equal key: stored
+            Assert.Null(tuning.Stored(settings, reinject with { ReinjectSigmas = [0.5] }));
+            tuning.Write("t", null);
+            var csv = File.ReadAllLines(Path.Combine(dir, "tune.csv"));
+            Assert.Contains("purifier", csv[0].Split(','));
+            Assert.Contains(csv, l => l.Contains(",reinject sigmas=0.5/0.2,"));
+
+            // A tune.json of the earlier format: no "Purifier" in its points.
+            var path = Path.Combine(dir, "tune.json");
+            var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
+            foreach (var point in node["Points"]!.AsArray()) point!.AsObject().Remove("Purifier");
+            node["Points"]!.AsArray().RemoveAt(2);
+            node["Points"]!.AsArray().RemoveAt(0);
+            File.WriteAllText(path, node.ToJsonString());
+            var old = new PresetTuning(clf, score, data, 2, transfer, 0, CPU, dir, fp);
+            Assert.Equal("adp", Assert.Single(old.Points).Purifier);
+            Assert.Equal(adp, old.Stored(settings));
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
@@ -118,10 +175,15 @@ public class EvalTuneCliTests
     [InlineData("--lambda-grid", ",", "--lambda-grid")]
     [InlineData("--max-natural-drop", "101", "--max-natural-drop")]
     [InlineData("--runs", "0", "--runs")]
-    public void BadOption_OneLineError(string option, string value, string named)
+    [InlineData("--purifier", "diffusion", "--purifier")]
+    [InlineData("--reinject", "0.25,-1", "--reinject")]
+    [InlineData("--langevin-steps", "0", "--langevin-steps", "--purifier", "langevin")]
+    [InlineData("--steps-grid", "5,10", "--steps-grid", "--purifier", "tweedie")]
+    [InlineData("--sigma-grid", "0.1", "--sigma-grid", "--purifier", "reinject")]
+    public void BadOption_OneLineError(string option, string value, string named, params string[] more)
     {
-        var (code, _, err) = CliErrorTests.RunAdp("eval", "tune", "--classifier", "models-none/c.ckpt", "--score", "models-none/s.ckpt",
-            "--out", Path.Combine(Path.GetTempPath(), "adp-tune-never"), option, value);
+        var (code, _, err) = CliErrorTests.RunAdp(["eval", "tune", "--classifier", "models-none/c.ckpt", "--score", "models-none/s.ckpt",
+            "--out", Path.Combine(Path.GetTempPath(), "adp-tune-never"), option, value, .. more]);
         Assert.Equal(2, code);
         Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains(named, err);

@@ -18,8 +18,9 @@ public class PurifyCliTests
         var png = Path.Combine(dir, "digit.png");
         Adp.Data.PngImages.Write(png, rand(new long[] { 1, 28, 28 }, generator: new TorchSharp.torch.Generator(7, CPU)));
         var outDir = Path.Combine(dir, "out");
-        var (code, stdout, err) = CliErrorTests.RunAdp("--threads", "1", "purify", "--score", CliErrorTests.ScoreCheckpoint(), "--input", png,
-            "--out", outDir, "--purifier", kind, "--steps", "3", "--langevin-steps", "5");
+        string[] langevin = kind == "langevin" ? ["--langevin-steps", "5"] : [];   // a variant's option is refused for the others
+        var (code, stdout, err) = CliErrorTests.RunAdp(["--threads", "1", "purify", "--score", CliErrorTests.ScoreCheckpoint(), "--input", png,
+            "--out", outDir, "--purifier", kind, "--steps", "3", .. langevin]);
         Assert.True(code == 0, $"purify --purifier {kind}: exit {code}: {err}");
         Assert.True(File.Exists(Path.Combine(outDir, "digit.purified.png")) && File.Exists(Path.Combine(outDir, "digit.grid.png")), stdout);
     }
@@ -33,8 +34,9 @@ public class PurifyCliTests
         var dir = Directory.CreateTempSubdirectory("adp-classify-kind-").FullName;
         var png = Path.Combine(dir, "digit.png");
         Adp.Data.PngImages.Write(png, rand(new long[] { 1, 28, 28 }, generator: new TorchSharp.torch.Generator(8, CPU)));
-        var (code, stdout, err) = CliErrorTests.RunAdp("--threads", "1", "classify", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
-            "--score", CliErrorTests.ScoreCheckpoint(), "--input", png, "--runs", "2", "--purifier", kind, "--steps", "2", "--langevin-steps", "3");
+        string[] langevin = kind == "langevin" ? ["--langevin-steps", "3"] : [];
+        var (code, stdout, err) = CliErrorTests.RunAdp(["--threads", "1", "classify", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
+            "--score", CliErrorTests.ScoreCheckpoint(), "--input", png, "--runs", "2", "--purifier", kind, "--steps", "2", .. langevin]);
         Assert.True(code == 0, $"classify --purifier {kind}: exit {code}: {err}");
         Assert.Matches(@"label=\d confidence=[0-9.]+", stdout);
     }
@@ -53,5 +55,23 @@ public class PurifyCliTests
             Assert.Contains(option, err);
             Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         }
+    }
+
+    /// <summary>A variant's parameter given for another purifier is refused with one line naming it (it used to be accepted and
+    /// ignored: `--reinject 0.3` without `--purifier reinject` purified with plain ADP).</summary>
+    [Theory]
+    [InlineData("--reinject", "0.3", "adp")]
+    [InlineData("--gate-sigma", "0.2", "tweedie")]
+    [InlineData("--langevin-steps", "10", "reinject")]
+    public void VariantOption_ForAnotherPurifier_IsAOneLineError(string option, string value, string kind)
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-variant-option-").FullName;
+        var png = Path.Combine(dir, "digit.png");
+        Adp.Data.PngImages.Write(png, rand(new long[] { 1, 28, 28 }));
+        var (code, _, err) = CliErrorTests.RunAdp("--threads", "1", "purify", "--score", CliErrorTests.ScoreCheckpoint(), "--input", png,
+            "--out", Path.Combine(dir, "out"), "--purifier", kind, option, value);
+        Assert.Equal(2, code);
+        Assert.StartsWith($"adp: error: {option}: applies to --purifier", err);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }

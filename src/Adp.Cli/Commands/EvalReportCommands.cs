@@ -138,7 +138,7 @@ public static partial class EvalCommands
         var seeds = new Option<string>("--seeds") { Description = "comma-separated seeds of the purification noise", DefaultValueFactory = _ => "0" };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
         var purifier = new PurifierOptions();
-        var cmd = new Command("replay", "Re-evaluate saved adversarial examples (bare, or with the ADP defense at any settings and seeds)");
+        var cmd = new Command("replay", "Re-evaluate saved adversarial examples (bare, or with the ADP defense or a variant (--purifier) at any settings and seeds)");
         foreach (var o in new Option[] { adv, classifier, score, bare, runs, seeds, batch }) cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
@@ -158,7 +158,7 @@ public static partial class EvalCommands
             var skipped = AdversarialSet.SkippedIndices(parse.GetValue(adv)!);
             var rules = new[] { DecisionRule.MeanSoftmax, DecisionRule.LogitSum, DecisionRule.MajorityVote };
             var correct = new Dictionary<string, double[]>();
-            PurifierSettings? settings = null;
+            string description = "";
             if (parse.GetValue(bare))
             {
                 using var _ = no_grad();
@@ -176,8 +176,9 @@ public static partial class EvalCommands
             {
                 var scorePath = parse.GetValue(score) ?? throw new AdpException("--score is required (or --bare)");
                 var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, null, device);
-                settings = purifier.Read(parse, sinfo.Metadata);
-                var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, settings), parse.GetValue(runs));
+                var purifierBuilt = purifier.ReadVariant(parse).Create(net, purifier.Read(parse, sinfo.Metadata));
+                description = purifierBuilt.Describe();
+                var defense = new DefendedClassifier(clf, purifierBuilt, parse.GetValue(runs));
                 foreach (var rule in rules) correct[rule.ToString()] = new double[n];
                 foreach (var seed in seedList)
                     for (int s = 0; s < n; s += bs)
@@ -208,7 +209,7 @@ public static partial class EvalCommands
             }
             AnsiConsole.Write(t);
             if (!parse.GetValue(bare))
-                AnsiConsole.MarkupLine(Markup.Escape($"  ADP {settings!.Describe()}, S={parse.GetValue(runs)}, seeds {string.Join(",", seedList)}"));
+                AnsiConsole.MarkupLine(Markup.Escape($"  {description}, S={parse.GetValue(runs)}, seeds {string.Join(",", seedList)}"));
             return 0;
         }));
         return cmd;
@@ -259,6 +260,7 @@ public static partial class EvalCommands
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
+            purifier.RequireAdp(parse, "eval snapshots");  // the curve measures ADP itself
             var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
             var (clf, cinfo) = Models.ClassifierFile.Load(parse.GetValue(classifier)!, device);
             foreach (var p in clf.parameters()) p.requires_grad_(false);

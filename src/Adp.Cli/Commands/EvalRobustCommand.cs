@@ -52,8 +52,7 @@ public static partial class EvalCommands
                     Classifier = parse.GetValue(classifier) ?? throw new AdpException("--classifier is required (or --config)"),
                     Score = parse.GetValue(score) ?? throw new AdpException("--score is required (or --config)"),
                 };
-            if (parse.GetResult(purifier.Kind) is { Implicit: false } && parse.GetValue(purifier.Kind) != "adp")
-                throw new AdpException("--purifier: eval robust evaluates the ADP purifier (adp); the variants run in `eval defended`, `purify` and `classify`");
+            purifier.RequireAdp(parse, "eval robust");
             var (shardIndex, shardCount) = parse.GetValue(shard) is { } sh ? ParseShard(sh) : (cfg.ShardIndex, cfg.ShardCount);
             cfg = cfg with
             {

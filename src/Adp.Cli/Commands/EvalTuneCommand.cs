@@ -29,8 +29,9 @@ public static partial class EvalCommands
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "folder for tune.json, tune.csv and tradeoff.png (a rerun measures only missing settings)", Required = true };
         var purifier = new PurifierOptions();
-        var cmd = new Command("tune", "Purifier settings (grid over σ, T, λ) on the natural vs transfer-attack trade-off, on the validation split; " +
-                                      "chooses the most robust setting within --max-natural-drop of the bare classifier");
+        var cmd = new Command("tune", "Purifier settings (grid over σ, T, λ; ADP or a variant, --purifier) on the natural vs transfer-attack " +
+                                      "trade-off, on the validation split; chooses the most robust setting within --max-natural-drop of the bare " +
+                                      "classifier among every setting stored in --out (run once per variant into the same folder to compare them)");
         var validationImages = CliSupport.ValidationImagesOption();
         foreach (var o in new Option[] { classifier, score, weights, images, split, validationImages, runs, attack, sigmaGrid, stepsGrid, lambdaGrid, drop, batch, seed, output })
             cmd.Options.Add(o);
@@ -51,6 +52,12 @@ public static partial class EvalCommands
                 var values = ParseList(text, option.Name, parseOne);
                 return values.Count > 0 ? values : throw new AdpException($"{option.Name}: expected at least one value, got '{text}'");
             }
+            var variant = purifier.ReadVariant(parse);
+            // A grid over a field the variant does not read would measure one purifier several times under different names.
+            if (!variant.UsesSigma && parse.GetValue(sigmaGrid) is not null)
+                throw new AdpException($"--sigma-grid: --purifier {parse.GetValue(purifier.Kind)} takes its σs from --reinject, not from σ");
+            if (!variant.UsesSteps && (parse.GetValue(stepsGrid) is not null || parse.GetValue(lambdaGrid) is not null))
+                throw new AdpException($"--steps-grid/--lambda-grid: --purifier {parse.GetValue(purifier.Kind)} reads σ only (T and λ do not apply)");
             var sigmasGiven = Grid(sigmaGrid, Num);
             var stepsGiven = Grid(stepsGrid, v => int.Parse(v, CultureInfo.InvariantCulture));
             var lambdasGiven = Grid(lambdaGrid, Num);
@@ -77,30 +84,32 @@ public static partial class EvalCommands
             var outDir = parse.GetValue(output)!;
             var tuning = new PresetTuning(clf, net, data, parse.GetValue(runs), transfer, parse.GetValue(seed), device, outDir, fingerprint);
             AnsiConsole.MarkupLine(Markup.Escape($"{data.Description}; classifier {cinfo.Path}; score {sinfo.Path} ({weightsName} weights); " +
-                                                 $"transfer attack {transfer.Protocol()}; S={parse.GetValue(runs)}, seed {parse.GetValue(seed)}; {grid.Count} settings"));
+                                                 $"transfer attack {transfer.Protocol()}; S={parse.GetValue(runs)}, seed {parse.GetValue(seed)}; " +
+                                                 $"purifier {variant.Key}; {grid.Count} settings"));
             Console.WriteLine($"bare classifier: clean {100 * tuning.BareAccuracy:F1}%, transfer attack {100 * tuning.BareTransferAccuracy:F1}%");
             for (int i = 0; i < grid.Count; i++)
             {
-                bool stored = tuning.Points.Any(p => p.Settings == grid[i]);
-                var p = tuning.Measure(grid[i], parse.GetValue(batch));
-                Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {i + 1}/{grid.Count} {grid[i].Describe()}: natural {100 * p.Natural:F1}%, " +
+                bool stored = tuning.Stored(grid[i], variant) is not null;
+                var p = tuning.Measure(grid[i], parse.GetValue(batch), variant);
+                Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {i + 1}/{grid.Count} {PresetTuning.Label(p)}: natural {100 * p.Natural:F1}%, " +
                                   $"transfer {100 * p.Transfer:F1}%{(stored ? " (stored)" : $" ({p.Seconds:F0} s)")}");
             }
             // Every point of the folder (earlier invocations' grids included, same fingerprint) takes part in the choice, the
             // table, the CSV and the plot: a grid extended by a second invocation is one search, not two.
             var measured = tuning.Points.ToList();
-            int earlier = measured.Count(p => !grid.Contains(p.Settings));
+            int earlier = measured.Count(p => p.Purifier != variant.Key || !grid.Contains(p.Settings));
             if (earlier > 0) Console.WriteLine($"{earlier} setting(s) stored in {outDir} by earlier runs take part in the choice");
             var chosen = PresetTuning.Choose(measured, tuning.BareAccuracy, maxDrop / 100);
             tuning.Write($"{spec.Name}: purifier settings ({parse.GetValue(split)} split, {data.Count} images, S={parse.GetValue(runs)}, transfer {transfer.Name})", chosen);
 
             var front = PresetTuning.ParetoFront(measured);
-            var t = new Table().AddColumns("σ", "T", "λ", "α_max", "natural", "95% interval", "transfer", "95% interval", "");
-            foreach (var p in measured.OrderBy(p => p.Settings.Sigma).ThenBy(p => p.Settings.Steps).ThenBy(p => p.Settings.Lambda).ThenBy(p => p.Settings.AlphaMax))
+            var t = new Table().AddColumns("purifier", "σ", "T", "λ", "α_max", "natural", "95% interval", "transfer", "95% interval", "");
+            foreach (var p in measured.OrderBy(p => p.Purifier != "adp").ThenBy(p => p.Purifier).ThenBy(p => p.Settings.Sigma).ThenBy(p => p.Settings.Steps)
+                         .ThenBy(p => p.Settings.Lambda).ThenBy(p => p.Settings.AlphaMax))
             {
                 var (nl, nh) = Statistics.Wilson(p.NaturalCorrect, p.Images);
                 var (tl, th) = Statistics.Wilson(p.TransferCorrect, p.Images);
-                t.AddRow(p.Settings.Sigma.ToString(CultureInfo.InvariantCulture), p.Settings.Steps.ToString(CultureInfo.InvariantCulture),
+                t.AddRow(Markup.Escape(p.Purifier), p.Settings.Sigma.ToString(CultureInfo.InvariantCulture), p.Settings.Steps.ToString(CultureInfo.InvariantCulture),
                     p.Settings.Lambda.ToString(CultureInfo.InvariantCulture), p.Settings.AlphaMax.ToString(CultureInfo.InvariantCulture), $"{100 * p.Natural:F1}%", $"{100 * nl:F1}–{100 * nh:F1}",
                     $"{100 * p.Transfer:F1}%", $"{100 * tl:F1}–{100 * th:F1}", (p == chosen ? "chosen" : "") + (front.Contains(p) ? " front" : ""));
             }
@@ -108,7 +117,8 @@ public static partial class EvalCommands
             if (chosen is null)
                 AnsiConsole.MarkupLine(Markup.Escape($"no setting keeps natural accuracy within {maxDrop} points of the bare classifier's {100 * tuning.BareAccuracy:F1}%"));
             else
-                AnsiConsole.MarkupLine(Markup.Escape($"chosen (most robust within {maxDrop} points of the bare classifier's natural accuracy): {chosen.Settings.Describe()}"));
+                AnsiConsole.MarkupLine(Markup.Escape($"chosen (most robust within {maxDrop} points of the bare classifier's natural accuracy): " +
+                                                     (chosen.Purifier == "adp" ? "" : $"{chosen.Purifier}, ") + chosen.Settings.Describe()));
             AnsiConsole.MarkupLine(Markup.Escape($"wrote {Path.Combine(outDir, "tune.csv")} and tradeoff.png"));
             return 0;
         }));

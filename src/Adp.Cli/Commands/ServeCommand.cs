@@ -36,8 +36,7 @@ public static class ServeCommand
                                        "/metrics, /healthz, OpenAPI at /openapi/v1.json and /scalar; concurrent requests are purified in batches");
         foreach (var o in new Option[] { classifier, score, runs, rule, urls, maxBatch, maxWait, queue, maxUpload, drain }) cmd.Options.Add(o);
         // The ADP purifier's settings only (the service runs AdaptiveStepPurifier).
-        foreach (var o in new Option[] { purifier.Preset, purifier.Sigma, purifier.Steps, purifier.Lambda, purifier.Delta, purifier.AlphaMin,
-                     purifier.AlphaMax, purifier.Tau, purifier.Faithful }) cmd.Options.Add(o);
+        purifier.AddSettingsTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var options = new ServeOptions

@@ -11,17 +11,19 @@ using static TorchSharp.torch;
 namespace Adp.Evaluation;
 
 /// <summary>One purifier setting measured by <see cref="PresetTuning"/>: accuracies are fractions of the images (mean-softmax
-/// rule over S runs) with 95% Wilson intervals over images.</summary>
-public sealed record TuningPoint(PurifierSettings Settings, long Images, long NaturalCorrect, long TransferCorrect, double Seconds)
+/// rule over S runs) with 95% Wilson intervals over images. <paramref name="Purifier"/> is the variant's
+/// <see cref="PurifierVariant.Key"/> ("adp" for ADP itself, and for points stored before variants were tuned).</summary>
+public sealed record TuningPoint(PurifierSettings Settings, long Images, long NaturalCorrect, long TransferCorrect, double Seconds,
+    string Purifier = "adp")
 {
     public double Natural => (double)NaturalCorrect / Images;
     public double Transfer => (double)TransferCorrect / Images;
 }
 
 /// <summary>
-/// Tunes the purifier on held-out images (issue #12 item 2): every setting of a grid defends the same clean images and the same
-/// transfer-attacked images (PGD on the bare classifier, computed once: it does not depend on the purifier), with the same
-/// per-image noise, so settings differ only by what they are. The choice rule is the issue's target: the highest transfer
+/// Tunes the purifier on held-out images (issue #12 item 2): every setting of a grid (ADP's σ, T, λ, and the variants of
+/// Variants.cs with theirs) defends the same clean images and the same transfer-attacked images (PGD on the bare classifier,
+/// computed once: it does not depend on the purifier), with the same per-image noise, so settings differ only by what they are. The choice rule is the issue's target: the highest transfer
 /// accuracy among settings whose natural accuracy is at most <c>maxNaturalDrop</c> below the bare classifier's; ties go to the
 /// higher natural accuracy, then to fewer steps (cheaper). Results are stored after each setting (tune.json, atomic), and a
 /// rerun into the same folder measures only the settings not stored yet; a folder made with other models, images, runs,
@@ -105,20 +107,26 @@ public sealed class PresetTuning
     /// <summary>The transfer-attacked images, shape [N, C, H, W] in [0, 1] (computed once per process).</summary>
     public Tensor Adversarial() => _adv ??= TransferExamples.Compute(_classifier, _data, _transfer, _seed, _device);
 
-    /// <summary>Measures one setting (or returns the stored point for it) and stores it.</summary>
-    public TuningPoint Measure(PurifierSettings settings, int batch = 100)
+    /// <summary>The stored point of a setting, or null.</summary>
+    public TuningPoint? Stored(PurifierSettings settings, PurifierVariant? variant = null) =>
+        _state.Points.FirstOrDefault(p => p.Settings == settings && p.Purifier == (variant ?? PurifierVariant.Adp).Key);
+
+    /// <summary>Measures one setting of ADP (<paramref name="variant"/> null) or of a variant, or returns the stored point for
+    /// it, and stores it.</summary>
+    /// <exception cref="AdpException">invalid settings or variant parameters.</exception>
+    public TuningPoint Measure(PurifierSettings settings, int batch = 100, PurifierVariant? variant = null)
     {
-        settings.Validate();
-        var stored = _state.Points.FirstOrDefault(p => p.Settings == settings);
-        if (stored is not null) return stored;
+        variant ??= PurifierVariant.Adp;
+        var purifier = variant.Create(_score, settings);  // validates both
+        if (Stored(settings, variant) is { } stored) return stored;
         EnsureBare();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var defense = new DefendedClassifier(_classifier, new AdaptiveStepPurifier(_score, settings), _runs);
+        var defense = new DefendedClassifier(_classifier, purifier, _runs);
         long natural;
         using (var clean = _data.Images(0, _data.Count, _device))
             natural = TransferExamples.DefendedCorrect(defense, clean, _data.Labels, _seed, 21, batch);
         var point = new TuningPoint(settings, _data.Count, natural,
-            TransferExamples.DefendedCorrect(defense, Adversarial(), _data.Labels, _seed, 22, batch), clock.Elapsed.TotalSeconds);
+            TransferExamples.DefendedCorrect(defense, Adversarial(), _data.Labels, _seed, 22, batch), clock.Elapsed.TotalSeconds, variant.Key);
         _state.Points.Add(point);
         Save();
         return point;
@@ -148,7 +156,7 @@ public sealed class PresetTuning
     {
         Directory.CreateDirectory(_dir);
         var csv = new StringBuilder("sigma,steps,lambda,delta,alpha_min,alpha_max,tau,faithful,images,natural_accuracy,natural_low,natural_high," +
-                                    "transfer_accuracy,transfer_low,transfer_high,seconds,pareto,chosen\n");
+                                    "transfer_accuracy,transfer_low,transfer_high,seconds,purifier,pareto,chosen\n");
         var front = ParetoFront(_state.Points);
         foreach (var p in _state.Points)
         {
@@ -157,18 +165,17 @@ public sealed class PresetTuning
             var (tl, th) = Statistics.Wilson(p.TransferCorrect, p.Images);
             csv.AppendLine(string.Join(",", F(s.Sigma), s.Steps.ToString(CultureInfo.InvariantCulture), F(s.Lambda), F(s.Delta), F(s.AlphaMin),
                 F(s.AlphaMax), F(s.Tau), s.Faithful ? "true" : "false", p.Images.ToString(CultureInfo.InvariantCulture), F(p.Natural), F(nl), F(nh),
-                F(p.Transfer), F(tl), F(th), F(Math.Round(p.Seconds, 1)), front.Contains(p) ? "true" : "false", p == chosen ? "true" : "false"));
+                F(p.Transfer), F(tl), F(th), F(Math.Round(p.Seconds, 1)), p.Purifier, front.Contains(p) ? "true" : "false", p == chosen ? "true" : "false"));
         }
         AtomicFile.Write(Path.Combine(_dir, "tune.csv"), Encoding.UTF8.GetBytes(csv.ToString()));
 
         var plot = new Plot();
         var all = plot.Add.ScatterPoints(_state.Points.Select(p => 100 * p.Natural).ToArray(), _state.Points.Select(p => 100 * p.Transfer).ToArray());
-        all.LegendText = "settings (σ, T, λ)";
+        all.LegendText = _state.Points.All(p => p.Purifier == "adp") ? "settings (σ, T, λ)" : "settings (purifier, σ, T, λ)";
         foreach (var p in _state.Points)
         {
             bool variedCap = _state.Points.Any(q => q.Settings.AlphaMax != p.Settings.AlphaMax);
-            var label = plot.Add.Text($"σ{F(p.Settings.Sigma)} T{p.Settings.Steps} λ{F(p.Settings.Lambda)}" +
-                                      (variedCap ? $" αmax{F(p.Settings.AlphaMax)}" : ""), 100 * p.Natural, 100 * p.Transfer);
+            var label = plot.Add.Text(Label(p) + (variedCap ? $" αmax{F(p.Settings.AlphaMax)}" : ""), 100 * p.Natural, 100 * p.Transfer);
             label.LabelFontSize = 9;
         }
         if (front.Count > 1)
@@ -195,6 +202,22 @@ public sealed class PresetTuning
         plot.Axes.SetLimitsX(xMin - 0.05 * span, xMax + 0.25 * span);
         plot.ShowLegend(Edge.Bottom);
         Plots.SavePng(plot, Path.Combine(_dir, "tradeoff.png"), 1000, 650);
+    }
+
+    /// <summary>A point's short name on the plot and terminal: the variant (unless plain ADP) and the settings it reads.</summary>
+    public static string Label(TuningPoint p)
+    {
+        var s = p.Settings;
+        if (p.Purifier == "adp") return $"σ{F(s.Sigma)} T{s.Steps} λ{F(s.Lambda)}";
+        string kind = p.Purifier.Split(' ')[0];
+        string args = p.Purifier.Length > kind.Length ? p.Purifier[(kind.Length + 1)..] : "";
+        return kind switch
+        {
+            "tweedie" => $"tweedie σ{F(s.Sigma)}",
+            "langevin" => $"langevin σ{F(s.Sigma)} {args}",
+            "reinject" => $"reinject {args.Replace("sigmas=", "σ ")} T{s.Steps} λ{F(s.Lambda)}",
+            _ => $"{kind} {args} σ{F(s.Sigma)} T{s.Steps} λ{F(s.Lambda)}",
+        };
     }
 
     private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);

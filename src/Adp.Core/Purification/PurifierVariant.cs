@@ -1,0 +1,110 @@
+using System.Globalization;
+using static TorchSharp.torch;
+
+namespace Adp.Purification;
+
+/// <summary>The purifiers built on one score network: ADP itself (METHOD.md §2) and the variants of Variants.cs (§3, §6).</summary>
+public enum PurifierKind { Adp, Gated, Reinject, Tweedie, Langevin }
+
+/// <summary>
+/// Which purifier runs, with the variant's own parameters; the ADP settings (<see cref="PurifierSettings"/>) come separately,
+/// since every variant but Langevin reuses them (Tweedie and Langevin use only σ). One description shared by the CLI
+/// (<c>--purifier</c>, <c>--gate-threshold</c>, <c>--gate-sigma</c>, <c>--reinject</c>, <c>--langevin-steps</c>,
+/// <c>--langevin-level</c>), the tuning (<see cref="Evaluation.PresetTuning"/>) and its stored points (<see cref="Key"/>).
+/// Defaults are the CLI's.
+/// </summary>
+public sealed record PurifierVariant
+{
+    /// <summary>Plain ADP.</summary>
+    public static readonly PurifierVariant Adp = new();
+
+    public PurifierKind Kind { get; init; } = PurifierKind.Adp;
+
+    /// <summary>Gated: the score norm ‖h(x)‖₂ above which the full σ is injected.</summary>
+    public double GateThreshold { get; init; } = 10.0;
+
+    /// <summary>Gated: the σ injected below the threshold.</summary>
+    public double GateSigma { get; init; } = 0.1;
+
+    /// <summary>Re-injection: the σ of each stage, in order (each stage is ADP with the settings' T and λ at that σ; the
+    /// settings' own σ is not used).</summary>
+    public IReadOnlyList<double> ReinjectSigmas { get; init; } = [0.25, 0.15, 0.05];
+
+    /// <summary>Langevin: steps K.</summary>
+    public int LangevinSteps { get; init; } = 1500;
+
+    /// <summary>Langevin: the σ level of the score s = h/σ_level.</summary>
+    public double LangevinLevel { get; init; } = 0.05;
+
+    /// <summary>Which fields of <see cref="PurifierSettings"/> the purifier reads besides the ADP step rule: Tweedie and
+    /// Langevin read σ only, re-injection everything but σ.</summary>
+    public bool UsesSteps => Kind is PurifierKind.Adp or PurifierKind.Gated or PurifierKind.Reinject;
+
+    /// <summary>Re-injection takes its σs from <see cref="ReinjectSigmas"/>, not from the settings.</summary>
+    public bool UsesSigma => Kind != PurifierKind.Reinject;
+
+    /// <summary>A canonical one-line name with the variant's parameters (no commas, so it fits a CSV cell): "adp",
+    /// "gated threshold=10 sigma=0.1", "reinject sigmas=0.25/0.15/0.05", "tweedie", "langevin steps=1500 level=0.05".
+    /// Two variants with the same key purify identically.</summary>
+    public string Key => Kind switch
+    {
+        PurifierKind.Adp => "adp",
+        PurifierKind.Gated => $"gated threshold={F(GateThreshold)} sigma={F(GateSigma)}",
+        PurifierKind.Reinject => $"reinject sigmas={string.Join("/", ReinjectSigmas.Select(F))}",
+        PurifierKind.Tweedie => "tweedie",
+        PurifierKind.Langevin => $"langevin steps={LangevinSteps} level={F(LangevinLevel)}",
+        _ => throw new AdpException($"--purifier: unknown kind {Kind}"),
+    };
+
+    /// <exception cref="AdpException">a parameter out of range, naming its option.</exception>
+    public void Validate()
+    {
+        switch (Kind)
+        {
+            case PurifierKind.Gated:
+                if (!(GateThreshold >= 0) || !double.IsFinite(GateThreshold))
+                    throw new AdpException($"--gate-threshold: expected a finite value ≥ 0, got {GateThreshold}");
+                if (!(GateSigma >= 0) || !double.IsFinite(GateSigma)) throw new AdpException($"--gate-sigma: expected a finite σ ≥ 0, got {GateSigma}");
+                break;
+            case PurifierKind.Reinject:
+                if (ReinjectSigmas.Count == 0 || ReinjectSigmas.Any(s => !(s >= 0) || !double.IsFinite(s)))
+                    throw new AdpException($"--reinject: expected one or more finite σ ≥ 0, got '{string.Join(",", ReinjectSigmas.Select(F))}'");
+                break;
+            case PurifierKind.Langevin:
+                if (LangevinSteps < 1) throw new AdpException($"--langevin-steps: expected at least 1, got {LangevinSteps}");
+                if (!(LangevinLevel > 0) || !double.IsFinite(LangevinLevel)) throw new AdpException($"--langevin-level: expected a positive σ, got {LangevinLevel}");
+                break;
+        }
+    }
+
+    /// <summary>The purifier over <paramref name="score"/> (NCSNv2 output h ≈ −z/σ·σ, frozen) with the ADP settings.</summary>
+    /// <exception cref="AdpException">invalid settings or variant parameters.</exception>
+    public IPurifier Create(nn.Module<Tensor, Tensor> score, PurifierSettings settings)
+    {
+        settings.Validate();
+        Validate();
+        return Kind switch
+        {
+            PurifierKind.Adp => new AdaptiveStepPurifier(score, settings),
+            PurifierKind.Gated => new DetectionGatedPurifier(score, settings, GateThreshold, GateSigma),
+            PurifierKind.Reinject => new ReinjectionPurifier(score, settings, ReinjectSigmas.ToArray()),
+            PurifierKind.Tweedie => new TweediePurifier(score, settings.Sigma),
+            PurifierKind.Langevin => new LangevinPurifier(score, settings.Sigma, LangevinLevel, LangevinSteps),
+            _ => throw new AdpException($"--purifier: unknown kind {Kind}"),
+        };
+    }
+
+    /// <summary>Parses a <c>--purifier</c> value: adp, gated, reinject, tweedie or langevin.</summary>
+    /// <exception cref="AdpException">another value.</exception>
+    public static PurifierKind ParseKind(string text) => text switch
+    {
+        "adp" => PurifierKind.Adp,
+        "gated" => PurifierKind.Gated,
+        "reinject" => PurifierKind.Reinject,
+        "tweedie" => PurifierKind.Tweedie,
+        "langevin" => PurifierKind.Langevin,
+        _ => throw new AdpException($"--purifier: expected adp, gated, reinject, tweedie or langevin, got '{text}'"),
+    };
+
+    private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+}
