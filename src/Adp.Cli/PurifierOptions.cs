@@ -33,6 +33,11 @@ public sealed class PurifierOptions
         foreach (var o in new Option[] { Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel }) cmd.Options.Add(o);
     }
 
+    /// <summary>Whether any purifier option was given on the command line (a command evaluating the bare classifier refuses them).</summary>
+    public Option? FirstGiven(ParseResult p) =>
+        new Option[] { Preset, Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful, Kind, GateThreshold, GateSigma, Reinject,
+                       LangevinSteps, LangevinLevel }.FirstOrDefault(o => p.GetResult(o) is { Implicit: false });
+
     /// <summary>For commands that measure ADP itself: refuses another <c>--purifier</c> (and variant parameters) with one line
     /// naming the command, instead of ignoring them.</summary>
     public void RequireAdp(ParseResult p, string command)
@@ -96,9 +101,15 @@ public sealed class PurifierOptions
             if (p.GetResult(option) is { Implicit: false } && kind != owner)
                 throw new AdpException($"{option.Name}: applies to --purifier {owner.ToString().ToLowerInvariant()} only (the purifier here is " +
                                        $"{kind.ToString().ToLowerInvariant()})");
-        var v = new PurifierVariant
+        var v = new PurifierVariant { Kind = kind };
+        bool Given(Option o) => p.GetResult(o) is { Implicit: false };
+        string name = kind.ToString().ToLowerInvariant();
+        if (!v.UsesSteps)
+            foreach (var o in new Option[] { Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful })
+                if (Given(o)) throw new AdpException($"{o.Name}: --purifier {name} reads σ only (ADP's step rule does not apply)");
+        if (!v.UsesSigma && Given(Sigma)) throw new AdpException($"--sigma: --purifier {name} takes its σs from --reinject");
+        v = v with
         {
-            Kind = kind,
             GateThreshold = p.GetValue(GateThreshold),
             GateSigma = p.GetValue(GateSigma),
             ReinjectSigmas = ParseSigmas(p.GetValue(Reinject)!),

@@ -55,15 +55,29 @@ public class EvalRobustCliTests
         double Replay(params string[] variant)
         {
             var (c, o, e) = CliErrorTests.RunAdp(["--threads", "1", "eval", "replay", "--adv", adv, "--classifier", clf, "--score", score,
-                "--runs", "2", "--steps", "0", "--sigma", "0", .. variant]);
+                "--runs", "2", .. variant]);
             Assert.True(c == 0, e);
             var text = string.Join(" ", o.Split('\n').Select(l => l.Trim()));
             if (variant.Contains("reinject")) Assert.Contains("re-injection σ = 1", text);
             return double.Parse(System.Text.RegularExpressions.Regex.Match(text, @"MeanSoftmax\s*│\s*([0-9.]+)%").Groups[1].Value,
                 System.Globalization.CultureInfo.InvariantCulture);
         }
-        Assert.Equal(bare, Replay("--purifier", "tweedie"));
-        Replay("--purifier", "reinject", "--reinject", "1");
+        Assert.Equal(bare, Replay("--purifier", "tweedie", "--sigma", "0"));
+        Replay("--purifier", "reinject", "--reinject", "1", "--steps", "0");
+        // --bare evaluates no purifier: a purifier option there is refused, not ignored.
+        var refused = CliErrorTests.RunAdp(["eval", "replay", "--adv", adv, "--classifier", clf, "--bare", "--sigma", "0.3"]);
+        Assert.Equal(2, refused.Code);
+        Assert.StartsWith("adp: error: --sigma: --bare evaluates the classifier alone", refused.Err);
+    }
+
+    /// <summary>`eval robust` evaluates ADP itself: another --purifier is refused with one line, before any model is loaded.</summary>
+    [Fact]
+    public void Robust_RefusesAnotherPurifier()
+    {
+        var (code, _, err) = CliErrorTests.RunAdp("eval", "robust", "--classifier", "c.ckpt", "--score", "s.ckpt", "--out", "never",
+            "--purifier", "reinject");
+        Assert.Equal(2, code);
+        Assert.StartsWith("adp: error: --purifier: eval robust evaluates the ADP purifier", err);
     }
 
     /// <summary>`eval snapshots` measures ADP itself: a variant option there is refused (it used to be accepted and ignored).</summary>

@@ -32,6 +32,12 @@ public class PresetTuningTests
         var front = PresetTuning.ParetoFront(points);
         Assert.DoesNotContain(points[1], front);
         Assert.Equal(4, front.Count);
+        // Ties go to the cheaper purifier by network calls, not by the T a variant carries but does not use: Langevin (K = 1,500
+        // calls, T 10 in its settings) loses to ADP at T 20 (40 calls); an old point without a cost counts 2 per step.
+        var langevin = P(0.25, 10, 900, 500) with { Purifier = "langevin steps=1500 level=0.05", MaxNetworkCalls = 1500 };
+        var adp20 = P(0.25, 20, 900, 500) with { MaxNetworkCalls = 40 };
+        Assert.Same(adp20, PresetTuning.Choose([langevin, adp20], 0.9, 0.01));
+        Assert.Equal(40, P(0.25, 20, 900, 500).Cost);
     }
 
     /// <summary>A random small CNN and a tiny NCSNv2 (weights from <paramref name="seed"/>), <paramref name="images"/> synthetic
@@ -116,6 +122,12 @@ public class PresetTuningTests
             Assert.Equal("reinject sigmas=0.5/0.2", staged.Purifier);
             Assert.Same(staged, tuning.Measure(settings, variant: reinject with { ReinjectSigmas = [0.5, 0.2] }));   // equal key: stored
             Assert.Null(tuning.Stored(settings, reinject with { ReinjectSigmas = [0.5] }));
+            // Fields the purifier does not read do not make another point: Tweedie ignores T, re-injection the settings' σ.
+            Assert.Same(identity, tuning.Stored(zero with { Steps = 7, Lambda = 0.05 }, tweedie));
+            Assert.Same(staged, tuning.Stored(settings with { Sigma = 0.9 }, reinject));
+            Assert.Null(tuning.Stored(settings with { Sigma = 0.9 }));   // ADP reads σ
+            Assert.Equal(1, identity.MaxNetworkCalls);
+            Assert.Equal(2 * 1 * 2, staged.MaxNetworkCalls);   // 2 calls per step, T = 1, two stages
             tuning.Write("t", null);
             var csv = File.ReadAllLines(Path.Combine(dir, "tune.csv"));
             Assert.Contains("purifier", csv[0].Split(','));
@@ -176,7 +188,7 @@ public class EvalTuneCliTests
     [InlineData("--max-natural-drop", "101", "--max-natural-drop")]
     [InlineData("--runs", "0", "--runs")]
     [InlineData("--purifier", "diffusion", "--purifier")]
-    [InlineData("--reinject", "0.25,-1", "--reinject")]
+    [InlineData("--reinject", "0.25,-1", "--reinject", "--purifier", "reinject")]
     [InlineData("--langevin-steps", "0", "--langevin-steps", "--purifier", "langevin")]
     [InlineData("--steps-grid", "5,10", "--steps-grid", "--purifier", "tweedie")]
     [InlineData("--sigma-grid", "0.1", "--sigma-grid", "--purifier", "reinject")]

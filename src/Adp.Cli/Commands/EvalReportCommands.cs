@@ -158,9 +158,10 @@ public static partial class EvalCommands
             var skipped = AdversarialSet.SkippedIndices(parse.GetValue(adv)!);
             var rules = new[] { DecisionRule.MeanSoftmax, DecisionRule.LogitSum, DecisionRule.MajorityVote };
             var correct = new Dictionary<string, double[]>();
-            string description = "";
+            string description = "", evaluated = "bare";
             if (parse.GetValue(bare))
             {
+                if (purifier.FirstGiven(parse) is { } given) throw new AdpException($"{given.Name}: --bare evaluates the classifier alone (no purifier)");
                 using var _ = no_grad();
                 correct["Bare"] = new double[n];
                 for (int s = 0; s < n; s += bs)
@@ -178,6 +179,7 @@ public static partial class EvalCommands
                 var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, null, device);
                 var purifierBuilt = purifier.ReadVariant(parse).Create(net, purifier.Read(parse, sinfo.Metadata));
                 description = purifierBuilt.Describe();
+                evaluated = purifier.ReadVariant(parse).Kind == PurifierKind.Adp ? "ADP" : parse.GetValue(purifier.Kind)!;
                 var defense = new DefendedClassifier(clf, purifierBuilt, parse.GetValue(runs));
                 foreach (var rule in rules) correct[rule.ToString()] = new double[n];
                 foreach (var seed in seedList)
@@ -205,7 +207,7 @@ public static partial class EvalCommands
             foreach (var (rule, perImage) in correct)
             {
                 var (lo, hi, _) = RobustReport.ImageInterval(perImage, parse.GetValue(bare) ? 1 : seedList.Count);
-                t.AddRow(parse.GetValue(bare) ? "bare" : "ADP", rule, $"{100 * perImage.Average():F1}%", $"{100 * lo:F1}–{100 * hi:F1}");
+                t.AddRow(evaluated, rule, $"{100 * perImage.Average():F1}%", $"{100 * lo:F1}–{100 * hi:F1}");
             }
             AnsiConsole.Write(t);
             if (!parse.GetValue(bare))

@@ -118,7 +118,7 @@ public static partial class EvalCommands
                 AnsiConsole.MarkupLine(Markup.Escape($"no setting keeps natural accuracy within {maxDrop} points of the bare classifier's {100 * tuning.BareAccuracy:F1}%"));
             else
                 AnsiConsole.MarkupLine(Markup.Escape($"chosen (most robust within {maxDrop} points of the bare classifier's natural accuracy): " +
-                                                     (chosen.Purifier == "adp" ? "" : $"{chosen.Purifier}, ") + chosen.Settings.Describe()));
+                                                     (chosen.Purifier == "adp" ? chosen.Settings.Describe() : $"{chosen.Purifier}, {PresetTuning.Label(chosen)}")));
             AnsiConsole.MarkupLine(Markup.Escape($"wrote {Path.Combine(outDir, "tune.csv")} and tradeoff.png"));
             return 0;
         }));

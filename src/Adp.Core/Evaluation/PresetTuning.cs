@@ -12,20 +12,25 @@ namespace Adp.Evaluation;
 
 /// <summary>One purifier setting measured by <see cref="PresetTuning"/>: accuracies are fractions of the images (mean-softmax
 /// rule over S runs) with 95% Wilson intervals over images. <paramref name="Purifier"/> is the variant's
-/// <see cref="PurifierVariant.Key"/> ("adp" for ADP itself, and for points stored before variants were tuned).</summary>
+/// <see cref="PurifierVariant.Key"/> ("adp" for ADP itself, and for points stored before variants were tuned);
+/// <paramref name="MaxNetworkCalls"/> its <see cref="PurifierVariant.MaxNetworkCalls"/> per run (0 in such older points).</summary>
 public sealed record TuningPoint(PurifierSettings Settings, long Images, long NaturalCorrect, long TransferCorrect, double Seconds,
-    string Purifier = "adp")
+    string Purifier = "adp", long MaxNetworkCalls = 0)
 {
     public double Natural => (double)NaturalCorrect / Images;
     public double Transfer => (double)TransferCorrect / Images;
+
+    /// <summary>Network calls per image per run at most; points stored before variants were tuned are ADP (2 per step).</summary>
+    public long Cost => MaxNetworkCalls > 0 ? MaxNetworkCalls : 2L * Settings.Steps;
 }
 
 /// <summary>
 /// Tunes the purifier on held-out images (issue #12 item 2): every setting of a grid (ADP's σ, T, λ, and the variants of
 /// Variants.cs with theirs) defends the same clean images and the same transfer-attacked images (PGD on the bare classifier,
-/// computed once: it does not depend on the purifier), with the same per-image noise, so settings differ only by what they are. The choice rule is the issue's target: the highest transfer
-/// accuracy among settings whose natural accuracy is at most <c>maxNaturalDrop</c> below the bare classifier's; ties go to the
-/// higher natural accuracy, then to fewer steps (cheaper). Results are stored after each setting (tune.json, atomic), and a
+/// computed once: it does not depend on the purifier), with the same per-image noise, so settings differ only by what they
+/// are. The choice rule is the issue's target: the highest transfer accuracy among settings whose natural accuracy is at most
+/// <c>maxNaturalDrop</c> below the bare classifier's; ties go to the higher natural accuracy, then to the cheaper purifier
+/// (fewer network calls per run). Results are stored after each setting (tune.json, atomic), and a
 /// rerun into the same folder measures only the settings not stored yet; a folder made with other models, images, runs,
 /// attack or seed is refused.
 /// </summary>
@@ -107,9 +112,14 @@ public sealed class PresetTuning
     /// <summary>The transfer-attacked images, shape [N, C, H, W] in [0, 1] (computed once per process).</summary>
     public Tensor Adversarial() => _adv ??= TransferExamples.Compute(_classifier, _data, _transfer, _seed, _device);
 
-    /// <summary>The stored point of a setting, or null.</summary>
-    public TuningPoint? Stored(PurifierSettings settings, PurifierVariant? variant = null) =>
-        _state.Points.FirstOrDefault(p => p.Settings == settings && p.Purifier == (variant ?? PurifierVariant.Adp).Key);
+    /// <summary>The stored point of a setting, or null. Settings fields the purifier does not read (T for Tweedie, σ for
+    /// re-injection) do not count: settings that differ only there are one purifier.</summary>
+    public TuningPoint? Stored(PurifierSettings settings, PurifierVariant? variant = null)
+    {
+        variant ??= PurifierVariant.Adp;
+        var canonical = variant.Canonical(settings);
+        return _state.Points.FirstOrDefault(p => p.Purifier == variant.Key && variant.Canonical(p.Settings) == canonical);
+    }
 
     /// <summary>Measures one setting of ADP (<paramref name="variant"/> null) or of a variant, or returns the stored point for
     /// it, and stores it.</summary>
@@ -126,7 +136,8 @@ public sealed class PresetTuning
         using (var clean = _data.Images(0, _data.Count, _device))
             natural = TransferExamples.DefendedCorrect(defense, clean, _data.Labels, _seed, 21, batch);
         var point = new TuningPoint(settings, _data.Count, natural,
-            TransferExamples.DefendedCorrect(defense, Adversarial(), _data.Labels, _seed, 22, batch), clock.Elapsed.TotalSeconds, variant.Key);
+            TransferExamples.DefendedCorrect(defense, Adversarial(), _data.Labels, _seed, 22, batch), clock.Elapsed.TotalSeconds, variant.Key,
+            variant.MaxNetworkCalls(settings));
         _state.Points.Add(point);
         Save();
         return point;
@@ -139,10 +150,10 @@ public sealed class PresetTuning
     }
 
     /// <summary>The tuning rule: among points with natural accuracy ≥ bare − <paramref name="maxNaturalDrop"/> (fractions), the
-    /// highest transfer accuracy; ties → higher natural, then fewer steps. Null when no point qualifies.</summary>
+    /// highest transfer accuracy; ties → higher natural, then fewer network calls. Null when no point qualifies.</summary>
     public static TuningPoint? Choose(IEnumerable<TuningPoint> points, double bareAccuracy, double maxNaturalDrop) =>
         points.Where(p => p.Natural >= bareAccuracy - maxNaturalDrop - 1e-12)
-            .OrderByDescending(p => p.Transfer).ThenByDescending(p => p.Natural).ThenBy(p => p.Settings.Steps)
+            .OrderByDescending(p => p.Transfer).ThenByDescending(p => p.Natural).ThenBy(p => p.Cost)
             .FirstOrDefault();
 
     /// <summary>Points on the natural-vs-transfer Pareto front (no other point at least as good in both and better in one).</summary>

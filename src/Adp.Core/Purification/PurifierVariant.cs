@@ -7,8 +7,9 @@ namespace Adp.Purification;
 public enum PurifierKind { Adp, Gated, Reinject, Tweedie, Langevin }
 
 /// <summary>
-/// Which purifier runs, with the variant's own parameters; the ADP settings (<see cref="PurifierSettings"/>) come separately,
-/// since every variant but Langevin reuses them (Tweedie and Langevin use only σ). One description shared by the CLI
+/// Which purifier runs, with the variant's own parameters; the ADP settings (<see cref="PurifierSettings"/>) come separately:
+/// ADP and the gated variant read all of them, re-injection all but σ (its stages bring their own), Tweedie and Langevin
+/// only σ (<see cref="Canonical"/>). One description shared by the CLI
 /// (<c>--purifier</c>, <c>--gate-threshold</c>, <c>--gate-sigma</c>, <c>--reinject</c>, <c>--langevin-steps</c>,
 /// <c>--langevin-level</c>), the tuning (<see cref="Evaluation.PresetTuning"/>) and its stored points (<see cref="Key"/>).
 /// Defaults are the CLI's.
@@ -36,16 +37,35 @@ public sealed record PurifierVariant
     /// <summary>Langevin: the σ level of the score s = h/σ_level.</summary>
     public double LangevinLevel { get; init; } = 0.05;
 
-    /// <summary>Which fields of <see cref="PurifierSettings"/> the purifier reads besides the ADP step rule: Tweedie and
-    /// Langevin read σ only, re-injection everything but σ.</summary>
+    /// <summary>Whether the purifier reads the ADP step rule (T, λ, δ, α clamp, τ, faithful); Tweedie and Langevin do not.</summary>
     public bool UsesSteps => Kind is PurifierKind.Adp or PurifierKind.Gated or PurifierKind.Reinject;
 
-    /// <summary>Re-injection takes its σs from <see cref="ReinjectSigmas"/>, not from the settings.</summary>
+    /// <summary>Whether the purifier reads the settings' σ; re-injection takes its σs from <see cref="ReinjectSigmas"/>.</summary>
     public bool UsesSigma => Kind != PurifierKind.Reinject;
 
+    /// <summary>The settings with every field this purifier does not read set to its default: two settings with equal
+    /// canonical forms (and the same <see cref="Key"/>) purify identically.</summary>
+    public PurifierSettings Canonical(PurifierSettings s)
+    {
+        var defaults = new PurifierSettings();
+        if (!UsesSteps) s = defaults with { Sigma = s.Sigma };
+        return UsesSigma ? s : s with { Sigma = defaults.Sigma };
+    }
+
+    /// <summary>Score-network calls per image per purification run at most (ADP takes 2 per step and may stop early), the
+    /// cost a tuning compares settings by.</summary>
+    public long MaxNetworkCalls(PurifierSettings s) => Kind switch
+    {
+        PurifierKind.Adp => 2L * s.Steps,
+        PurifierKind.Gated => 1 + 2L * s.Steps,
+        PurifierKind.Reinject => 2L * s.Steps * ReinjectSigmas.Count,
+        PurifierKind.Tweedie => 1,
+        _ => LangevinSteps,
+    };
+
     /// <summary>A canonical one-line name with the variant's parameters (no commas, so it fits a CSV cell): "adp",
-    /// "gated threshold=10 sigma=0.1", "reinject sigmas=0.25/0.15/0.05", "tweedie", "langevin steps=1500 level=0.05".
-    /// Two variants with the same key purify identically.</summary>
+    /// "gated threshold=10 sigma=0.1", "reinject sigmas=0.25/0.15/0.05", "tweedie", "langevin steps=1500 level=0.05"
+    /// (numbers round-trip). Two variants with the same key purify identically given the same settings.</summary>
     public string Key => Kind switch
     {
         PurifierKind.Adp => "adp",
@@ -64,15 +84,18 @@ public sealed record PurifierVariant
             case PurifierKind.Gated:
                 if (!(GateThreshold >= 0) || !double.IsFinite(GateThreshold))
                     throw new AdpException($"--gate-threshold: expected a finite value ≥ 0, got {GateThreshold}");
-                if (!(GateSigma >= 0) || !double.IsFinite(GateSigma)) throw new AdpException($"--gate-sigma: expected a finite σ ≥ 0, got {GateSigma}");
+                if (!(GateSigma >= 0) || !double.IsFinite(GateSigma))
+                    throw new AdpException($"--gate-sigma: expected a finite σ ≥ 0, got {GateSigma}");
                 break;
             case PurifierKind.Reinject:
                 if (ReinjectSigmas.Count == 0 || ReinjectSigmas.Any(s => !(s >= 0) || !double.IsFinite(s)))
-                    throw new AdpException($"--reinject: expected one or more finite σ ≥ 0, got '{string.Join(",", ReinjectSigmas.Select(F))}'");
+                    throw new AdpException($"--reinject: expected one or more finite σ ≥ 0, got " +
+                                           $"'{string.Join(",", ReinjectSigmas.Select(F))}'");
                 break;
             case PurifierKind.Langevin:
                 if (LangevinSteps < 1) throw new AdpException($"--langevin-steps: expected at least 1, got {LangevinSteps}");
-                if (!(LangevinLevel > 0) || !double.IsFinite(LangevinLevel)) throw new AdpException($"--langevin-level: expected a positive σ, got {LangevinLevel}");
+                if (!(LangevinLevel > 0) || !double.IsFinite(LangevinLevel))
+                    throw new AdpException($"--langevin-level: expected a positive σ, got {LangevinLevel}");
                 break;
         }
     }
@@ -106,5 +129,5 @@ public sealed record PurifierVariant
         _ => throw new AdpException($"--purifier: expected adp, gated, reinject, tweedie or langevin, got '{text}'"),
     };
 
-    private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+    private static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }
