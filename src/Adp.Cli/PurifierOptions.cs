@@ -33,7 +33,8 @@ public sealed class PurifierOptions
         foreach (var o in new Option[] { Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel }) cmd.Options.Add(o);
     }
 
-    /// <summary>Whether any purifier option was given on the command line (a command evaluating the bare classifier refuses them).</summary>
+    /// <summary>The first purifier option given on the command line, or null (a command evaluating the bare classifier refuses
+    /// them).</summary>
     public Option? FirstGiven(ParseResult p) =>
         new Option[] { Preset, Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful, Kind, GateThreshold, GateSigma, Reinject,
                        LangevinSteps, LangevinLevel }.FirstOrDefault(o => p.GetResult(o) is { Implicit: false });
