@@ -177,9 +177,10 @@ public static partial class EvalCommands
             {
                 var scorePath = parse.GetValue(score) ?? throw new AdpException("--score is required (or --bare)");
                 var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, null, device);
-                var purifierBuilt = purifier.ReadVariant(parse).Create(net, purifier.Read(parse, sinfo.Metadata));
+                var variant = purifier.ReadVariant(parse);
+                var purifierBuilt = variant.Create(net, purifier.Read(parse, sinfo.Metadata));
                 description = purifierBuilt.Describe();
-                evaluated = purifier.ReadVariant(parse).Kind == PurifierKind.Adp ? "ADP" : parse.GetValue(purifier.Kind)!;
+                evaluated = variant.Kind == PurifierKind.Adp ? "ADP" : variant.Key;
                 var defense = new DefendedClassifier(clf, purifierBuilt, parse.GetValue(runs));
                 foreach (var rule in rules) correct[rule.ToString()] = new double[n];
                 foreach (var seed in seedList)

@@ -215,20 +215,17 @@ public sealed class PresetTuning
         Plots.SavePng(plot, Path.Combine(_dir, "tradeoff.png"), 1000, 650);
     }
 
-    /// <summary>A point's short name on the plot and terminal: the variant (unless plain ADP) and the settings it reads.</summary>
+    /// <summary>A point's short name on the plot and terminal: the variant's key (unless plain ADP) and the settings it reads
+    /// (<see cref="PurifierVariant.UsesSigma"/>, <see cref="PurifierVariant.UsesSteps"/>).</summary>
     public static string Label(TuningPoint p)
     {
         var s = p.Settings;
-        if (p.Purifier == "adp") return $"σ{F(s.Sigma)} T{s.Steps} λ{F(s.Lambda)}";
-        string kind = p.Purifier.Split(' ')[0];
-        string args = p.Purifier.Length > kind.Length ? p.Purifier[(kind.Length + 1)..] : "";
-        return kind switch
-        {
-            "tweedie" => $"tweedie σ{F(s.Sigma)}",
-            "langevin" => $"langevin σ{F(s.Sigma)} {args}",
-            "reinject" => $"reinject {args.Replace("sigmas=", "σ ")} T{s.Steps} λ{F(s.Lambda)}",
-            _ => $"{kind} {args} σ{F(s.Sigma)} T{s.Steps} λ{F(s.Lambda)}",
-        };
+        var reads = new PurifierVariant { Kind = PurifierVariant.ParseKind(p.Purifier.Split(' ')[0]) };
+        var parts = new List<string>();
+        if (reads.Kind != PurifierKind.Adp) parts.Add(p.Purifier);
+        if (reads.UsesSigma) parts.Add($"σ{F(s.Sigma)}");
+        if (reads.UsesSteps) parts.Add($"T{s.Steps} λ{F(s.Lambda)}");
+        return string.Join(" ", parts);
     }
 
     private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);

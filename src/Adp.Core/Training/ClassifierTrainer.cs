@@ -155,7 +155,7 @@ public sealed class ClassifierTrainer(ClassifierTrainingOptions options, ImageDa
                 opt.zero_grad();
                 // TorchSharp's BatchNorm counts batches in training mode with add_(1) and its optimizers' steps convert
                 // scalars implicitly: temporaries the library does not hold. The whole step runs in one no-GC region (each
-                // region start costs a full collection, ~0.1 ms on a small heap, so one per iteration, not one per call).
+                // region start costs a full collection, ~0.2 ms on a small heap, so one per iteration, not one per call).
                 double value = NativeRuntime.WithoutCollection(() =>
                 {
                     var loss = F.cross_entropy(net.forward(x), y);
