@@ -33,6 +33,19 @@ public sealed class PurifierOptions
         foreach (var o in new Option[] { Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel }) cmd.Options.Add(o);
     }
 
+    /// <summary>For commands that measure ADP itself (<see cref="RequireAdp"/>): the ADP settings' options, and the variant
+    /// options hidden from --help, so that giving one gets <see cref="RequireAdp"/>'s one-line explanation rather than the
+    /// parser's "unrecognized".</summary>
+    public void AddAdpOnlyTo(Command cmd)
+    {
+        AddSettingsTo(cmd);
+        foreach (var o in new Option[] { Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel })
+        {
+            o.Hidden = true;
+            cmd.Options.Add(o);
+        }
+    }
+
     /// <summary>The first purifier option given on the command line, or null (a command evaluating the bare classifier refuses
     /// them).</summary>
     public Option? FirstGiven(ParseResult p) =>

@@ -89,6 +89,22 @@ public class EvalRobustCliTests
         Assert.StartsWith("adp: error: --purifier: eval snapshots evaluates the ADP purifier", err);
     }
 
+    /// <summary>The commands that evaluate ADP itself do not offer the variant options in --help (they refuse them, above),
+    /// while the commands that run any purifier do.</summary>
+    [Theory]
+    [InlineData("robust", false)]
+    [InlineData("snapshots", false)]
+    [InlineData("defended", true)]
+    [InlineData("tune", true)]
+    public void Help_ListsTheVariantOptions_OnlyWhereTheyAreRead(string command, bool listed)
+    {
+        var (code, help, _) = CliErrorTests.RunAdp("eval", command, "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("--sigma", help);
+        foreach (var option in new[] { "--purifier", "--reinject", "--gate-threshold", "--gate-sigma", "--langevin-steps", "--langevin-level" })
+            Assert.Equal(listed, help.Contains(option + " "));
+    }
+
     [Fact]
     public void ResumeIntoAFolderOfOtherSettings_IsRefusedNamingTheField_AndAnotherEpsilonIsComputedFresh()
     {

@@ -260,7 +260,7 @@ public static partial class EvalCommands
         cmd.Arguments.Add(files);
         var validationImages = CliSupport.ValidationImagesOption();
         foreach (var o in new Option[] { classifier, images, split, validationImages, sigmas, weights, runs, attack, seed, output }) cmd.Options.Add(o);
-        purifier.AddTo(cmd);
+        purifier.AddAdpOnlyTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             purifier.RequireAdp(parse, "eval snapshots");  // the curve measures ADP itself

@@ -27,7 +27,9 @@ public static partial class EvalCommands
         {
             Description = "an attack: key=value pairs, e.g. kind=pgd,target=bpda,eps=0.3,step=0.075,iters=40,eot=15,random-start=false " +
                           "(kind: none|fgsm|pgd|apgd; target: bare|blind|bpda (research code)|bpda-sign-vote|bpda-mean|bpda-score|full; norm: linf|l2; loss: ce|margin|dlr; " +
-                          "skip-misclassified=true attacks only the images classified correctly on clean input, as AutoAttack does); repeatable",
+                          "skip-misclassified=true attacks only the images classified correctly on clean input, as AutoAttack does; " +
+                          "after=NAME attacks only the images the earlier attack NAME left robust and reports the worst case of both, " +
+                          "AutoAttack's cascade); repeatable",
             AllowMultipleArgumentsPerToken = false,
         };
         var stepsCurve = new Option<string?>("--steps-curve") { Description = "comma-separated T values for the accuracy-vs-steps plot" };
@@ -41,7 +43,7 @@ public static partial class EvalCommands
         var purifier = new PurifierOptions();
         var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense under attacks; writes a report folder");
         foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, split, validationImages, output }) cmd.Options.Add(o);
-        purifier.AddTo(cmd);
+        purifier.AddAdpOnlyTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var cfgPath = parse.GetValue(config);
@@ -213,8 +215,9 @@ public static partial class EvalCommands
                 "random-start" => spec with { RandomStart = B() },
                 "best" => spec with { ReturnBest = B() },
                 "skip-misclassified" => spec with { SkipMisclassified = B() },
+                "after" => spec with { After = v },
                 "loss" => spec with { Loss = v.ToLowerInvariant() switch { "ce" => AttackLoss.CrossEntropy, "margin" or "cw" => AttackLoss.Margin, "dlr" => AttackLoss.Dlr, _ => throw new AdpException($"--attack: loss must be ce, margin or dlr, got '{v}'") } },
-                _ => throw new AdpException($"--attack: unknown key '{k}' (name, kind, target, norm, eps, step, iters, restarts, eot, random-start, best, loss, skip-misclassified)"),
+                _ => throw new AdpException($"--attack: unknown key '{k}' (name, kind, target, norm, eps, step, iters, restarts, eot, random-start, best, loss, skip-misclassified, after)"),
             };
         }
         return spec;

@@ -54,6 +54,19 @@ public sealed record AttackSpec
     /// natural pass. Attacked images get exactly the random draws they get without this setting, so the only change is
     /// the skipped images' outcome (conservative: an attack can only lower accuracy) and the attack's cost saved on them.</summary>
     public bool SkipMisclassified { get; init; } = false;
+    /// <summary>AutoAttack's cascade (its version for randomized defenses runs APGD-CE, then APGD-DLR on the images still
+    /// robust): the label of an earlier attack of the same configuration. Only the images that attack left correctly
+    /// classified (same seed, under at least one decision rule in every resubmission) are attacked; the others count as
+    /// not robust and keep its adversarial example. Every outcome is the worst case of both attacks (an image is correct
+    /// under a rule and resubmission only if both left it correct there), so the row is the robust accuracy under the
+    /// stronger of the two, per image. Attacked images get the random draws of the same attack without a cascade. Null
+    /// (the default): no cascade. Omitted from written configurations when null.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? After { get; init; }
+    /// <summary>The attack <see cref="After"/> names, as <see cref="RobustConfig.AllAttacks"/> resolves it (null before);
+    /// its settings are part of this attack's <see cref="Canonical"/> form, its name is not.</summary>
+    [JsonIgnore]
+    public AttackSpec? AfterSpec { get; init; }
 
     public void Validate()
     {
@@ -74,6 +87,15 @@ public sealed record AttackSpec
             throw new AdpException($"attack '{Label}': the research code's BPDA rules (bpda, bpda-score) are ℓ∞ only; use bpda-mean or full for ℓ2");
         if (SkipMisclassified && Kind == AttackKind.None)
             throw new AdpException($"attack '{Label}': SkipMisclassified needs an attack (kind none attacks nothing)");
+        if (After is not null)
+        {
+            if (Kind == AttackKind.None) throw new AdpException($"attack '{Label}': After needs an attack (kind none attacks nothing)");
+            if (AfterSpec is null)
+                throw new AdpException($"attack '{Label}': After names '{After}', which is not an earlier attack of this configuration");
+            if (AfterSpec.EvaluatesDefense != EvaluatesDefense)
+                throw new AdpException($"attack '{Label}': After names '{After}', which evaluates the " +
+                                       $"{(AfterSpec.EvaluatesDefense ? "defense" : "bare classifier")}; a cascade needs both attacks to evaluate the same model");
+        }
         if (IterationsCurve.Count == 0) return;
         if (Kind is not (AttackKind.Pgd or AttackKind.Apgd) || Restarts != 1 || ReturnBest)
             throw new AdpException($"attack '{Label}': IterationsCurve needs Kind Pgd (final iterate) or Apgd (best point so far), one restart");
@@ -92,7 +114,8 @@ public sealed record AttackSpec
           $"{(RandomStart ? "random start" : "no random start")} loss={Loss}" +
           (IsRandomizedTarget ? $" EOT={Eot}" : "") +
           (ReturnBest ? " best-iterate" : "") +
-          (SkipMisclassified ? " on clean-correct images only" : "");
+          (SkipMisclassified ? " on clean-correct images only" : "") +
+          (After is null ? "" : $" after '{After}' (on the images it left robust; worst case of both)");
 
     public double EffectiveStep => Step > 0 ? Step : Epsilon / 4;
 
@@ -105,7 +128,8 @@ public sealed record AttackSpec
     /// <summary>Everything about the attack that decides its outcome (not its display name), as one string.</summary>
     public string Canonical() => string.Join("|", Kind, Target, Norm, Epsilon.ToString("R", CultureInfo.InvariantCulture),
         EffectiveStep.ToString("R", CultureInfo.InvariantCulture), Iterations, Restarts, RandomStart, Loss, Eot, ReturnBest,
-        string.Join(",", IterationsCurve)) + (SkipMisclassified ? "|skip-misclassified" : "");
+        string.Join(",", IterationsCurve)) + (SkipMisclassified ? "|skip-misclassified" : "") +
+        (AfterSpec is null ? "" : $"|after({AfterSpec.Canonical()})");
 
     /// <summary>A stable 63-bit id of <see cref="Canonical"/>: it keys the attack's results, so renaming or reordering
     /// attacks changes neither.</summary>
@@ -116,9 +140,9 @@ public sealed record AttackSpec
         return (long)(Adp.Training.Seeds.Mix((long)h) & 0x7fffffffffffffff);
     }
 
-    /// <summary>Keys the attack's random streams: <see cref="Id"/> without <see cref="SkipMisclassified"/>, so an attacked
-    /// image draws the same noise whether or not the others are skipped.</summary>
-    public long StreamId() => (this with { SkipMisclassified = false }).Id();
+    /// <summary>Keys the attack's random streams: <see cref="Id"/> without <see cref="SkipMisclassified"/> and
+    /// <see cref="After"/>, so an attacked image draws the same noise whether or not the others are skipped.</summary>
+    public long StreamId() => (this with { SkipMisclassified = false, After = null, AfterSpec = null }).Id();
 }
 
 /// <summary>A robustness evaluation: data, models, purifier, attacks, decision rules, seeds, resubmissions.</summary>
@@ -225,9 +249,13 @@ public sealed record RobustConfig
         catch (UnauthorizedAccessException e) { throw new AdpException($"--config {path}: cannot read ({e.Message})", e); }
     }
 
+    /// <summary>The configured attacks with <see cref="AttackSpec.After"/> resolved (to the nearest earlier attack of that
+    /// label), then the sanity attack if configured.</summary>
     public List<AttackSpec> AllAttacks()
     {
-        var list = new List<AttackSpec>(Attacks);
+        var list = new List<AttackSpec>();
+        foreach (var a in Attacks)
+            list.Add(a?.After is { } name ? a with { AfterSpec = list.LastOrDefault(p => p.Label == name) } : a!);
         if (SanityUnbounded && !list.Any(a => a.Target == AttackTarget.Bare && a.Epsilon >= 1))
             list.Add(new AttackSpec { Name = "sanity: unbounded PGD on bare", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 1.0, Step = 0.1, Iterations = 20, Loss = AttackLoss.Margin });
         return list;

@@ -261,6 +261,13 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             keep = keep.Where(j => clean[j]).ToList();
             skipped = indices.Where((_, j) => !clean[j]).ToHashSet();
         }
+        // AutoAttack's cascade (After): only images the earlier attack left robust are attacked; the others keep its example.
+        var earlier = spec.AfterSpec is null ? null : EarlierOutcomes(spec, seed, indices);
+        if (earlier is not null)
+        {
+            keep = keep.Where(j => earlier.Survived[j]).ToList();
+            skipped = indices.Where((_, j) => !keep.Contains(j)).ToHashSet();
+        }
         var attacked = keep.Select(j => indices[j]).ToList();
         var keepT = tensor(keep.Select(j => (long)j).ToArray(), device: device);
         var (xa, ya) = keep.Count == indices.Count ? (x, y) : (x.index_select(0, keepT), y.index_select(0, keepT));
@@ -277,7 +284,10 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         foreach (var t in iterates.Values) scope.Attach(t);
         // A skipped image's adversarial example is the clean image itself (it is misclassified already).
         if (spec.Kind != AttackKind.None)
-            SaveAdversarial(spec, seed, indices, y, keep.Count == indices.Count ? adv : x.clone().index_copy(0, keepT, adv), skipped);
+        {
+            var stored = earlier?.Adversarial ?? x;
+            SaveAdversarial(spec, seed, indices, y, keep.Count == indices.Count ? adv : stored.clone().index_copy(0, keepT, adv), skipped);
+        }
         var correct = new Dictionary<string, List<Tensor>>();
         Tensor? runsCorrect = null;
         var iterationsCurve = new Dictionary<int, Tensor>();
@@ -329,6 +339,8 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             for (int a = 0; a < keep.Count; a++) full[keep[a]] = values[a];
             return full;
         }
+        // A cascade's outcome is the worst case of both attacks, position by position.
+        static int[] Worst(int[] mine, int[]? theirs) => theirs is null ? mine : mine.Zip(theirs, Math.Min).ToArray();
         var rules = spec.EvaluatesDefense ? config.Rules.Select(r => r.ToString()).ToList() : [BareRule];
         cell.Indices.AddRange(indices);
         if (skipped is not null) cell.Skipped.AddRange(indices.Where(skipped.Contains));
@@ -339,18 +351,48 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             for (int r = 0; r < resubmissions; r++)
             {
                 while (lists.Count <= r) lists.Add([]);
-                lists[r].AddRange(Full(correct.TryGetValue(rule, out var perResubmission) ? perResubmission[r] : null));
+                lists[r].AddRange(Worst(Full(correct.TryGetValue(rule, out var perResubmission) ? perResubmission[r] : null),
+                    earlier?.Correct[rule][r]));
             }
         }
-        if (spec.EvaluatesDefense) cell.RunsCorrect.AddRange(Full(runsCorrect));
+        if (spec.EvaluatesDefense) cell.RunsCorrect.AddRange(Worst(Full(runsCorrect), earlier?.RunsCorrect));
         foreach (var k in spec.IterationsCurve.Where(_ => spec.Kind != AttackKind.None).Distinct().Order())
         {
             if (attacked.Count > 0 && !iterationsCurve.ContainsKey(k))
                 throw new InvalidOperationException($"attack '{spec.Label}' reported no iterate at iteration {k}");
-            AppendCurve(cell.IterationsCurve, k, Full(iterationsCurve.GetValueOrDefault(k)));
+            AppendCurve(cell.IterationsCurve, k, Worst(Full(iterationsCurve.GetValueOrDefault(k)), earlier?.CurveRule));
         }
         if (stepsCurve && spec.EvaluatesDefense)
             foreach (var t in config.StepsCurve.Distinct()) AppendCurve(cell.StepsCurve, t, Full(stepsCurvePoints.GetValueOrDefault(t)));
+    }
+
+    /// <summary>The earlier attack's outcomes for a cascade (<see cref="AttackSpec.After"/>), per position of the batch: per rule
+    /// and resubmission, the per-run counts (defended), the rule the iterations curve uses (mean softmax, or the bare
+    /// classifier), whether the image survived (correct under at least one rule in every resubmission) and its adversarial
+    /// examples (batch × C × H × W, from adv/; a survivor's row is replaced by this attack's example).</summary>
+    private sealed record Earlier(Dictionary<string, List<int[]>> Correct, int[]? RunsCorrect, int[] CurveRule, bool[] Survived, Tensor Adversarial);
+
+    private Earlier EarlierOutcomes(AttackSpec spec, long seed, List<int> indices)
+    {
+        var before = spec.AfterSpec!;
+        var missing = new AdpException($"attack '{spec.Label}' (seed {seed}): runs after '{before.Label}', whose results for images " +
+                                       $"{indices[0]}…{indices[^1]} are not in {reportDir}; run both in one configuration, '{before.Label}' first");
+        if (!Progress.Cells.TryGetValue(EvaluationProgress.CellKey(before, seed), out var cell)) throw missing;
+        var pos = cell.Positions();
+        if (!indices.All(pos.ContainsKey)) throw missing;
+        var correct = cell.Correct.ToDictionary(kv => kv.Key, kv => kv.Value.Select(list => indices.Select(i => list[pos[i]]).ToArray()).ToList());
+        int[]? runs = before.EvaluatesDefense ? indices.Select(i => cell.RunsCorrect[pos[i]]).ToArray() : null;
+        // Robust under at least one rule, in every resubmission (the cascade attacks what the first attack did not break).
+        var survived = indices.Select((_, j) => correct.Values.Any(lists => lists.All(l => l[j] == 1))).ToArray();
+        var curveRule = correct.TryGetValue(before.EvaluatesDefense ? DecisionRule.MeanSoftmax.ToString() : BareRule, out var c) ? c[0]
+            : survived.Select(b => b ? 1 : 0).ToArray();
+        var path = AdversarialPath(reportDir, before, seed);
+        if (!File.Exists(path)) throw missing;
+        var (images, stored, _, _) = AdversarialSet.Read(path);
+        var row = stored.data<long>().ToArray().Select((v, r) => (v, r)).ToDictionary(p => p.v, p => (long)p.r);
+        if (!indices.All(i => row.ContainsKey(i))) throw missing;
+        var adversarial = images.index_select(0, tensor(indices.Select(i => row[i]).ToArray())).to(device);
+        return new Earlier(correct, runs, curveRule, survived, adversarial);
     }
 
     /// <summary>Per image of the batch: classified correctly on clean input under at least one decision rule (the defense,

@@ -112,6 +112,15 @@ public sealed class RobustReport
             notes.Add($"'{spec.Label}' attacked only the images classified correctly on clean input ({(spec.EvaluatesDefense ? $"the defense, S = {config.Runs}, under at least one rule" : "the bare classifier")}); " +
                       $"{skipped} of {wanted.Count * cells.Count} image-seed pairs were misclassified and count as not robust (AutoAttack's convention)");
         }
+        foreach (var spec in attacks.Where(a => a.AfterSpec is not null))
+        {
+            var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
+                .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
+            if (cells.Count == 0) continue;
+            var skipped = cells.Sum(c => { var set = c.Skipped.ToHashSet(); return wanted.Count(set.Contains); });
+            notes.Add($"'{spec.Label}' ran after '{spec.After}' (AutoAttack's cascade): it attacked only the images '{spec.After}' left robust " +
+                      $"({wanted.Count * cells.Count - skipped} of {wanted.Count * cells.Count} image-seed pairs); every outcome is the worst case of both");
+        }
         return new RobustReport
         {
             Config = config, DataDescription = dataDescription, Rows = rows, Environment = environment, Fingerprint = progress.Fingerprint,
