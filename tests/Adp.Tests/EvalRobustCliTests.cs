@@ -105,6 +105,27 @@ public class EvalRobustCliTests
             Assert.Equal(listed, help.Contains(option + " "));
     }
 
+    /// <summary>`after=NAME` on the command line: the cascade runs, is saved in config.json and noted in the report; a name
+    /// that is no earlier attack is one line, exit 2.</summary>
+    [Fact]
+    public void After_RunsACascadeFromTheCommandLine_AndRefusesAnUnknownName()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-cli-after-").FullName;
+        const string first = "kind=pgd,target=bare,eps=0.1,step=0.025,iters=2,name=A";
+        var (code, _, err) = CliErrorTests.RunAdp(Base(dir, "--attack", first, "--attack", "kind=pgd,target=bare,eps=0.1,iters=2,loss=dlr,name=B,after=A"));
+        Assert.True(code == 0, err);
+        var attacks = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json"))).RootElement.GetProperty("Attacks");
+        Assert.Equal("A", attacks[1].GetProperty("After").GetString());
+        Assert.False(attacks[0].TryGetProperty("After", out _));        // omitted where not set
+        Assert.False(attacks[1].TryGetProperty("AfterSpec", out _));   // the resolved attack is not written
+        Assert.Contains("'B' ran after 'A' (AutoAttack's cascade)", File.ReadAllText(Path.Combine(dir, "report.md")));
+
+        var (refused, _, message) = CliErrorTests.RunAdp(Base(Directory.CreateTempSubdirectory("adp-cli-after-bad-").FullName,
+            "--attack", first, "--attack", "kind=pgd,target=bare,eps=0.1,iters=2,name=B,after=Z"));
+        Assert.Equal(2, refused);
+        Assert.Equal("adp: error: attack 'B': After names 'Z', which is not an earlier attack of this configuration", message.Trim());
+    }
+
     [Fact]
     public void ResumeIntoAFolderOfOtherSettings_IsRefusedNamingTheField_AndAnotherEpsilonIsComputedFresh()
     {

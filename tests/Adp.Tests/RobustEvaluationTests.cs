@@ -301,12 +301,14 @@ public class RobustEvaluationTests
             CellState f = Cell(first), a = Cell(alone), c = Cell(cascade);
             Assert.Equal(f.Indices, c.Indices);
             Assert.Equal(a.Indices, c.Indices);
-            // Survived the first attack: correct under at least one rule in every resubmission.
+            // Survived the first attack: correct under at least one rule in every resubmission. The others are not attacked
+            // again and keep the first attack's outcomes; the survivors get the worse of both.
             var survived = f.Indices.Select((_, pos) => f.Correct.Values.Any(lists => lists.All(l => l[pos] == 1))).ToArray();
-            Assert.Equal(f.Indices.Where((_, pos) => !survived[pos]).Order(), c.Skipped.Order());
-            Assert.InRange(c.Skipped.Count, 1, n - 1);  // both kinds present, or the test means nothing
+            Assert.Equal(f.Indices.Where((_, pos) => !survived[pos]).Order(), c.BrokenEarlier.Order());
+            Assert.Empty(c.Skipped);
+            Assert.InRange(c.BrokenEarlier.Count, 1, n - 1);  // both kinds present, or the test means nothing
             int[] Expect(List<int> mine, List<int> theirs) =>
-                mine.Select((v, pos) => survived[pos] ? Math.Min(v, theirs[pos]) : 0).ToArray();
+                mine.Select((v, pos) => survived[pos] ? Math.Min(v, theirs[pos]) : theirs[pos]).ToArray();
             foreach (var (rule, lists) in c.Correct)
                 for (int r = 0; r < lists.Count; r++) Assert.Equal(Expect(a.Correct[rule][r], f.Correct[rule][r]), lists[r]);
             if (first == "full ce") Assert.Equal(Expect(a.RunsCorrect, f.RunsCorrect), c.RunsCorrect);
@@ -318,32 +320,39 @@ public class RobustEvaluationTests
             var (images, indices, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, Spec(cascade), 0));
             var (firstImages, firstIndices, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, Spec(first), 0));
             var (aloneImages, aloneIndices, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, Spec(alone), 0));
-            Assert.Equal(c.Skipped.Select(i => (long)i).Order(), AdversarialSet.SkippedIndices(RobustEvaluation.AdversarialPath(dir, Spec(cascade), 0)).Order());
+            Assert.Equal(c.BrokenEarlier.Select(i => (long)i).Order(), AdversarialSet.SkippedIndices(RobustEvaluation.AdversarialPath(dir, Spec(cascade), 0)).Order());
             int Row(Tensor idx, long i) => Array.IndexOf(idx.data<long>().ToArray(), i);
             foreach (var i in c.Indices)
             {
-                var expected = c.Skipped.Contains(i) ? firstImages[Row(firstIndices, i)] : aloneImages[Row(aloneIndices, i)];
+                var expected = c.BrokenEarlier.Contains(i) ? firstImages[Row(firstIndices, i)] : aloneImages[Row(aloneIndices, i)];
                 Assert.True(images[Row(indices, i)].allclose(expected, rtol: 0, atol: 1e-6), $"{cascade}: image {i}");
             }
         }
         // The cascade lowers accuracy below the second attack alone somewhere, or the worst case would go untested.
         Assert.True(Cell("full cascade").Correct["MeanSoftmax"].Sum(l => l.Sum()) + Cell("bare cascade").Correct["Bare"].Sum(l => l.Sum()) <
                     Cell("full margin").Correct["MeanSoftmax"].Sum(l => l.Sum()) + Cell("bare margin").Correct["Bare"].Sum(l => l.Sum()));
+        Assert.Contains("(cascade:", Spec("full cascade").Protocol());
+        Assert.DoesNotContain("full ce", Spec("full cascade").Protocol());  // by the earlier attack's settings, not its name
 
         // The worst case within survivors: an image the first attack left robust under one rule but broke under another keeps
         // the break. Such mixed outcomes are rare with these tiny models, so the first attack's cell is written by hand (a
         // folder holding only it and its examples) and the rest computed on top of it.
+        // Likewise an image it broke in one submission only keeps its outcome in the other (it is not attacked again).
         var full = Cell("full margin");
-        int j = full.Correct[DecisionRule.MeanSoftmax.ToString()][1].IndexOf(1);
+        const string ms = "MeanSoftmax";
+        int j = full.Correct[ms][1].IndexOf(1);
         Assert.True(j >= 0, "the second attack alone must leave some image robust for this check to mean anything");
+        int b = (j + 1) % n;
         var handWritten = new CellState
         {
             Attack = "full ce", Protocol = Spec("full ce").Protocol(), Seed = 0, Indices = [.. full.Indices],
             Correct = full.Correct.ToDictionary(kv => kv.Key, kv => kv.Value.Select(l => Enumerable.Repeat(1, n).ToList()).ToList()),
             RunsCorrect = Enumerable.Repeat(cfg.Runs * cfg.Resubmissions, n).ToList(),
         };
-        handWritten.Correct[DecisionRule.MeanSoftmax.ToString()][1][j] = 0;  // broken under mean softmax in the second submission,
-        handWritten.RunsCorrect[j] = 0;                                      // robust under the other rules: a survivor
+        handWritten.Correct[ms][1][j] = 0;  // j: broken under mean softmax in the second submission,
+        handWritten.RunsCorrect[j] = 0;     // robust under the other rules: a survivor
+        foreach (var (rule, lists) in handWritten.Correct) lists[rule == ms ? 1 : 0][b] = 0;  // b: broken under every rule, ms only in
+        handWritten.RunsCorrect[b] = 1;                                                       // the second submission
         string mixed = Directory.CreateTempSubdirectory("adp-cascade-mixed-").FullName;
         new EvaluationProgress { Fingerprint = eval.Progress.Fingerprint, Cells = { [EvaluationProgress.CellKey(Spec("full ce"), 0)] = handWritten } }.Save(mixed);
         Directory.CreateDirectory(Path.Combine(mixed, "adv"));
@@ -352,18 +361,21 @@ public class RobustEvaluationTests
             data, clf, score, CPU, mixed);
         Assert.True(onTop.Run());
         var cascaded = onTop.Progress.Cells[EvaluationProgress.CellKey(Spec("full cascade"), 0)];
-        Assert.Empty(cascaded.Skipped);
-        int at = cascaded.Indices.IndexOf(full.Indices[j]);
-        Assert.Equal(0, cascaded.Correct[DecisionRule.MeanSoftmax.ToString()][1][at]);
-        Assert.Equal(0, cascaded.RunsCorrect[at]);
+        Assert.Equal([full.Indices[b]], cascaded.BrokenEarlier);
+        Assert.Equal(full.Indices, cascaded.Indices);
+        Assert.Equal(0, cascaded.Correct[ms][1][j]);
+        Assert.Equal(0, cascaded.RunsCorrect[j]);
+        Assert.Equal(1, cascaded.RunsCorrect[b]);
         foreach (var (rule, lists) in full.Correct)
             for (int r = 0; r < lists.Count; r++)
-                Assert.Equal(lists[r].Select((v, pos) => pos == j && rule == "MeanSoftmax" && r == 1 ? 0 : v), cascaded.Correct[rule][r]);
+                Assert.Equal(lists[r].Select((v, pos) => pos == b ? handWritten.Correct[rule][r][b] : pos == j && rule == ms && r == 1 ? 0 : v),
+                    cascaded.Correct[rule][r]);
+        Assert.Equal(1, cascaded.Correct[ms][0][b]);  // kept from the first attack: correct in the first submission
 
         var report = RobustReport.Build(cfg, eval, data, new());
         Assert.Contains(report.SanityNotes, s => s.StartsWith("'full cascade' ran after 'full ce'") &&
-                                                 s.Contains($"({n - Cell("full cascade").Skipped.Count} of {n} image-seed pairs)"));
-        Assert.Contains("after 'bare ce'", report.Rows.First(r => r.Attack == "bare cascade").Protocol);
+                                                 s.Contains($": {Cell("full cascade").BrokenEarlier.Count} of {n} image-seed pairs were broken"));
+        Assert.Contains("after Pgd Bare with loss CrossEntropy", report.Rows.First(r => r.Attack == "bare cascade").Protocol);
 
         // Shards merge to the unsharded cells.
         var shards = Enumerable.Range(0, 2).Select(k =>
@@ -378,7 +390,9 @@ public class RobustEvaluationTests
         foreach (var label in new[] { "bare cascade", "full cascade" })
         {
             CellState x = Cell(label), y = merged.Progress.Cells[EvaluationProgress.CellKey(Spec(label), 0)];
-            Assert.Equal(x.Skipped.Order(), y.Skipped.Order());
+            Assert.Equal(x.BrokenEarlier.Order(), y.BrokenEarlier.Order());
+            Assert.Equal(x.BrokenEarlier.Select(i => (long)i).Order(),
+                AdversarialSet.SkippedIndices(RobustEvaluation.AdversarialPath(merged.Dir, Spec(label), 0)).Order());  // marks kept
             var pos = y.Positions();
             foreach (var (rule, lists) in x.Correct)
                 for (int r = 0; r < lists.Count; r++) Assert.Equal(lists[r], x.Indices.Select(i => y.Correct[rule][r][pos[i]]));
@@ -399,6 +413,9 @@ public class RobustEvaluationTests
                      ([fullMargin with { After = "full ce" }, fullCe], "not an earlier attack"),
                      ([bareCe, fullMargin with { After = "bare ce" }], "evaluate the same model"),
                      ([fullCe, new AttackSpec { Kind = AttackKind.None, After = "full ce" }], "needs an attack"),
+                     ([new AttackSpec { Name = "natural", Kind = AttackKind.None }, fullMargin with { After = "natural" }], "attacks nothing"),
+                     ([fullCe with { Epsilon = 0.05 }, fullMargin with { After = "full ce" }], "is not within this attack's"),
+                     ([fullCe with { Norm = Norm.L2, Target = AttackTarget.Full }, fullMargin with { After = "full ce" }], "is not within this attack's"),
                  })
             Assert.Contains(message, Assert.Throws<AdpException>(() => (cfg with { Attacks = attacks }).Validate()).Message);
     }

@@ -154,7 +154,8 @@ public static partial class EvalCommands
                 throw new AdpException($"{cinfo.Path}: classifier takes {cinfo.Config.Channels}×{cinfo.Config.ImageSize}² images; the file holds " +
                                        $"{images.shape[1]}×{images.shape[2]}×{images.shape[3]}");
             var idx = indices.data<long>().ToArray();
-            // Images an attack skipped (misclassified on clean input; stored clean) count as not robust, as in the report.
+            // Images an attack skipped (misclassified on clean input, stored clean; or, in a cascade, broken by the earlier attack,
+            // stored with its example) count as not robust.
             var skipped = AdversarialSet.SkippedIndices(parse.GetValue(adv)!);
             var rules = new[] { DecisionRule.MeanSoftmax, DecisionRule.LogitSum, DecisionRule.MajorityVote };
             var correct = new Dictionary<string, double[]>();
@@ -200,7 +201,8 @@ public static partial class EvalCommands
                 for (int j = 0; j < n; j++) if (skipped.Contains(idx[j])) perImage[j] = 0;
             if (skipped.Count > 0)
                 AnsiConsole.MarkupLine(Markup.Escape($"{skipped.Count} of {n} images were not attacked (misclassified on clean input when the attack " +
-                                                     "ran; stored clean): counted as not robust, as in the report"));
+                                                     "ran, stored clean; or, in a cascade, broken by the earlier attack, stored with its example): " +
+                                                     "counted as not robust"));
             AnsiConsole.MarkupLine(Markup.Escape($"{parse.GetValue(adv)}: {n} images; attack {meta.GetValueOrDefault("attack", "?")}: " +
                                                  $"{meta.GetValueOrDefault("protocol", "?")}, seed {meta.GetValueOrDefault("seed", "?")}; " +
                                                  $"computed against {meta.GetValueOrDefault("target", "?")}"));

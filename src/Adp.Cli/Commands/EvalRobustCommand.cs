@@ -28,8 +28,8 @@ public static partial class EvalCommands
             Description = "an attack: key=value pairs, e.g. kind=pgd,target=bpda,eps=0.3,step=0.075,iters=40,eot=15,random-start=false " +
                           "(kind: none|fgsm|pgd|apgd; target: bare|blind|bpda (research code)|bpda-sign-vote|bpda-mean|bpda-score|full; norm: linf|l2; loss: ce|margin|dlr; " +
                           "skip-misclassified=true attacks only the images classified correctly on clean input, as AutoAttack does; " +
-                          "after=NAME attacks only the images the earlier attack NAME left robust and reports the worst case of both, " +
-                          "AutoAttack's cascade); repeatable",
+                          "after=NAME attacks only the images the earlier attack NAME (same norm, ε no larger; a name without commas) left robust " +
+                          "and reports the worst case of both, AutoAttack's cascade); repeatable",
             AllowMultipleArgumentsPerToken = false,
         };
         var stepsCurve = new Option<string?>("--steps-curve") { Description = "comma-separated T values for the accuracy-vs-steps plot" };

@@ -70,7 +70,8 @@ public static class EpsilonCurves
         } : "";
         string eot = Value("EOT") is { Length: > 0 } e ? $", EOT {e}" : "";
         string norm = IsLinf(protocol) ? "" : ", L2";
-        return $"{target} {t[0].ToUpperInvariant()}{loss}-{Value("iters")}{eot}{norm}";
+        string cascade = protocol.Contains("(cascade") ? ", cascade" : "";
+        return $"{target} {t[0].ToUpperInvariant()}{loss}-{Value("iters")}{eot}{norm}{cascade}";
     }
 
     /// <summary>series,epsilon,accuracy,ci95_low,ci95_high,images,seeds — one line per point, invariant culture.</summary>

@@ -84,6 +84,8 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
                                            $"(first: {missing[0]}); a shard is missing or unfinished");
                 var skippedSets = new Dictionary<CellState, HashSet<int>>(ReferenceEqualityComparer.Instance);
                 HashSet<int> skippedOf(CellState c) => skippedSets.TryGetValue(c, out var set) ? set : skippedSets[c] = c.Skipped.ToHashSet();
+                var brokenSets = new Dictionary<CellState, HashSet<int>>(ReferenceEqualityComparer.Instance);
+                HashSet<int> brokenOf(CellState c) => brokenSets.TryGetValue(c, out var set) ? set : brokenSets[c] = c.BrokenEarlier.ToHashSet();
                 foreach (var (index, from, pos) in parts.OrderBy(p => p.Index))
                 {
                     cell.Indices.Add(index);
@@ -98,6 +100,7 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
                     }
                     if (from.RunsCorrect.Count > pos) cell.RunsCorrect.Add(from.RunsCorrect[pos]);
                     if (skippedOf(from).Contains(index)) cell.Skipped.Add(index);
+                    if (brokenOf(from).Contains(index)) cell.BrokenEarlier.Add(index);
                     foreach (var (k, list) in from.IterationsCurve) Add(cell.IterationsCurve, k, list[pos]);
                     foreach (var (t, list) in from.StepsCurve) Add(cell.StepsCurve, t, list[pos]);
                 }
@@ -106,9 +109,11 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
                 foreach (var path in adv)
                 {
                     var (images, indices, labels, meta) = AdversarialSet.Read(path);
+                    // Keep the rows' not-attacked marks (eval replay counts those rows as not robust).
+                    var marked = AdversarialSet.SkippedIndices(path).Select(i => (int)i).ToHashSet();
                     using (images) using (indices) using (labels)
                         AdversarialSet.Append(RobustEvaluation.AdversarialPath(outDir, spec, seed),
-                            indices.data<long>().ToArray().Select(i => (int)i).ToList(), labels, images, meta);
+                            indices.data<long>().ToArray().Select(i => (int)i).ToList(), labels, images, meta, marked.Count > 0 ? marked : null);
                 }
             }
         Directory.CreateDirectory(outDir);

@@ -92,6 +92,12 @@ public sealed record AttackSpec
             if (Kind == AttackKind.None) throw new AdpException($"attack '{Label}': After needs an attack (kind none attacks nothing)");
             if (AfterSpec is null)
                 throw new AdpException($"attack '{Label}': After names '{After}', which is not an earlier attack of this configuration");
+            if (AfterSpec.Kind == AttackKind.None)
+                throw new AdpException($"attack '{Label}': After names '{After}', which attacks nothing (kind none)");
+            // The earlier attack's breaks count for this row: they must lie in this row's threat model.
+            if (AfterSpec.Norm != Norm || AfterSpec.Epsilon > Epsilon)
+                throw new AdpException($"attack '{Label}': After names '{After}', whose threat model ({AfterSpec.Norm} ε = {AfterSpec.Epsilon:G4}) " +
+                                       $"is not within this attack's ({Norm} ε = {Epsilon:G4})");
             if (AfterSpec.EvaluatesDefense != EvaluatesDefense)
                 throw new AdpException($"attack '{Label}': After names '{After}', which evaluates the " +
                                        $"{(AfterSpec.EvaluatesDefense ? "defense" : "bare classifier")}; a cascade needs both attacks to evaluate the same model");
@@ -115,7 +121,11 @@ public sealed record AttackSpec
           (IsRandomizedTarget ? $" EOT={Eot}" : "") +
           (ReturnBest ? " best-iterate" : "") +
           (SkipMisclassified ? " on clean-correct images only" : "") +
-          (After is null ? "" : $" after '{After}' (on the images it left robust; worst case of both)");
+          // By the earlier attack's settings, not its name (ε curves group rows by protocol); ε is this row's.
+          (After is null ? "" : AfterSpec is { } e
+              ? $" after {e.Kind} {e.Target} with loss {e.Loss}{(e.IsRandomizedTarget ? $" EOT {e.Eot}" : "")} {e.Iterations} iterations" +
+                " (cascade: on the images it left robust; worst case of both)"
+              : $" after '{After}' (cascade)");
 
     public double EffectiveStep => Step > 0 ? Step : Epsilon / 4;
 

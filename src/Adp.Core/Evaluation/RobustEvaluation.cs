@@ -30,6 +30,9 @@ public sealed class CellState
     /// <summary>Data set indices of the images not attacked because they were misclassified on clean input
     /// (<see cref="AttackSpec.SkipMisclassified"/>); every outcome of theirs is 0.</summary>
     public List<int> Skipped { get; set; } = [];
+    /// <summary>A cascade (<see cref="AttackSpec.After"/>): data set indices not attacked because the earlier attack had
+    /// broken them (under every rule, in some resubmission); their outcomes are that attack's.</summary>
+    public List<int> BrokenEarlier { get; set; } = [];
     public double Seconds { get; set; }
 
     /// <summary>Position of each evaluated image in the lists.</summary>
@@ -251,7 +254,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         string where = $"{spec.Label} seed {seed}, images {indices[0]}…{indices[^1]}";
         // AutoAttack's convention (SkipMisclassified): only images the evaluated model gets right on clean input are attacked.
         var keep = Enumerable.Range(0, indices.Count).ToList();
-        HashSet<int>? skipped = null;
+        HashSet<int>? skipped = null;   // misclassified on clean input: outcome 0, example the clean image
         if (spec.SkipMisclassified && spec.Kind != AttackKind.None)
         {
             _activity = $"{where}: classifying the clean images";
@@ -261,12 +264,14 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             keep = keep.Where(j => clean[j]).ToList();
             skipped = indices.Where((_, j) => !clean[j]).ToHashSet();
         }
-        // AutoAttack's cascade (After): only images the earlier attack left robust are attacked; the others keep its example.
+        // AutoAttack's cascade (After): only images the earlier attack left robust are attacked; the others keep its outcomes
+        // and its example.
         var earlier = spec.AfterSpec is null ? null : EarlierOutcomes(spec, seed, indices);
+        var broken = new HashSet<int>();  // positions the earlier attack broke (and not skipped as misclassified)
         if (earlier is not null)
         {
-            keep = keep.Where(j => earlier.Survived[j]).ToList();
-            skipped = indices.Where((_, j) => !keep.Contains(j)).ToHashSet();
+            broken = keep.Where(j => !earlier.Survived[j]).ToHashSet();
+            keep = keep.Where(j => !broken.Contains(j)).ToList();
         }
         var attacked = keep.Select(j => indices[j]).ToList();
         var keepT = tensor(keep.Select(j => (long)j).ToArray(), device: device);
@@ -282,11 +287,19 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         var adv = spec.Kind == AttackKind.None || attacked.Count == 0 ? xa
             : Attack(spec, seed, iterates).Perturb(model, xa, ya, Random(attacked, AttackPurpose));
         foreach (var t in iterates.Values) scope.Attach(t);
-        // A skipped image's adversarial example is the clean image itself (it is misclassified already).
+        // A skipped image's adversarial example is the clean image itself (it is misclassified already); one the earlier attack
+        // of a cascade broke keeps that attack's example. Both are marked as not attacked (eval replay counts them not robust).
         if (spec.Kind != AttackKind.None)
         {
-            var stored = earlier?.Adversarial ?? x;
-            SaveAdversarial(spec, seed, indices, y, keep.Count == indices.Count ? adv : stored.clone().index_copy(0, keepT, adv), skipped);
+            var stored = x;
+            if (broken.Count > 0)
+            {
+                var b = tensor(broken.Order().Select(j => (long)j).ToArray(), device: device);
+                stored = x.clone().index_copy(0, b, earlier!.Adversarial.index_select(0, b));
+            }
+            var notAttacked = indices.Where((i, j) => (skipped?.Contains(i) ?? false) || broken.Contains(j)).ToHashSet();
+            SaveAdversarial(spec, seed, indices, y, keep.Count == indices.Count ? adv : stored.clone().index_copy(0, keepT, adv),
+                notAttacked.Count > 0 || skipped is not null ? notAttacked : null);
         }
         var correct = new Dictionary<string, List<Tensor>>();
         Tensor? runsCorrect = null;
@@ -329,21 +342,26 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
                     stepsCurvePoints[t] = o.Predict(DecisionRule.MeanSoftmax).eq(ya);
                 }
         }
-        // Per image of the batch (skipped images: 0, not robust); appended only once everything of the batch is computed,
-        // so a cancelled batch leaves the cell consistent.
-        int[] Full(Tensor? attackedValues)
+        // Per image of the batch; appended only once everything of the batch is computed, so a cancelled batch leaves the
+        // cell consistent. Skipped images: 0, not robust. A cascade: the worst case of both attacks, and the earlier
+        // attack's outcome where it broke the image (this attack did not run there).
+        int[] Full(Tensor? attackedValues, int[]? earlierValues)
         {
             var full = new int[indices.Count];
-            if (attackedValues is null) return full;
-            var values = Ints(attackedValues);
-            for (int a = 0; a < keep.Count; a++) full[keep[a]] = values[a];
+            if (attackedValues is not null)
+            {
+                var values = Ints(attackedValues);
+                for (int a = 0; a < keep.Count; a++) full[keep[a]] = values[a];
+            }
+            if (earlierValues is null) return full;
+            for (int j = 0; j < full.Length; j++)
+                full[j] = broken.Contains(j) ? earlierValues[j] : Math.Min(full[j], earlierValues[j]);
             return full;
         }
-        // A cascade's outcome is the worst case of both attacks, position by position.
-        static int[] Worst(int[] mine, int[]? theirs) => theirs is null ? mine : mine.Zip(theirs, Math.Min).ToArray();
         var rules = spec.EvaluatesDefense ? config.Rules.Select(r => r.ToString()).ToList() : [BareRule];
         cell.Indices.AddRange(indices);
         if (skipped is not null) cell.Skipped.AddRange(indices.Where(skipped.Contains));
+        cell.BrokenEarlier.AddRange(indices.Where((_, j) => broken.Contains(j)));
         foreach (var rule in rules)
         {
             if (!cell.Correct.TryGetValue(rule, out var lists)) cell.Correct[rule] = lists = [];
@@ -351,19 +369,18 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             for (int r = 0; r < resubmissions; r++)
             {
                 while (lists.Count <= r) lists.Add([]);
-                lists[r].AddRange(Worst(Full(correct.TryGetValue(rule, out var perResubmission) ? perResubmission[r] : null),
-                    earlier?.Correct[rule][r]));
+                lists[r].AddRange(Full(correct.TryGetValue(rule, out var perResubmission) ? perResubmission[r] : null, earlier?.Correct[rule][r]));
             }
         }
-        if (spec.EvaluatesDefense) cell.RunsCorrect.AddRange(Worst(Full(runsCorrect), earlier?.RunsCorrect));
+        if (spec.EvaluatesDefense) cell.RunsCorrect.AddRange(Full(runsCorrect, earlier?.RunsCorrect));
         foreach (var k in spec.IterationsCurve.Where(_ => spec.Kind != AttackKind.None).Distinct().Order())
         {
             if (attacked.Count > 0 && !iterationsCurve.ContainsKey(k))
                 throw new InvalidOperationException($"attack '{spec.Label}' reported no iterate at iteration {k}");
-            AppendCurve(cell.IterationsCurve, k, Worst(Full(iterationsCurve.GetValueOrDefault(k)), earlier?.CurveRule));
+            AppendCurve(cell.IterationsCurve, k, Full(iterationsCurve.GetValueOrDefault(k), earlier?.CurveRule));
         }
         if (stepsCurve && spec.EvaluatesDefense)
-            foreach (var t in config.StepsCurve.Distinct()) AppendCurve(cell.StepsCurve, t, Full(stepsCurvePoints.GetValueOrDefault(t)));
+            foreach (var t in config.StepsCurve.Distinct()) AppendCurve(cell.StepsCurve, t, Full(stepsCurvePoints.GetValueOrDefault(t), null));
     }
 
     /// <summary>The earlier attack's outcomes for a cascade (<see cref="AttackSpec.After"/>), per position of the batch: per rule
@@ -381,6 +398,9 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         var pos = cell.Positions();
         if (!indices.All(pos.ContainsKey)) throw missing;
         var correct = cell.Correct.ToDictionary(kv => kv.Key, kv => kv.Value.Select(list => indices.Select(i => list[pos[i]]).ToArray()).ToList());
+        if (before.EvaluatesDefense && cell.RunsCorrect.Count != cell.Indices.Count)
+            throw new AdpException($"attack '{spec.Label}' (seed {seed}): runs after '{before.Label}', whose results in {reportDir} were made by " +
+                                   "an older version without per-run outcomes; compute it again in a new folder");
         int[]? runs = before.EvaluatesDefense ? indices.Select(i => cell.RunsCorrect[pos[i]]).ToArray() : null;
         // Robust under at least one rule, in every resubmission (the cascade attacks what the first attack did not break).
         var survived = indices.Select((_, j) => correct.Values.Any(lists => lists.All(l => l[j] == 1))).ToArray();

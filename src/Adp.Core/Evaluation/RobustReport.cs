@@ -117,9 +117,9 @@ public sealed class RobustReport
             var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
                 .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
             if (cells.Count == 0) continue;
-            var skipped = cells.Sum(c => { var set = c.Skipped.ToHashSet(); return wanted.Count(set.Contains); });
-            notes.Add($"'{spec.Label}' ran after '{spec.After}' (AutoAttack's cascade): it attacked only the images '{spec.After}' left robust " +
-                      $"({wanted.Count * cells.Count - skipped} of {wanted.Count * cells.Count} image-seed pairs); every outcome is the worst case of both");
+            var broken = cells.Sum(c => { var set = c.BrokenEarlier.ToHashSet(); return wanted.Count(set.Contains); });
+            notes.Add($"'{spec.Label}' ran after '{spec.After}' (AutoAttack's cascade): {broken} of {wanted.Count * cells.Count} image-seed " +
+                      $"pairs were broken by '{spec.After}' and not attacked again (they keep its outcomes); every other outcome is the worst case of both");
         }
         return new RobustReport
         {
