@@ -30,8 +30,14 @@ public sealed class PurifierOptions
     public void AddTo(Command cmd)
     {
         AddSettingsTo(cmd);
-        foreach (var o in new Option[] { Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel }) cmd.Options.Add(o);
+        foreach (var o in VariantOptions) cmd.Options.Add(o);
     }
+
+    /// <summary>The ADP settings' options (a preset and single fields).</summary>
+    private Option[] SettingsOptions => [Preset, Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful];
+
+    /// <summary>The options that choose or parameterize a variant (not read by ADP itself).</summary>
+    private Option[] VariantOptions => [Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel];
 
     /// <summary>For commands that measure ADP itself (<see cref="RequireAdp"/>): the ADP settings' options, and the variant
     /// options hidden from --help, so that giving one gets <see cref="RequireAdp"/>'s one-line explanation rather than the
@@ -39,7 +45,7 @@ public sealed class PurifierOptions
     public void AddAdpOnlyTo(Command cmd)
     {
         AddSettingsTo(cmd);
-        foreach (var o in new Option[] { Kind, GateThreshold, GateSigma, Reinject, LangevinSteps, LangevinLevel })
+        foreach (var o in VariantOptions)
         {
             o.Hidden = true;
             cmd.Options.Add(o);
@@ -49,8 +55,7 @@ public sealed class PurifierOptions
     /// <summary>The first purifier option given on the command line, or null (a command evaluating the bare classifier refuses
     /// them).</summary>
     public Option? FirstGiven(ParseResult p) =>
-        new Option[] { Preset, Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful, Kind, GateThreshold, GateSigma, Reinject,
-                       LangevinSteps, LangevinLevel }.FirstOrDefault(o => p.GetResult(o) is { Implicit: false });
+        SettingsOptions.Concat(VariantOptions).FirstOrDefault(o => p.GetResult(o) is { Implicit: false });
 
     /// <summary>For commands that measure ADP itself: refuses another <c>--purifier</c> (and variant parameters) with one line
     /// naming the command, instead of ignoring them.</summary>
@@ -65,7 +70,7 @@ public sealed class PurifierOptions
     /// and ignored, so it is not offered (the parser names it as unrecognized).</summary>
     public void AddSettingsTo(Command cmd)
     {
-        foreach (var o in new Option[] { Preset, Sigma, Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful }) cmd.Options.Add(o);
+        foreach (var o in SettingsOptions) cmd.Options.Add(o);
     }
 
     /// <summary>The settings: the --preset (else the score checkpoint's recommended preset, else paper), with the flags

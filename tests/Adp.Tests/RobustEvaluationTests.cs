@@ -114,6 +114,21 @@ public class RobustEvaluationTests
         return (clf, score, data, labels);
     }
 
+    /// <summary>Runs <paramref name="cfg"/> as two shards (each folder with its config.json, as the CLI writes it) and merges them.</summary>
+    private static ReportFolder ShardAndMerge(RobustConfig cfg, ImageDataset data, nn.Module<Tensor, Tensor> clf, nn.Module<Tensor, Tensor> score,
+        string prefix)
+    {
+        var shards = Enumerable.Range(0, 2).Select(k =>
+        {
+            var shardCfg = cfg with { ShardIndex = k, ShardCount = 2 };
+            var d = Directory.CreateTempSubdirectory($"{prefix}-shard{k}-").FullName;
+            Assert.True(new RobustEvaluation(shardCfg, data, clf, score, CPU, d).Run());
+            IO.AtomicFile.Write(Path.Combine(d, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(shardCfg, RobustConfig.Json));
+            return d;
+        }).ToList();
+        return ReportFolder.Merge(shards, Directory.CreateTempSubdirectory($"{prefix}-merged-").FullName, new());
+    }
+
     [Fact]
     public void SkipMisclassified_AttacksOnlyTheCleanCorrectImages_AndChangesNoOtherOutcome()
     {
@@ -199,15 +214,7 @@ public class RobustEvaluationTests
         }
 
         // Shards merge to the unsharded cells, skipped images included.
-        var shards = Enumerable.Range(0, 2).Select(k =>
-        {
-            var shardCfg = cfg with { Attacks = [bareSkip, fullSkip], ShardIndex = k, ShardCount = 2 };
-            var d = Directory.CreateTempSubdirectory($"adp-skip-shard{k}-").FullName;
-            Assert.True(new RobustEvaluation(shardCfg, data, clf, score, CPU, d).Run());
-            IO.AtomicFile.Write(Path.Combine(d, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(shardCfg, RobustConfig.Json));
-            return d;
-        }).ToList();
-        var merged = ReportFolder.Merge(shards, Directory.CreateTempSubdirectory("adp-skip-merged-").FullName, new());
+        var merged = ShardAndMerge(cfg with { Attacks = [bareSkip, fullSkip] }, data, clf, score, "adp-skip");
         foreach (var a in new[] { bareSkip, fullSkip })
         {
             CellState x = Cell(a), y = merged.Progress.Cells[EvaluationProgress.CellKey(a, 0)];
@@ -378,15 +385,7 @@ public class RobustEvaluationTests
         Assert.Contains("after Pgd Bare with loss CrossEntropy", report.Rows.First(r => r.Attack == "bare cascade").Protocol);
 
         // Shards merge to the unsharded cells.
-        var shards = Enumerable.Range(0, 2).Select(k =>
-        {
-            var shardCfg = cfg with { ShardIndex = k, ShardCount = 2 };
-            var d = Directory.CreateTempSubdirectory($"adp-cascade-shard{k}-").FullName;
-            Assert.True(new RobustEvaluation(shardCfg, data, clf, score, CPU, d).Run());
-            IO.AtomicFile.Write(Path.Combine(d, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(shardCfg, RobustConfig.Json));
-            return d;
-        }).ToList();
-        var merged = ReportFolder.Merge(shards, Directory.CreateTempSubdirectory("adp-cascade-merged-").FullName, new());
+        var merged = ShardAndMerge(cfg, data, clf, score, "adp-cascade");
         foreach (var label in new[] { "bare cascade", "full cascade" })
         {
             CellState x = Cell(label), y = merged.Progress.Cells[EvaluationProgress.CellKey(Spec(label), 0)];

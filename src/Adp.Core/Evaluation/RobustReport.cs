@@ -103,24 +103,22 @@ public sealed class RobustReport
             }
         }
         var (checks, notes) = Check(rows, attacks);
+        // (image-seed pairs of the attack's complete cells, how many of them a cell's index list names), or null when none is complete.
+        (int Pairs, int Listed)? Count(AttackSpec spec, Func<CellState, List<int>> list)
+        {
+            var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
+                .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
+            return cells.Count == 0 ? null
+                : (wanted.Count * cells.Count, cells.Sum(c => { var set = list(c).ToHashSet(); return wanted.Count(set.Contains); }));
+        }
         foreach (var spec in attacks.Where(a => a.SkipMisclassified))
-        {
-            var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
-                .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
-            if (cells.Count == 0) continue;
-            var skipped = cells.Sum(c => { var set = c.Skipped.ToHashSet(); return wanted.Count(set.Contains); });
-            notes.Add($"'{spec.Label}' attacked only the images classified correctly on clean input ({(spec.EvaluatesDefense ? $"the defense, S = {config.Runs}, under at least one rule" : "the bare classifier")}); " +
-                      $"{skipped} of {wanted.Count * cells.Count} image-seed pairs were misclassified and count as not robust (AutoAttack's convention)");
-        }
+            if (Count(spec, c => c.Skipped) is (var pairs, var skipped))
+                notes.Add($"'{spec.Label}' attacked only the images classified correctly on clean input ({(spec.EvaluatesDefense ? $"the defense, S = {config.Runs}, under at least one rule" : "the bare classifier")}); " +
+                          $"{skipped} of {pairs} image-seed pairs were misclassified and count as not robust (AutoAttack's convention)");
         foreach (var spec in attacks.Where(a => a.AfterSpec is not null))
-        {
-            var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
-                .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
-            if (cells.Count == 0) continue;
-            var broken = cells.Sum(c => { var set = c.BrokenEarlier.ToHashSet(); return wanted.Count(set.Contains); });
-            notes.Add($"'{spec.Label}' ran after '{spec.After}' (AutoAttack's cascade): {broken} of {wanted.Count * cells.Count} image-seed " +
-                      $"pairs were broken by '{spec.After}' and not attacked again (they keep its outcomes); every other outcome is the worst case of both");
-        }
+            if (Count(spec, c => c.BrokenEarlier) is (var pairs, var broken))
+                notes.Add($"'{spec.Label}' ran after '{spec.After}' (AutoAttack's cascade): {broken} of {pairs} image-seed " +
+                          $"pairs were broken by '{spec.After}' and not attacked again (they keep its outcomes); every other outcome is the worst case of both");
         return new RobustReport
         {
             Config = config, DataDescription = dataDescription, Rows = rows, Environment = environment, Fingerprint = progress.Fingerprint,
