@@ -62,7 +62,7 @@ public sealed class PurifierOptions
     public void RequireAdp(ParseResult p, string command)
     {
         if (ReadVariant(p).Kind != PurifierKind.Adp)
-            throw new AdpException($"--purifier: {command} evaluates the ADP purifier (adp); the variants run in `eval defended`, `eval tune`, " +
+            throw new AdpException($"--purifier: {command} evaluates the ADP purifier (adp); the variants run in `eval robust`, `eval defended`, `eval tune`, " +
                                    "`eval replay`, `purify` and `classify`");
     }
 
@@ -121,12 +121,7 @@ public sealed class PurifierOptions
                 throw new AdpException($"{option.Name}: applies to --purifier {owner.ToString().ToLowerInvariant()} only (the purifier here is " +
                                        $"{kind.ToString().ToLowerInvariant()})");
         var v = new PurifierVariant { Kind = kind };
-        bool Given(Option o) => p.GetResult(o) is { Implicit: false };
-        string name = kind.ToString().ToLowerInvariant();
-        if (!v.UsesSteps)
-            foreach (var o in new Option[] { Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful })
-                if (Given(o)) throw new AdpException($"{o.Name}: --purifier {name} reads σ only (ADP's step rule does not apply)");
-        if (!v.UsesSigma && Given(Sigma)) throw new AdpException($"--sigma: --purifier {name} takes its σs from --reinject");
+        RequireReadBy(p, v);
         v = v with
         {
             GateThreshold = p.GetValue(GateThreshold),
@@ -138,6 +133,21 @@ public sealed class PurifierOptions
         v.Validate();
         return v;
     }
+
+    /// <summary>Refuses the ADP settings' flags that <paramref name="variant"/> does not read (e.g. --steps for Tweedie, --sigma
+    /// for re-injection), which would otherwise be accepted and ignored.</summary>
+    public void RequireReadBy(ParseResult p, PurifierVariant variant)
+    {
+        bool Given(Option o) => p.GetResult(o) is { Implicit: false };
+        string name = variant.Kind.ToString().ToLowerInvariant();
+        if (!variant.UsesSteps)
+            foreach (var o in new Option[] { Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful })
+                if (Given(o)) throw new AdpException($"{o.Name}: --purifier {name} reads σ only (ADP's step rule does not apply)");
+        if (!variant.UsesSigma && Given(Sigma)) throw new AdpException($"--sigma: --purifier {name} takes its σs from --reinject");
+    }
+
+    /// <summary>Whether <c>--purifier</c> or a variant's parameter is given on the command line.</summary>
+    public bool VariantGiven(ParseResult p) => VariantOptions.Any(o => p.GetResult(o) is { Implicit: false });
 
     private static double[] ParseSigmas(string text)
     {

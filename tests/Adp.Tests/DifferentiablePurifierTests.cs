@@ -116,4 +116,67 @@ public class DifferentiablePurifierTests
         var d = new DifferentiablePurifier(net, s).Purify(x.clone().requires_grad_(true), eps);
         Assert.True((d.detach() - r.Images).abs().max().item<double>() < 1e-12);
     }
+
+    /// <summary>Re-injection and Tweedie with autograd: the forward value is the no-grad variant's given the same noise rows
+    /// (each stage draws its own, in order), and the gradient matches central differences of the variant with every stage's
+    /// step sizes held at those of the unperturbed input (what detached α means; Tweedie has none).</summary>
+    [Theory]
+    [InlineData("reinject")]
+    [InlineData("tweedie")]
+    public void Variants_ForwardEqualsTheNoGradVariant_AndGradientMatchesFiniteDifferences(string kind)
+    {
+        var (net, x, _) = Tiny();
+        var s = new PurifierSettings(Sigma: 0.05, Steps: 2);
+        double[] sigmas = [0.05, 0.03];
+        var variant = kind == "reinject" ? new PurifierVariant { Kind = PurifierKind.Reinject, ReinjectSigmas = sigmas }
+            : new PurifierVariant { Kind = PurifierKind.Tweedie };
+        PerImageSource Source() => PerImageSource.For(7, [3, 4], 2);
+        var d = variant.CreateDifferentiable(net, s);
+        var xr = x.clone().requires_grad_(true);
+        var purified = d.Purify(xr, Source());
+        using (var r = variant.Create(net, s).Purify(x, Source()))
+            Assert.True((purified.detach() - r.Images).abs().max().item<double>() < 1e-12);
+        // The noise of each stage, drawn as the purifiers draw it: stage k takes the k-th draw of every row.
+        var draws = Source();
+        var eps = (kind == "reinject" ? sigmas : [s.Sigma]).Select(_ => draws.Randn(x.shape).to(ScalarType.Float64)).ToArray();
+        Func<Tensor, Tensor> run;
+        if (kind == "reinject")
+        {
+            // Stage k's step sizes are those it takes on the unperturbed input's stage k − 1 output.
+            var first = new FixedAlphaPurifier(net, s with { Sigma = sigmas[0] }, x, eps[0]);
+            var second = new FixedAlphaPurifier(net, s with { Sigma = sigmas[1] }, first.Run(x), eps[1]);
+            run = v => second.Run(first.Run(v));
+        }
+        else
+        {
+            run = v =>
+            {
+                using var _ = no_grad();
+                var x0 = (v + s.Sigma * eps[0]).clamp(0, 1);
+                return (x0 + s.Sigma * net.forward(x0)).clamp(0, 1);
+            };
+        }
+        var w = randn(x.shape, dtype: ScalarType.Float64, generator: new Generator(2, CPU));
+        var grad = autograd.grad([(purified * w).sum()], [xr])[0];
+        const double h = 1e-6;
+        foreach (long i in new long[] { 100, 400, 784 + 300, 784 + 500, 784 + 615 })
+        {
+            var plus = x.clone(); plus.view(-1)[i] += h;
+            var minus = x.clone(); minus.view(-1)[i] -= h;
+            double fd = ((run(plus) * w).sum().item<double>() - (run(minus) * w).sum().item<double>()) / (2 * h);
+            Assert.Equal(fd, grad.view(-1)[i].item<double>(), 1e-6);
+        }
+        Assert.True(grad.abs().max().item<double>() > 0.1, "the gradient must be non-trivial");
+    }
+
+    /// <summary>The variants without a differentiable form are refused with one line naming the purifier.</summary>
+    [Theory]
+    [InlineData(PurifierKind.Gated)]
+    [InlineData(PurifierKind.Langevin)]
+    public void Variants_WithoutADifferentiableForm_AreRefused(PurifierKind kind)
+    {
+        var (net, _, _) = Tiny();
+        var e = Assert.Throws<AdpException>(() => new PurifierVariant { Kind = kind }.CreateDifferentiable(net, new PurifierSettings()));
+        Assert.StartsWith($"--purifier {kind.ToString().ToLowerInvariant()}: no differentiable form", e.Message);
+    }
 }

@@ -70,14 +70,38 @@ public class EvalRobustCliTests
         Assert.StartsWith("adp: error: --sigma: --bare evaluates the classifier alone", refused.Err);
     }
 
-    /// <summary>`eval robust` evaluates ADP itself: another --purifier is refused with one line, before any model is loaded.</summary>
+    /// <summary>`eval robust --purifier reinject`: the defense runs the variant (config.json keeps it, the report names it, a
+    /// rerun of the folder without --purifier resumes it, while ADP into that folder is refused); a full-gradient attack on a
+    /// variant without a differentiable form, and a flag the variant does not read, are one line each, exit 2.</summary>
     [Fact]
-    public void Robust_RefusesAnotherPurifier()
+    public void Robust_RunsAVariant_KeepsItInTheConfig_AndRefusesWhatItCannotAttack()
     {
-        var (code, _, err) = CliErrorTests.RunAdp("eval", "robust", "--classifier", "c.ckpt", "--score", "s.ckpt", "--out", "never",
-            "--purifier", "reinject");
-        Assert.Equal(2, code);
-        Assert.StartsWith("adp: error: --purifier: eval robust evaluates the ADP purifier", err);
+        var dir = Directory.CreateTempSubdirectory("adp-cli-variant-").FullName;
+        const string bpda = "kind=pgd,target=bpda-mean,eps=0.1,iters=1,eot=2,name=B";
+        var (code, _, err) = CliErrorTests.RunAdp(Base(dir, "--attack", bpda, "--purifier", "reinject", "--reinject", "0.2,0.1"));
+        Assert.True(code == 0, err);
+        var variant = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json"))).RootElement.GetProperty("Variant");
+        Assert.Equal("Reinject", variant.GetProperty("Kind").GetString());
+        Assert.Equal([0.2, 0.1], variant.GetProperty("ReinjectSigmas").EnumerateArray().Select(e => e.GetDouble()));
+        Assert.Contains("- Defense: reinject sigmas=0.2/0.1;", File.ReadAllText(Path.Combine(dir, "report.md")));
+        // The folder's config resumes the variant (nothing to compute); plain ADP there is another defense, refused.
+        var again = CliErrorTests.RunAdp(["--threads", "1", "eval", "robust", "--config", Path.Combine(dir, "config.json"), "--out", dir]);
+        Assert.True(again.Code == 0, again.Err);
+        Assert.Contains("resuming", again.Out);
+        var adp = CliErrorTests.RunAdp(Base(dir, "--attack", bpda, "--purifier", "adp"));
+        Assert.Equal(2, adp.Code);
+        Assert.Contains("purifier", adp.Err);
+
+        var (refused, _, message) = CliErrorTests.RunAdp(Base(Directory.CreateTempSubdirectory("adp-cli-variant-bad-").FullName,
+            "--attack", "kind=pgd,target=full,eps=0.1,iters=1,eot=2,name=F", "--purifier", "langevin", "--langevin-steps", "2"));
+        Assert.Equal(2, refused);
+        Assert.Equal("adp: error: --steps: --purifier langevin reads σ only (ADP's step rule does not apply)", message.Trim());
+        (refused, _, message) = CliErrorTests.RunAdp(["--threads", "1", "eval", "robust", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
+            "--score", TestEnvironment.Model("mnist-score.ckpt"), "--images", "4", "--out", Directory.CreateTempSubdirectory("adp-cli-variant-full-").FullName,
+            "--attack", "kind=pgd,target=full,eps=0.1,iters=1,eot=2,name=F", "--purifier", "gated"]);
+        Assert.Equal(2, refused);
+        Assert.Equal("adp: error: attack 'F': target full needs a differentiable purifier; the gated purifier has none (adp, reinject and " +
+                     "tweedie have one); attack it with BPDA", message.Trim());
     }
 
     /// <summary>`eval snapshots` measures ADP itself: a variant option there is refused (it used to be accepted and ignored).</summary>
@@ -89,10 +113,10 @@ public class EvalRobustCliTests
         Assert.StartsWith("adp: error: --purifier: eval snapshots evaluates the ADP purifier", err);
     }
 
-    /// <summary>The commands that evaluate ADP itself do not offer the variant options in --help (they refuse them, above),
-    /// while the commands that run any purifier do.</summary>
+    /// <summary>The command that measures ADP itself (snapshots) does not offer the variant options in --help (it refuses them,
+    /// above), while the commands that run any purifier do.</summary>
     [Theory]
-    [InlineData("robust", false)]
+    [InlineData("robust", true)]
     [InlineData("snapshots", false)]
     [InlineData("defended", true)]
     [InlineData("tune", true)]

@@ -418,4 +418,88 @@ public class RobustEvaluationTests
                  })
             Assert.Contains(message, Assert.Throws<AdpException>(() => (cfg with { Attacks = attacks }).Validate()).Message);
     }
+
+    /// <summary>A configuration with a purifier variant (re-injection): the natural row, BPDA and the full-gradient attack all
+    /// run it, as an independent computation from the attack classes, the variant's purifiers and the documented random
+    /// streams (attack: purpose 1; resubmission r: purpose 2, r) gives; and the attack through plain ADP would have produced
+    /// other adversarial examples, so the test fails if the variant is ignored anywhere.</summary>
+    [Fact]
+    public void Variant_IsWhatTheDefenseRunsAndWhatBpdaAndTheFullGradientAttack()
+    {
+        const int n = 4;
+        var (clf, score, data, labels) = HalfRight(n);
+        using var _ = data;
+        var variant = new PurifierVariant { Kind = PurifierKind.Reinject, ReinjectSigmas = [0.2, 0.1] };
+        var settings = new PurifierSettings(Steps: 2, Lambda: 1);
+        var natural = new AttackSpec { Name = "natural", Kind = AttackKind.None, Target = AttackTarget.Blind };
+        var bpda = new AttackSpec { Name = "bpda", Kind = AttackKind.Pgd, Target = AttackTarget.BpdaMean, Epsilon = 0.05, Iterations = 2, Eot = 2,
+                                    RandomStart = false };
+        var full = bpda with { Name = "full", Target = AttackTarget.Full };
+        var cfg = new RobustConfig
+        {
+            Classifier = "c", Score = "s", Images = n, BatchSize = n, Runs = 2, Seeds = [3], Resubmissions = 1, SanityUnbounded = false,
+            Purifier = settings, Variant = variant, Attacks = [natural, bpda, full],
+        };
+        string dir = Directory.CreateTempSubdirectory("adp-variant-").FullName;
+        var eval = new RobustEvaluation(cfg, data, clf, score, CPU, dir);
+        Assert.True(eval.Run());
+
+        var x = data.Images(0, n, CPU);
+        long[] idx = [0, 1, 2, 3];
+        PerImageSource Stream(AttackSpec a, params long[] purpose) => PerImageSource.For(3, idx, [a.StreamId(), .. purpose]);
+        int[] Correct(Tensor images, AttackSpec a)
+        {
+            using var o = new DefendedClassifier(clf, new ReinjectionPurifier(score, settings, [0.2, 0.1]), 2).Classify(images, Stream(a, 2, 0));
+            return o.Predict(DecisionRule.MeanSoftmax).eq(labels).to(ScalarType.Int32).data<int>().ToArray();
+        }
+        Assert.Equal(Correct(x, natural), eval.Progress.Cells[EvaluationProgress.CellKey(natural, 3)].Correct["MeanSoftmax"][0]);
+        var threat = new ThreatModel(Norm.Linf, 0.05, 0.0125, 2, 1, false, AttackLoss.CrossEntropy, 3);
+        foreach (var (spec, model, adpModel) in new (AttackSpec, IAttackModel, IAttackModel)[]
+                 {
+                     (bpda, new BpdaEotModel(clf, new ReinjectionPurifier(score, settings, [0.2, 0.1]), 2, BpdaAggregation.Mean, score),
+                      new BpdaEotModel(clf, new AdaptiveStepPurifier(score, settings), 2, BpdaAggregation.Mean, score)),
+                     (full, new FullGradientEotModel(clf, new DifferentiableReinjection(score, settings, [0.2, 0.1]), 2),
+                      new FullGradientEotModel(clf, new DifferentiablePurifier(score, settings), 2)),
+                 })
+        {
+            var expected = new Pgd(threat).Perturb(model, x, labels, Stream(spec, 1));
+            var (stored, _, _, _) = AdversarialSet.Read(RobustEvaluation.AdversarialPath(dir, spec, 3));
+            Assert.True(stored.allclose(expected, rtol: 0, atol: 1e-6), spec.Label);
+            Assert.Equal(Correct(expected, spec), eval.Progress.Cells[EvaluationProgress.CellKey(spec, 3)].Correct["MeanSoftmax"][0]);
+            var throughAdp = new Pgd(threat).Perturb(adpModel, x, labels, Stream(spec, 1));
+            Assert.False(throughAdp.allclose(expected, rtol: 0, atol: 1e-6), $"{spec.Label}: the variant must make a difference here");
+        }
+        Assert.Contains("reinject sigmas=0.2/0.1", RobustEvaluation.ConfigFingerprint(cfg, "t", "c", "s")["purifier"]);
+    }
+
+    /// <summary>ADP's fingerprint and written configuration are what they were before variants could be evaluated (folders
+    /// written then resume), whether the variant is absent or named adp; a variant is written and read back.</summary>
+    [Fact]
+    public void Variant_AdpKeepsTheEarlierFingerprintAndConfig_AndAVariantRoundTrips()
+    {
+        var cfg = new RobustConfig { Classifier = "c", Score = "s", Purifier = new PurifierSettings(Sigma: 0.15, Steps: 20, Lambda: 1) };
+        string Fp(RobustConfig c) => RobustEvaluation.ConfigFingerprint(c, "t", "c", "s")["purifier"];
+        Assert.Equal(cfg.Purifier.Describe(), Fp(cfg));
+        Assert.Equal(Fp(cfg), Fp(cfg with { Variant = PurifierVariant.Adp }));
+        Assert.Equal("ADP " + cfg.Purifier.Describe(), cfg.DescribePurifier());
+        var json = System.Text.Encoding.UTF8.GetString(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg, RobustConfig.Json));
+        Assert.DoesNotContain("Variant", json);
+
+        var reinject = cfg with { Variant = new PurifierVariant { Kind = PurifierKind.Reinject, ReinjectSigmas = [0.15, 0.15] } };
+        Assert.NotEqual(Fp(cfg), Fp(reinject));
+        // Re-injection does not read the settings' σ: two configurations differing only there are the same defense.
+        Assert.Equal(Fp(reinject), Fp(reinject with { Purifier = reinject.Purifier with { Sigma = 0.3 } }));
+        var path = Path.Combine(Directory.CreateTempSubdirectory("adp-variant-json-").FullName, "config.json");
+        File.WriteAllBytes(path, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(reinject, RobustConfig.Json));
+        var text = File.ReadAllText(path);
+        Assert.Contains("\"Kind\": \"Reinject\"", text);
+        Assert.DoesNotContain("UsesSteps", text);  // computed properties are not written
+        var back = RobustConfig.Load(path);
+        Assert.Equal(reinject.Variant!.Key, back.Variant!.Key);
+        Assert.Equal(Fp(reinject), Fp(back));
+        // A steps curve needs ADP steps; Tweedie takes none.
+        var e = Assert.Throws<AdpException>(() => (cfg with { Variant = new PurifierVariant { Kind = PurifierKind.Tweedie }, StepsCurve = [0, 5],
+                                                             Attacks = [new AttackSpec { Kind = AttackKind.None }] }).Validate());
+        Assert.StartsWith("--steps-curve", e.Message);
+    }
 }

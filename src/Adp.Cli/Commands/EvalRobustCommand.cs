@@ -41,9 +41,9 @@ public static partial class EvalCommands
         };
         var output = new Option<string>("--out") { Description = "report folder (rerun with the same folder to resume)", Required = true };
         var purifier = new PurifierOptions();
-        var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense under attacks; writes a report folder");
+        var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense (or a variant: --purifier) under attacks; writes a report folder");
         foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, split, validationImages, output }) cmd.Options.Add(o);
-        purifier.AddAdpOnlyTo(cmd);
+        purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var cfgPath = parse.GetValue(config);
@@ -54,7 +54,6 @@ public static partial class EvalCommands
                     Classifier = parse.GetValue(classifier) ?? throw new AdpException("--classifier is required (or --config)"),
                     Score = parse.GetValue(score) ?? throw new AdpException("--score is required (or --config)"),
                 };
-            purifier.RequireAdp(parse, "eval robust");
             var (shardIndex, shardCount) = parse.GetValue(shard) is { } sh ? ParseShard(sh) : (cfg.ShardIndex, cfg.ShardCount);
             cfg = cfg with
             {
@@ -80,7 +79,10 @@ public static partial class EvalCommands
             {
                 Purifier = purifier.Override(cfgPath is null || parse.GetValue(purifier.Preset) is not null
                     ? PurifierPresets.Get(purifier.PresetName(parse, sinfo.Metadata)) : cfg.Purifier, parse),
+                // The variant: --purifier (and its parameters) when given, else the config's; ADP is written as none.
+                Variant = purifier.VariantGiven(parse) ? purifier.ReadVariant(parse) is { Kind: not PurifierKind.Adp } v ? v : null : cfg.Variant,
             };
+            purifier.RequireReadBy(parse, cfg.EffectiveVariant);
             cfg.Validate();
             foreach (var p in clf.parameters()) p.requires_grad_(false);
             foreach (var p in net.parameters()) p.requires_grad_(false);
@@ -109,7 +111,7 @@ public static partial class EvalCommands
             AtomicFile.Write(Path.Combine(outDir, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg, RobustConfig.Json));
 
             AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}{(cfg.ShardCount > 1 ? $", shard {cfg.Shard}" : "")}; {cinfo.Config.Describe()}; " +
-                                                 $"ADP {cfg.Purifier.Describe()}, S={cfg.Runs}; seeds {string.Join(",", cfg.Seeds)}; report → {outDir}"));
+                                                 $"{cfg.DescribePurifier()}, S={cfg.Runs}; seeds {string.Join(",", cfg.Seeds)}; report → {outDir}"));
             var clock = System.Diagnostics.Stopwatch.StartNew();
             bool interrupted = ProgressReporter.Run("robust", 1, (report, token) =>
                 !eval.Run((label, done, total, note) => report(new Training.TrainingProgress(done, total, double.NaN, 0, $"images — {label}, {note}")), token),

@@ -238,9 +238,9 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
 /// step sizes detached) and averages the gradient over n_EOT fresh noise draws. The classifier and the purifier's
 /// score network run in evaluation mode (also during the backward pass, which recomputes the network).
 /// </summary>
-public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, DifferentiablePurifier purifier, int eotSamples) : IAttackModel
+public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, IDifferentiablePurifier purifier, int eotSamples) : IAttackModel
 {
-    public string Describe() => $"full gradient through the purifier, EOT n={eotSamples}, {purifier.Settings.Describe()}";
+    public string Describe() => $"full gradient through {purifier.Describe()}, EOT n={eotSamples}";
 
     /// <summary>Purify the n_EOT copies of a batch together (default), in differentiable purifications of at most
     /// <see cref="MaxBatch"/> rows; false: one copy of the batch at a time, as Croce et al.'s <c>diff_adp</c> loop does.
@@ -275,8 +275,7 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
                 using Scalar from = start.ToScalar(), to = (start + m).ToScalar(), images = n.ToScalar();  // held: see RootedScalars
                 var idx = arange(from, to, RootedScalars.IntOne, ScalarType.Int64, x.device).remainder(images);  // image of each row
                 var rows = leaf.index_select(0, idx);
-                var eps = noise.Narrow(start, m).Randn(rows.shape).to(x.dtype).to(x.device);
-                var l = Losses.PerImage(classifier.forward(purifier.Purify(rows, eps)), y.index_select(0, idx), loss);
+                var l = Losses.PerImage(classifier.forward(purifier.Purify(rows, noise.Narrow(start, m))), y.index_select(0, idx), loss);
                 using (NativeRuntime.Backward()) gradSum.add_(autograd.grad([l.sum()], [leaf])[0], RootedScalars.IntOne);
                 lossSum.index_add_(0, idx, l.detach(), RootedScalars.IntOne);
             }
@@ -287,8 +286,7 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, D
             {
                 using var inner = NewDisposeScope();
                 using var enable = enable_grad();
-                var eps = random.Randn(x.shape).to(x.dtype).to(x.device);
-                var l = Losses.PerImage(classifier.forward(purifier.Purify(leaf, eps)), y, loss);
+                var l = Losses.PerImage(classifier.forward(purifier.Purify(leaf, random)), y, loss);
                 using (NativeRuntime.Backward()) gradSum.add_(autograd.grad([l.sum()], [leaf])[0], RootedScalars.IntOne);
                 lossSum.add_(l.detach(), RootedScalars.IntOne);
             }

@@ -172,6 +172,15 @@ public sealed record RobustConfig
     public required string Classifier { get; init; }
     public required string Score { get; init; }
     public PurifierSettings Purifier { get; init; } = new();
+    /// <summary>The purifier the defense runs with <see cref="Purifier"/>'s settings: null (the default) or kind Adp for ADP
+    /// itself, else a variant of METHOD.md §3 (e.g. re-injection); BPDA attacks it as it is, full-gradient attacks through
+    /// its differentiable form (<see cref="PurifierVariant.CreateDifferentiable"/>). Omitted from the written configuration
+    /// when null, so folders written before this setting existed resume unchanged.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public PurifierVariant? Variant { get; init; }
+    /// <summary>The variant in effect (<see cref="PurifierVariant.Adp"/> when <see cref="Variant"/> is null).</summary>
+    [JsonIgnore]
+    public PurifierVariant EffectiveVariant => Variant ?? PurifierVariant.Adp;
     public int Runs { get; init; } = 10;
     public List<DecisionRule> Rules { get; init; } = [DecisionRule.MeanSoftmax, DecisionRule.LogitSum, DecisionRule.MajorityVote];
     public List<long> Seeds { get; init; } = [0];
@@ -187,6 +196,15 @@ public sealed record RobustConfig
     /// <summary>Evaluate only images whose index i (0 ≤ i &lt; <see cref="Images"/>) has i mod ShardCount = ShardIndex.</summary>
     public int ShardIndex { get; init; } = 0;
     public int ShardCount { get; init; } = 1;
+
+    /// <summary>The defense's purifier over <paramref name="score"/>, with <paramref name="settings"/> (default: <see cref="Purifier"/>).</summary>
+    public IPurifier CreatePurifier(TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score, PurifierSettings? settings = null) =>
+        EffectiveVariant.Create(score, settings ?? Purifier);
+
+    /// <summary>The defense's purifier in one line: "ADP " and the settings for ADP (the form reports and fingerprints had
+    /// before variants could be evaluated), else the variant's key and the settings it reads.</summary>
+    public string DescribePurifier() => EffectiveVariant.Kind == PurifierKind.Adp ? "ADP " + Purifier.Describe()
+        : $"{EffectiveVariant.Key}; {EffectiveVariant.Canonical(Purifier).Describe()}";
 
     /// <summary>Data set indices this configuration evaluates, ascending.</summary>
     public List<int> ImageIndices() => Enumerable.Range(0, Images).Where(i => i % ShardCount == ShardIndex).ToList();
@@ -227,7 +245,13 @@ public sealed record RobustConfig
         if (ShardCount > Images) throw new AdpException($"--shard (\"ShardIndex\"/\"ShardCount\" in a config file): {ShardCount} shards for {Images} images leaves empty shards");
         if (StepsCurve.Any(t => t < 0)) throw new AdpException("--steps-curve (\"StepsCurve\" in a config file): expected non-negative step counts");
         Purifier.Validate();
+        Variant?.Validate();
+        if (StepsCurve.Count > 0 && !EffectiveVariant.UsesSteps)
+            throw new AdpException($"--steps-curve (\"StepsCurve\" in a config file): the {EffectiveVariant.Kind.ToString().ToLowerInvariant()} purifier takes no ADP steps");
         foreach (var a in AllAttacks()) a.Validate();
+        if (!EffectiveVariant.HasDifferentiableForm && AllAttacks().FirstOrDefault(a => a.Target == AttackTarget.Full && a.Kind != AttackKind.None) is { } full)
+            throw new AdpException($"attack '{full.Label}': target full needs a differentiable purifier; the " +
+                                   $"{EffectiveVariant.Kind.ToString().ToLowerInvariant()} purifier has none (adp, reinject and tweedie have one); attack it with BPDA");
         var dup = AllAttacks().GroupBy(a => a.Id()).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null) throw new AdpException($"attacks '{dup.First().Label}' and '{dup.Skip(1).First().Label}' are the same attack");
     }

@@ -47,7 +47,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         ["data split"] = testSplit,
         ["classifier sha256"] = classifierHash,
         ["score model sha256"] = scoreHash,
-        ["purifier"] = config.Purifier.Describe(),
+        ["purifier"] = config.EffectiveVariant.Kind == PurifierKind.Adp ? config.Purifier.Describe() : config.DescribePurifier(),
         ["runs"] = config.Runs.ToString(),
         ["decision rules"] = string.Join(",", config.Rules),
         ["resubmissions"] = config.Resubmissions.ToString(),
@@ -183,7 +183,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         }
         else if (attacked.Count > 0)
         {
-            var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier), config.Runs);
+            var defense = new DefendedClassifier(classifier, config.CreatePurifier(score), config.Runs);
             for (int r = 0; r < config.Resubmissions; r++)
             {
                 cancel.ThrowIfCancellationRequested();
@@ -206,7 +206,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             if (stepsCurve)
                 foreach (var t in config.StepsCurve)
                 {
-                    var d = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier with { Steps = t }), config.Runs);
+                    var d = new DefendedClassifier(classifier, config.CreatePurifier(score, config.Purifier with { Steps = t }), config.Runs);
                     using var o = d.Classify(adv, Random(attacked, StepsPurpose, t));
                     stepsCurvePoints[t] = o.Predict(DecisionRule.MeanSoftmax).eq(ya);
                 }
@@ -295,7 +295,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         if (!spec.EvaluatesDefense) ok = classifier.forward(x).argmax(1).eq(y);
         else
         {
-            var defense = new DefendedClassifier(classifier, new AdaptiveStepPurifier(score, config.Purifier), config.Runs);
+            var defense = new DefendedClassifier(classifier, config.CreatePurifier(score), config.Runs);
             using var o = defense.Classify(x, random);
             ok = config.Rules.Select(rule => o.Predict(rule).eq(y)).Aggregate((a, b) => a.logical_or(b));
         }
@@ -332,7 +332,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
                 adv = images.index_select(0, tensor(first.Select(i => row[i]).ToArray())).to(device);
             }
             Tensor purified;
-            using (var r = new AdaptiveStepPurifier(score, config.Purifier).Purify(adv,
+            using (var r = config.CreatePurifier(score).Purify(adv,
                        PerImageSource.For(seed, first.Select(i => (long)i), spec.StreamId(), ExamplesPurpose)))
                 purified = r.Images.clone();
             Examples[spec.Label] = (x.cpu().clone().MoveToOuterDisposeScope(), adv.cpu().clone().MoveToOuterDisposeScope(),
@@ -379,7 +379,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         {
             ["attack"] = spec.Label, ["protocol"] = spec.Protocol(), ["seed"] = seed.ToString(), ["data set"] = config.Dataset,
             ["classifier"] = config.Classifier, ["classifier sha256"] = ClassifierHash,
-            ["target"] = spec.EvaluatesDefense ? $"ADP {config.Purifier.Describe()}, S={config.Runs}" : "bare classifier",
+            ["target"] = spec.EvaluatesDefense ? $"{config.DescribePurifier()}, S={config.Runs}" : "bare classifier",
         };
         AdversarialSet.Append(AdversarialPath(reportDir, spec, seed), indices, labels, adv, meta, skipped);
     }
@@ -401,11 +401,11 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     private IAttackModel AttackModel(AttackSpec s) => s.Target switch
     {
         AttackTarget.Bare or AttackTarget.Blind => new ClassifierModel(classifier),
-        AttackTarget.Bpda => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.Paper, score),
-        AttackTarget.BpdaSignVote => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.SignVote, score),
-        AttackTarget.BpdaMean => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.Mean, score),
-        AttackTarget.BpdaScore => new BpdaEotModel(classifier, new AdaptiveStepPurifier(score, config.Purifier), s.Eot, BpdaAggregation.ScoreAware, score),
-        AttackTarget.Full => new FullGradientEotModel(classifier, new DifferentiablePurifier(score, config.Purifier), s.Eot),
+        AttackTarget.Bpda => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.Paper, score),
+        AttackTarget.BpdaSignVote => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.SignVote, score),
+        AttackTarget.BpdaMean => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.Mean, score),
+        AttackTarget.BpdaScore => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.ScoreAware, score),
+        AttackTarget.Full => new FullGradientEotModel(classifier, config.EffectiveVariant.CreateDifferentiable(score, config.Purifier), s.Eot),
         _ => throw new AdpException($"attack '{s.Label}': unknown target {s.Target}"),
     };
 }

@@ -262,7 +262,7 @@ public sealed class RobustReport
         sb.AppendLine();
         sb.AppendLine($"- Data: {DataDescription}{(Config.ShardCount > 1 ? $"; shard {Config.Shard} (images i with i mod {Config.ShardCount} = {Config.ShardIndex})" : "")}");
         sb.AppendLine($"- Classifier: `{Config.Classifier}`; score model: `{Config.Score}`");
-        sb.AppendLine($"- Defense: ADP {Config.Purifier.Describe()}, S = {Config.Runs} runs, resubmissions R = {Config.Resubmissions}");
+        sb.AppendLine($"- Defense: {Config.DescribePurifier()}, S = {Config.Runs} runs, resubmissions R = {Config.Resubmissions}");
         sb.AppendLine($"- Seeds: {string.Join(", ", Config.Seeds)}; every random draw for image i comes from a stream keyed by (seed, i, attack, " +
                       "purpose), so results do not depend on batch size or sharding");
         foreach (var (k, v) in Environment) sb.AppendLine($"- {k}: {v}");

@@ -14,9 +14,12 @@ namespace Adp.Purification;
 /// passing the gradient straight through the clip, which gives ~10–20% larger EOT-gradient norms on Fashion-MNIST
 /// (docs/BENCHMARKS.md).
 /// </summary>
-public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings)
+public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings) : IDifferentiablePurifier
 {
     public PurifierSettings Settings { get; } = settings;
+
+    public string Describe() => "ADP " + Settings.Describe();
+
     /// <summary>The score network h; attack models put it in evaluation mode, also for the backward pass.</summary>
     public nn.Module<Tensor, Tensor> Score { get; } = score;
     public bool Checkpointing { get; init; } = true;
@@ -24,6 +27,15 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
     /// <summary>Images per network call, also per backward recomputation (so the graph held at once is that of
     /// one chunk); see <see cref="AdaptiveStepPurifier.NetworkChunk"/>.</summary>
     public int Chunk { get; init; } = AdaptiveStepPurifier.DefaultNetworkChunk;
+
+    /// <summary>As <see cref="Purify(Tensor, Tensor)"/> with ε = one standard-normal draw of <paramref name="random"/> (what
+    /// <see cref="AdaptiveStepPurifier"/> draws).</summary>
+    public Tensor Purify(Tensor x, RandomSource random)
+    {
+        using var draw = random.Randn(x.shape);
+        using var eps = draw.to(x.dtype).to(x.device);
+        return Purify(x, eps);
+    }
 
     /// <summary>
     /// Purified images (N×C×H×W) with a graph back to <paramref name="x"/> (x₀ = clip(x + σε), ε N×C×H×W). Stopping

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using static TorchSharp.torch;
 
 namespace Adp.Purification;
@@ -38,9 +39,11 @@ public sealed record PurifierVariant
     public double LangevinLevel { get; init; } = 0.05;
 
     /// <summary>Whether the purifier reads the ADP step rule (T, λ, δ, α clamp, τ, faithful); Tweedie and Langevin do not.</summary>
+    [JsonIgnore]
     public bool UsesSteps => Kind is PurifierKind.Adp or PurifierKind.Gated or PurifierKind.Reinject;
 
     /// <summary>Whether the purifier reads the settings' σ; re-injection takes its σs from <see cref="ReinjectSigmas"/>.</summary>
+    [JsonIgnore]
     public bool UsesSigma => Kind != PurifierKind.Reinject;
 
     /// <summary>The settings with every field this purifier does not read set to its default: two settings with equal
@@ -66,6 +69,7 @@ public sealed record PurifierVariant
     /// <summary>A canonical one-line name with the variant's parameters (no commas, so it fits a CSV cell): "adp",
     /// "gated threshold=10 sigma=0.1", "reinject sigmas=0.25/0.15/0.05", "tweedie", "langevin steps=1500 level=0.05"
     /// (numbers round-trip). Two variants with the same key purify identically given the same settings.</summary>
+    [JsonIgnore]
     public string Key => Kind switch
     {
         PurifierKind.Adp => "adp",
@@ -114,6 +118,29 @@ public sealed record PurifierVariant
             PurifierKind.Tweedie => new TweediePurifier(score, settings.Sigma),
             PurifierKind.Langevin => new LangevinPurifier(score, settings.Sigma, LangevinLevel, LangevinSteps),
             _ => throw new AdpException($"--purifier: unknown kind {Kind}"),
+        };
+    }
+
+    /// <summary>Whether <see cref="CreateDifferentiable"/> has a form of this purifier: ADP, re-injection and Tweedie (the
+    /// gated variant's per-image σ and Langevin's K = 1,500 steps have none).</summary>
+    [JsonIgnore]
+    public bool HasDifferentiableForm => Kind is PurifierKind.Adp or PurifierKind.Reinject or PurifierKind.Tweedie;
+
+    /// <summary>The purifier with autograd through it, for full-gradient attacks (<see cref="Attacks.FullGradientEotModel"/>):
+    /// given the same noise source its forward value is <see cref="Create"/>'s.</summary>
+    /// <exception cref="AdpException">invalid settings or parameters; a variant without a differentiable form
+    /// (<see cref="HasDifferentiableForm"/>).</exception>
+    public IDifferentiablePurifier CreateDifferentiable(nn.Module<Tensor, Tensor> score, PurifierSettings settings)
+    {
+        settings.Validate();
+        Validate();
+        return Kind switch
+        {
+            PurifierKind.Adp => new DifferentiablePurifier(score, settings),
+            PurifierKind.Reinject => new DifferentiableReinjection(score, settings, ReinjectSigmas.ToArray()),
+            PurifierKind.Tweedie => new DifferentiableTweedie(score, settings.Sigma),
+            _ => throw new AdpException($"--purifier {Kind.ToString().ToLowerInvariant()}: no differentiable form for a full-gradient attack " +
+                                        "(adp, reinject and tweedie have one); attack it with BPDA (target=bpda, bpda-mean, …)"),
         };
     }
 

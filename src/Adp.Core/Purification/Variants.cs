@@ -82,7 +82,7 @@ public sealed class TweediePurifier(nn.Module<Tensor, Tensor> score, double sigm
         using var _ = no_grad();
         using var eval = EvalMode.Enter(score);
         using var scope = NewDisposeScope();
-        var x0 = x.Plus(random.Randn(x.shape).to(x.device).Times(sigma)).ClampToUnitInPlace();
+        var x0 = x.Plus(random.Randn(x.shape).to(x.dtype).to(x.device).Times(sigma)).ClampToUnitInPlace();
         var h = score.forward(x0);
         var usable = FiniteRows(h);
         var xhat = where(usable.view(-1, 1, 1, 1), x0.Plus(h.nan_to_num(0, 0, 0).Times(sigma)).ClampToUnitInPlace(), x0);
