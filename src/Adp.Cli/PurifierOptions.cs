@@ -8,8 +8,8 @@ public sealed class PurifierOptions
 {
     public readonly Option<string?> Preset = new("--preset")
     {
-        Description = $"named purifier settings ({string.Join(", ", PurifierPresets.All.Keys)}); default: the score checkpoint's recommended " +
-                      $"preset, else {PurifierPresets.Default}; flags below override single fields",
+        Description = $"named purifier settings and variant ({string.Join(", ", PurifierPresets.All.Keys)}); default: the score checkpoint's " +
+                      $"recommended preset, else {PurifierPresets.Default}; flags below override single fields",
     };
     public readonly Option<double> Sigma = new("--sigma") { Description = "noise σ injected before purification", DefaultValueFactory = _ => 0.25 };
     public readonly Option<int> Steps = new("--steps") { Description = "maximum purification steps T", DefaultValueFactory = _ => 10 };
@@ -19,7 +19,7 @@ public sealed class PurifierOptions
     public readonly Option<double> AlphaMax = new("--alpha-max") { DefaultValueFactory = _ => 0.1 };
     public readonly Option<double> Tau = new("--tau") { Description = "stop threshold τ on the step size", DefaultValueFactory = _ => 1e-3 };
     public readonly Option<bool> Faithful = new("--faithful") { Description = "reproduce the research code's range-map quirk" };
-    public readonly Option<string> Kind = new("--purifier") { Description = "adp (default), gated, reinject, tweedie or langevin", DefaultValueFactory = _ => "adp" };
+    public readonly Option<string> Kind = new("--purifier") { Description = "adp, gated, reinject, tweedie or langevin (default: the preset's; adp for paper)", DefaultValueFactory = _ => "adp" };
     public readonly Option<double> GateThreshold = new("--gate-threshold") { Description = "gated: ‖h(x)‖₂ above which the full σ is used", DefaultValueFactory = _ => 10.0 };
     public readonly Option<double> GateSigma = new("--gate-sigma") { Description = "gated: σ for inputs below the threshold", DefaultValueFactory = _ => 0.1 };
     public readonly Option<string> Reinject = new("--reinject") { Description = "reinject: comma-separated decreasing σs", DefaultValueFactory = _ => "0.25,0.15,0.05" };
@@ -57,13 +57,17 @@ public sealed class PurifierOptions
     public Option? FirstGiven(ParseResult p) =>
         SettingsOptions.Concat(VariantOptions).FirstOrDefault(o => p.GetResult(o) is { Implicit: false });
 
-    /// <summary>For commands that measure ADP itself: refuses another <c>--purifier</c> (and variant parameters) with one line
-    /// naming the command, instead of ignoring them.</summary>
+    /// <summary>For commands that measure ADP itself (with <see cref="Read"/>'s settings, no checkpoint preset): refuses another
+    /// <c>--purifier</c>, variant parameters, and a --preset whose purifier is a variant, with one line naming the command,
+    /// instead of ignoring them.</summary>
     public void RequireAdp(ParseResult p, string command)
     {
-        if (ReadVariant(p).Kind != PurifierKind.Adp)
-            throw new AdpException($"--purifier: {command} evaluates the ADP purifier (adp); the variants run in `eval robust`, `eval defended`, `eval tune`, " +
-                                   "`eval replay`, `purify` and `classify`");
+        bool Given(Option o) => p.GetResult(o) is { Implicit: false };
+        string tail = "; the variants run in `eval robust`, `eval defended`, `eval tune`, `eval replay`, `purify` and `classify`";
+        if ((Given(Kind) && PurifierVariant.ParseKind(p.GetValue(Kind)!) != PurifierKind.Adp) || VariantOptions.Any(o => o != Kind && Given(o)))
+            throw new AdpException($"--purifier: {command} evaluates the ADP purifier (adp){tail}");
+        if (p.GetValue(Preset) is { } name && PurifierPresets.Preset(name).Variant is { Kind: not PurifierKind.Adp } v)
+            throw new AdpException($"--preset {name}: runs {v.Key}, and {command} evaluates the ADP purifier (adp); give the ADP settings as flags{tail}");
     }
 
     /// <summary>Adds the ADP settings' options only, for commands that run ADP itself: a variant option there would be accepted
@@ -102,48 +106,56 @@ public sealed class PurifierOptions
         return s;
     }
 
-    /// <summary>The purifier the options describe, over a score network.</summary>
+    /// <summary>The purifier the options describe, over a score network: <see cref="ReadVariant"/> with <see cref="Read"/>'s settings.</summary>
     public IPurifier Build(ParseResult p, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score,
-        IReadOnlyDictionary<string, string>? scoreMetadata = null) => ReadVariant(p).Create(score, Read(p, scoreMetadata));
+        IReadOnlyDictionary<string, string>? scoreMetadata = null) => ReadVariant(p, scoreMetadata).Create(score, Read(p, scoreMetadata));
 
-    /// <summary>The variant the options name (<c>--purifier</c> and its parameters), validated.</summary>
-    /// <exception cref="AdpException">an unknown kind or a parameter out of range, naming the option.</exception>
-    public PurifierVariant ReadVariant(ParseResult p)
+    /// <summary>The variant the options name, validated: <c>--purifier</c> when given, else the preset's (the --preset, else the
+    /// score checkpoint's recommended preset, else paper: ADP); the variant's parameters given on the command line override
+    /// the preset's.</summary>
+    /// <exception cref="AdpException">an unknown kind or preset, a parameter out of range or of another variant, or an ADP flag
+    /// the variant does not read, naming the option.</exception>
+    public PurifierVariant ReadVariant(ParseResult p, IReadOnlyDictionary<string, string>? scoreMetadata = null)
     {
+        bool Given(Option o) => p.GetResult(o) is { Implicit: false };
+        string? preset = Given(Kind) ? null : PresetName(p, scoreMetadata);
+        var baseline = preset is null ? new PurifierVariant { Kind = PurifierVariant.ParseKind(p.GetValue(Kind)!) }
+            : PurifierPresets.Preset(preset).EffectiveVariant;
+        var kind = baseline.Kind;
         // A variant's parameter given for another purifier would be accepted and ignored: refused instead.
-        var kind = PurifierVariant.ParseKind(p.GetValue(Kind)!);
         foreach (var (option, owner) in new (Option, PurifierKind)[]
                  {
                      (GateThreshold, PurifierKind.Gated), (GateSigma, PurifierKind.Gated), (Reinject, PurifierKind.Reinject),
                      (LangevinSteps, PurifierKind.Langevin), (LangevinLevel, PurifierKind.Langevin),
                  })
-            if (p.GetResult(option) is { Implicit: false } && kind != owner)
+            if (Given(option) && kind != owner)
                 throw new AdpException($"{option.Name}: applies to --purifier {owner.ToString().ToLowerInvariant()} only (the purifier here is " +
-                                       $"{kind.ToString().ToLowerInvariant()})");
-        var v = new PurifierVariant { Kind = kind };
-        RequireReadBy(p, v);
-        v = v with
+                                       $"{kind.ToString().ToLowerInvariant()}{(preset is null ? "" : $", from the preset {preset}")})");
+        RequireReadBy(p, baseline, preset);
+        var v = baseline with
         {
-            GateThreshold = p.GetValue(GateThreshold),
-            GateSigma = p.GetValue(GateSigma),
-            ReinjectSigmas = ParseSigmas(p.GetValue(Reinject)!),
-            LangevinSteps = p.GetValue(LangevinSteps),
-            LangevinLevel = p.GetValue(LangevinLevel),
+            GateThreshold = Given(GateThreshold) ? p.GetValue(GateThreshold) : baseline.GateThreshold,
+            GateSigma = Given(GateSigma) ? p.GetValue(GateSigma) : baseline.GateSigma,
+            ReinjectSigmas = Given(Reinject) ? ParseSigmas(p.GetValue(Reinject)!) : baseline.ReinjectSigmas,
+            LangevinSteps = Given(LangevinSteps) ? p.GetValue(LangevinSteps) : baseline.LangevinSteps,
+            LangevinLevel = Given(LangevinLevel) ? p.GetValue(LangevinLevel) : baseline.LangevinLevel,
         };
         v.Validate();
         return v;
     }
 
     /// <summary>Refuses the ADP settings' flags that <paramref name="variant"/> does not read (e.g. --steps for Tweedie, --sigma
-    /// for re-injection), which would otherwise be accepted and ignored.</summary>
-    public void RequireReadBy(ParseResult p, PurifierVariant variant)
+    /// for re-injection), which would otherwise be accepted and ignored; <paramref name="preset"/> names the preset the variant
+    /// came from, if it did.</summary>
+    public void RequireReadBy(ParseResult p, PurifierVariant variant, string? preset = null)
     {
         bool Given(Option o) => p.GetResult(o) is { Implicit: false };
         string name = variant.Kind.ToString().ToLowerInvariant();
+        string from = preset is null ? "" : $" (the preset {preset}'s purifier; --purifier adp for ADP itself)";
         if (!variant.UsesSteps)
             foreach (var o in new Option[] { Steps, Lambda, Delta, AlphaMin, AlphaMax, Tau, Faithful })
-                if (Given(o)) throw new AdpException($"{o.Name}: --purifier {name} reads σ only (ADP's step rule does not apply)");
-        if (!variant.UsesSigma && Given(Sigma)) throw new AdpException($"--sigma: --purifier {name} takes its σs from --reinject");
+                if (Given(o)) throw new AdpException($"{o.Name}: --purifier {name} reads σ only (ADP's step rule does not apply){from}");
+        if (!variant.UsesSigma && Given(Sigma)) throw new AdpException($"--sigma: --purifier {name} takes its σs from --reinject{from}");
     }
 
     /// <summary>Whether <c>--purifier</c> or a variant's parameter is given on the command line.</summary>

@@ -69,7 +69,7 @@ public class EpsilonCurvesTests
         string[] Eval(string outDir, double sigma) =>
         [
             "--threads", "1", "eval", "robust", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
-            "--score", TestEnvironment.Model("mnist-score.ckpt"), "--images", "4", "--batch-size", "4", "--runs", "1", "--steps", "1",
+            "--score", TestEnvironment.Model("mnist-score.ckpt"), "--images", "4", "--batch-size", "4", "--runs", "1", "--steps", "1", "--purifier", "adp",
             "--sigma", sigma.ToString(System.Globalization.CultureInfo.InvariantCulture), "--out", outDir,
             "--attack", "kind=none,target=blind,name=natural", "--attack", "kind=pgd,target=blind,eps=0.1,step=0.05,iters=2,name=b1", "--attack", "kind=pgd,target=blind,eps=0.3,step=0.1,iters=2,name=b3",
         ];

@@ -20,7 +20,7 @@ public class EvalRobustCliTests
         // σ = 1 with no denoising step makes the defense wrong on some clean images, so some are skipped.
         var dir = Directory.CreateTempSubdirectory("adp-cli-skip-").FullName;
         string clf = TestEnvironment.Model("mnist-smallcnn.ckpt"), score = TestEnvironment.Model("mnist-score.ckpt");
-        string[] purifier = ["--runs", "2", "--steps", "0", "--sigma", "1"];
+        string[] purifier = ["--runs", "2", "--purifier", "adp", "--steps", "0", "--sigma", "1"];
         var (code, _, err) = CliErrorTests.RunAdp(["--threads", "1", "eval", "robust", "--classifier", clf, "--score", score, "--images", "16",
             "--batch-size", "16", .. purifier, "--attack", "kind=pgd,target=blind,eps=0.1,iters=1,skip-misclassified=true,name=S", "--out", dir]);
         Assert.True(code == 0, err);
@@ -159,6 +159,9 @@ public class EvalRobustCliTests
         const string large = "kind=pgd,target=bare,eps=0.3,step=0.075,iters=10,name=A";
         var (c1, out1, err1) = CliErrorTests.RunAdp(Base(dir, "--attack", small));
         Assert.True(c1 == 0, err1);
+        // Without a config, the score checkpoint's recommended preset (mnist) gives the settings and the variant.
+        Assert.Equal("Reinject", JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json"))).RootElement.GetProperty("Variant")
+            .GetProperty("Kind").GetString());
         Assert.DoesNotContain("NaN", out1);          // plain progress lines carry no meaningless fields
         Assert.DoesNotContain(" 0.0 img/s", out1);
         var (c2, _, err2) = CliErrorTests.RunAdp(Base(dir, "--attack", large));
@@ -172,9 +175,9 @@ public class EvalRobustCliTests
             .GetProperty("Sigma").GetDouble();
         double before = Sigma();
         Assert.NotEqual(0.1, before);
-        var (c3, _, err3) = CliErrorTests.RunAdp(Base(dir, "--attack", large, "--sigma", "0.1"));
+        var (c3, _, err3) = CliErrorTests.RunAdp(Base(dir, "--attack", large, "--purifier", "adp", "--sigma", "0.1"));  // ADP: not the preset's re-injection
         Assert.Equal(2, c3);
-        Assert.Contains("purifier", err3);
+        Assert.Contains("holds results computed with purifier", err3);
         Assert.Single(err3.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(before, Sigma());  // not overwritten by the refused run
     }

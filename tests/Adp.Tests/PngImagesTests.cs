@@ -204,4 +204,23 @@ public class PngImagesTests
         }
         return rgba;
     }
+
+    /// <summary>The pixel bound keeps decoding's allocations (RGBA bytes, then C ≤ 3 floats: 16 bytes a pixel) within half the
+    /// PNG fuzz test's 128 MiB bound, and a header claiming more pixels (the fuzz finding: 524,288×32) is refused with one line
+    /// before anything is allocated for it.</summary>
+    [Theory]
+    [InlineData(524288, 32)]
+    [InlineData(2049, 2048)]
+    public void HeaderClaimingTooManyPixels_IsRefused_AndTheBoundFitsTheAllocationBudget(int width, int height)
+    {
+        Assert.True(PngImages.MaxPixels * 16 <= 64L << 20);
+        var header = Fuzz.SeedCorpus.Png(4, 4, 0, 8).ToArray();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(16), width);   // IHDR data starts at byte 16
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(20), height);
+        var crc = Fuzz.SeedCorpus.Crc32(header.AsSpan(12, 17));                              // type and data of IHDR
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(29), crc);
+        var e = Assert.Throws<AdpException>(() => PngImages.Decode(header, 1, "claim.png"));
+        Assert.Equal($"claim.png: image is {width}×{height} pixels; adp reads images of at most {PngImages.MaxPixels} pixels (the models take " +
+                     "28×28 or 32×32)", e.Message);
+    }
 }

@@ -160,7 +160,7 @@ public class EvalTuneCliTests
         {
             string[] Common(string sigma, string steps) =>
                 ["--threads", "1", "eval", "tune", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"), "--score",
-                 TestEnvironment.Model("mnist-score.ckpt"), "--images", "8", "--runs", "1", "--lambda-grid", "1", "--sigma-grid", sigma,
+                 TestEnvironment.Model("mnist-score.ckpt"), "--images", "8", "--runs", "1", "--purifier", "adp", "--lambda-grid", "1", "--sigma-grid", sigma,
                  "--steps-grid", steps, "--max-natural-drop", "100", "--data-dir", TestEnvironment.RequireDataDir(), "--out", dir];
             var first = CliErrorTests.RunAdp(Common("0.15", "2"));
             Assert.True(first.Code == 0, first.Err);

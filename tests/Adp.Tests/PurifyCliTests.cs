@@ -79,4 +79,35 @@ public class PurifyCliTests
         Assert.Contains(says, err);
         Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
+
+    /// <summary>A preset names its purifier too: the MNIST checkpoint's recommended preset (`mnist`) runs re-injection
+    /// σ 0.15 → 0.15, unless --purifier or another --preset says otherwise; an ADP flag re-injection does not read is one
+    /// line naming the preset; `eval snapshots`, which measures ADP itself, refuses a variant's preset.</summary>
+    [Fact]
+    public void Preset_ChoosesItsVariant_UnlessAnotherPurifierIsGiven()
+    {
+        var dir = Directory.CreateTempSubdirectory("adp-preset-variant-").FullName;
+        var png = Path.Combine(dir, "digit.png");
+        Adp.Data.PngImages.Write(png, rand(new long[] { 1, 28, 28 }, generator: new TorchSharp.torch.Generator(8, CPU)));
+        (int Code, string Out, string Err) Classify(params string[] extra) => CliErrorTests.RunAdp(["--threads", "1", "classify", "--classifier",
+            TestEnvironment.Model("mnist-smallcnn.ckpt"), "--score", TestEnvironment.Model("mnist-score.ckpt"), "--input", png, "--runs", "1",
+            "--steps", "1", .. extra]);
+        var preset = Classify();
+        Assert.True(preset.Code == 0, preset.Err);
+        Assert.Contains("re-injection σ = 0.15 → 0.15", preset.Out);
+        foreach (var other in new[] { new[] { "--purifier", "adp" }, ["--preset", "paper"] })
+        {
+            var adp = Classify(other);
+            Assert.True(adp.Code == 0, adp.Err);
+            Assert.DoesNotContain("re-injection", adp.Out);
+            Assert.Contains("ADP σ=", adp.Out);
+        }
+        var sigma = Classify("--sigma", "0.2");
+        Assert.Equal(2, sigma.Code);
+        Assert.Equal("adp: error: --sigma: --purifier reinject takes its σs from --reinject (the preset mnist's purifier; --purifier adp for ADP " +
+                     "itself)", sigma.Err.Trim());
+        var snapshots = CliErrorTests.RunAdp("eval", "snapshots", "x.ckpt", "--classifier", "c.ckpt", "--out", "never", "--preset", "mnist");
+        Assert.Equal(2, snapshots.Code);
+        Assert.StartsWith("adp: error: --preset mnist: runs reinject sigmas=0.15/0.15, and eval snapshots evaluates the ADP purifier", snapshots.Err);
+    }
 }

@@ -25,7 +25,7 @@ public class ShippedConfigTests
         Assert.NotEmpty(config.Attacks);
     }
 
-    /// <summary>A config named "tuned" runs the data set's tuned preset: when a preset is re-tuned, its configs must follow
+    /// <summary>A config named "tuned" runs the data set's tuned preset (settings and variant): when a preset is re-tuned, its configs must follow
     /// (the evidence table and the ε sweeps would otherwise report an old setting under the new name).</summary>
     public static TheoryData<string> TunedConfigs()
     {
@@ -40,7 +40,9 @@ public class ShippedConfigTests
     public void TunedConfig_HoldsItsDataSetsPreset(string name)
     {
         var config = RobustConfig.Load(Path.Combine(TestEnvironment.RepoRoot, "configs", name));
-        Assert.Equal(Purification.PurifierPresets.Get(config.Dataset), config.Purifier);
+        var preset = Purification.PurifierPresets.Preset(config.Dataset);
+        Assert.Equal(preset.Settings, config.Purifier);
+        Assert.Equal(preset.EffectiveVariant.Key, config.EffectiveVariant.Key);  // the variant too (re-injection for MNIST)
     }
 }
 

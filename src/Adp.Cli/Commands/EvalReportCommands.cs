@@ -178,7 +178,7 @@ public static partial class EvalCommands
             {
                 var scorePath = parse.GetValue(score) ?? throw new AdpException("--score is required (or --bare)");
                 var (net, sinfo) = Models.ScoreModelFile.Load(scorePath, null, device);
-                var variant = purifier.ReadVariant(parse);
+                var variant = purifier.ReadVariant(parse, sinfo.Metadata);
                 var purifierBuilt = variant.Create(net, purifier.Read(parse, sinfo.Metadata));
                 description = purifierBuilt.Describe();
                 evaluated = variant.Kind == PurifierKind.Adp ? "ADP" : variant.Key;

@@ -79,8 +79,11 @@ public static partial class EvalCommands
             {
                 Purifier = purifier.Override(cfgPath is null || parse.GetValue(purifier.Preset) is not null
                     ? PurifierPresets.Get(purifier.PresetName(parse, sinfo.Metadata)) : cfg.Purifier, parse),
-                // The variant: --purifier (and its parameters) when given, else the config's; ADP is written as none.
-                Variant = purifier.VariantGiven(parse) ? purifier.ReadVariant(parse) is { Kind: not PurifierKind.Adp } v ? v : null : cfg.Variant,
+                // The variant likewise: --purifier (and its parameters) when given, else the preset's where the settings come from
+                // a preset, else the config's; ADP is written as none.
+                Variant = purifier.VariantGiven(parse) || cfgPath is null || parse.GetValue(purifier.Preset) is not null
+                    ? purifier.ReadVariant(parse, sinfo.Metadata) is { Kind: not PurifierKind.Adp } v ? v : null
+                    : cfg.Variant,
             };
             purifier.RequireReadBy(parse, cfg.EffectiveVariant);
             cfg.Validate();

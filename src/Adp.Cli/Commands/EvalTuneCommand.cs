@@ -52,12 +52,19 @@ public static partial class EvalCommands
                 var values = ParseList(text, option.Name, parseOne);
                 return values.Count > 0 ? values : throw new AdpException($"{option.Name}: expected at least one value, got '{text}'");
             }
-            var variant = purifier.ReadVariant(parse);
             // A grid over a field the variant does not read would measure one purifier several times under different names.
-            if (!variant.UsesSigma && parse.GetValue(sigmaGrid) is not null)
-                throw new AdpException($"--sigma-grid: --purifier {parse.GetValue(purifier.Kind)} takes its σs from --reinject, not from σ");
-            if (!variant.UsesSteps && (parse.GetValue(stepsGrid) is not null || parse.GetValue(lambdaGrid) is not null))
-                throw new AdpException($"--steps-grid/--lambda-grid: --purifier {parse.GetValue(purifier.Kind)} reads σ only (T and λ do not apply)");
+            PurifierVariant CheckedVariant(IReadOnlyDictionary<string, string>? metadata)
+            {
+                var v = purifier.ReadVariant(parse, metadata);
+                string name = v.Kind.ToString().ToLowerInvariant() +
+                              (parse.GetResult(purifier.Kind) is { Implicit: false } ? "" : $" (the preset {purifier.PresetName(parse, metadata)}'s purifier; --purifier adp to tune ADP)");
+                if (!v.UsesSigma && parse.GetValue(sigmaGrid) is not null)
+                    throw new AdpException($"--sigma-grid: --purifier {name} takes its σs from --reinject, not from σ");
+                if (!v.UsesSteps && (parse.GetValue(stepsGrid) is not null || parse.GetValue(lambdaGrid) is not null))
+                    throw new AdpException($"--steps-grid/--lambda-grid: --purifier {name} reads σ only (T and λ do not apply)");
+                return v;
+            }
+            CheckedVariant(null);  // before any model is loaded; again below with the score checkpoint's recommended preset
             var sigmasGiven = Grid(sigmaGrid, Num);
             var stepsGiven = Grid(stepsGrid, v => int.Parse(v, CultureInfo.InvariantCulture));
             var lambdasGiven = Grid(lambdaGrid, Num);
@@ -71,6 +78,7 @@ public static partial class EvalCommands
             CliSupport.NoteScoreModelOverlap(all, sinfo.Path, sinfo.Metadata, spec);
             using var data = all.Take(parse.GetValue(images));
             var transfer = TransferAttack(spec, parse.GetValue(attack));
+            var variant = CheckedVariant(sinfo.Metadata);
             var baseSettings = purifier.Read(parse, sinfo.Metadata);
             var sigmasList = sigmasGiven ?? [baseSettings.Sigma];
             var stepsList = stepsGiven ?? [baseSettings.Steps];

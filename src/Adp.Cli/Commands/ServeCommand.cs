@@ -36,7 +36,7 @@ public static class ServeCommand
                                        "/metrics, /healthz, OpenAPI at /openapi/v1.json and /scalar; concurrent requests are purified in batches");
         foreach (var o in new Option[] { classifier, score, runs, rule, urls, maxBatch, maxWait, queue, maxUpload, drain }) cmd.Options.Add(o);
         // The ADP purifier's settings only (the service runs AdaptiveStepPurifier).
-        purifier.AddSettingsTo(cmd);
+        purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var options = new ServeOptions
@@ -52,7 +52,7 @@ public static class ServeCommand
             var device = TorchSharp.torch.device(CliSupport.ResolveDevice(parse));
             var (clf, cinfo, net, sinfo) = CliSupport.LoadDefense(parse.GetValue(classifier)!, parse.GetValue(score)!, device);
             using var models = new DefenseModels(clf, cinfo, net, sinfo, purifier.PresetName(parse, sinfo.Metadata), purifier.Read(parse, sinfo.Metadata),
-                parse.GetValue(runs), parse.GetValue(rule), device);
+                parse.GetValue(runs), parse.GetValue(rule), device, purifier.ReadVariant(parse, sinfo.Metadata));
             using var app = ServeHost.Build(models, options);
             try
             {

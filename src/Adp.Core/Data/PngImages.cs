@@ -7,8 +7,10 @@ namespace Adp.Data;
 /// <summary>PNG reading and writing for single images and image grids (SkiaSharp).</summary>
 public static class PngImages
 {
-    /// <summary>Largest image read, in pixels (4096×4096).</summary>
-    public const long MaxPixels = 4096L * 4096;
+    /// <summary>Largest image read, in pixels (2048×2048). Decoding allocates 4 bytes a pixel (RGBA) and then 4·C (C ≤ 3
+    /// floats): at most 16 bytes a pixel, 64 MiB here; at 4096×4096 (the bound until 2026-12-01) a 1.3 kB file claiming
+    /// 524,288×32 pixels made adp allocate 134 MB (the PNG fuzz test's bound is 128 MiB).</summary>
+    public const long MaxPixels = 2048L * 2048;
 
     /// <summary>
     /// Reads a PNG (or JPEG) as a 1×C×H×W float tensor in [0,1], C = 1 or 3 as asked, by one rule for every pixel of

@@ -13,7 +13,7 @@ namespace Adp.Serving.Inference;
 public sealed class DefenseModels : IDisposable
 {
     public DefenseModels(Classifier classifier, ClassifierInfo classifierInfo, Ncsnv2 score, ScoreModelInfo scoreInfo,
-        string preset, PurifierSettings settings, int runs, DecisionRule rule, Device? device = null)
+        string preset, PurifierSettings settings, int runs, DecisionRule rule, Device? device = null, PurifierVariant? variant = null)
     {
         if (classifierInfo.Config.Channels != scoreInfo.Config.Channels || classifierInfo.Config.ImageSize != scoreInfo.Config.ImageSize)
             throw new AdpException($"{classifierInfo.Path}: classifier takes {classifierInfo.Config.Channels}×{classifierInfo.Config.ImageSize}² images " +
@@ -27,7 +27,8 @@ public sealed class DefenseModels : IDisposable
         Settings = settings;
         Rule = rule;
         Device = device ?? CPU;
-        Purifier = new AdaptiveStepPurifier(score, settings);
+        Variant = variant ?? PurifierVariant.Adp;
+        Purifier = Variant.Create(score, settings);
         Defense = new DefendedClassifier(classifier, Purifier, runs);
         var names = DatasetRegistry.All.FirstOrDefault(d => d.Name == classifierInfo.Dataset)?.ClassNames;
         ClassNames = names is not null && names.Count == classifierInfo.Config.NumClasses
@@ -43,7 +44,9 @@ public sealed class DefenseModels : IDisposable
     public PurifierSettings Settings { get; }
     public DecisionRule Rule { get; }
     public Device Device { get; }
-    public AdaptiveStepPurifier Purifier { get; }
+    /// <summary>The purifier variant the preset or flags chose (ADP itself unless a variant was named).</summary>
+    public PurifierVariant Variant { get; }
+    public IPurifier Purifier { get; }
     public DefendedClassifier Defense { get; }
     public int Runs => Defense.Runs;
     public int Channels => ScoreInfo.Config.Channels;
