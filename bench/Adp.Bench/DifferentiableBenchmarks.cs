@@ -30,9 +30,16 @@ public static class DifferentiableBenchmarks
         var x = test.Images(0, batch);
         var y = test.Labels.narrow(0, 0, batch);
         bool batched = kv.GetValueOrDefault("batched", "true") == "true";
-        var settings = PurifierPresets.Get(kv.GetValueOrDefault("preset", "paper"));
+        var preset = PurifierPresets.Preset(kv.GetValueOrDefault("preset", "paper"));
+        var settings = preset.Settings;
         bool checkpointing = kv.GetValueOrDefault("checkpointing", "true") == "true";
-        var model = new Adp.Attacks.FullGradientEotModel(clf, new DifferentiablePurifier(net, settings) { Checkpointing = checkpointing }, eot)
+        // The preset's purifier (e.g. mnist's re-injection); checkpointing=false applies to plain ADP.
+        if (!checkpointing && preset.EffectiveVariant.Kind != PurifierKind.Adp)
+            throw new AdpException($"checkpointing=false: applies to a plain ADP preset; this one runs {preset.EffectiveVariant.Key}");
+        IDifferentiablePurifier purifier = preset.EffectiveVariant.Kind == PurifierKind.Adp
+            ? new DifferentiablePurifier(net, settings) { Checkpointing = checkpointing }
+            : preset.EffectiveVariant.CreateDifferentiable(net, settings);
+        var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot)
         {
             BatchCopies = batched, MaxBatch = int.Parse(kv.GetValueOrDefault("rows", "256")),
         };
@@ -41,7 +48,7 @@ public static class DifferentiableBenchmarks
         var sw = Stopwatch.StartNew();
         var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
         sw.Stop();
-        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} {settings.Describe()} batch={batch} " +
+        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} {purifier.Describe()} batch={batch} " +
                           $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}{(checkpointing ? "" : ", no checkpointing")}: " +
                           $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB " +
                           $"(before the attack {before:F0} MiB), " +

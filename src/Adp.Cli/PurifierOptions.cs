@@ -19,7 +19,7 @@ public sealed class PurifierOptions
     public readonly Option<double> AlphaMax = new("--alpha-max") { DefaultValueFactory = _ => 0.1 };
     public readonly Option<double> Tau = new("--tau") { Description = "stop threshold τ on the step size", DefaultValueFactory = _ => 1e-3 };
     public readonly Option<bool> Faithful = new("--faithful") { Description = "reproduce the research code's range-map quirk" };
-    public readonly Option<string> Kind = new("--purifier") { Description = "adp, gated, reinject, tweedie or langevin (default: the preset's; adp for paper)", DefaultValueFactory = _ => "adp" };
+    public readonly Option<string?> Kind = new("--purifier") { Description = "adp, gated, reinject, tweedie or langevin (default: the preset's; adp for paper)" };
     public readonly Option<double> GateThreshold = new("--gate-threshold") { Description = "gated: ‖h(x)‖₂ above which the full σ is used", DefaultValueFactory = _ => 10.0 };
     public readonly Option<double> GateSigma = new("--gate-sigma") { Description = "gated: σ for inputs below the threshold", DefaultValueFactory = _ => 0.1 };
     public readonly Option<string> Reinject = new("--reinject") { Description = "reinject: comma-separated decreasing σs", DefaultValueFactory = _ => "0.25,0.15,0.05" };
@@ -66,8 +66,8 @@ public sealed class PurifierOptions
         string tail = "; the variants run in `eval robust`, `eval defended`, `eval tune`, `eval replay`, `purify` and `classify`";
         if ((Given(Kind) && PurifierVariant.ParseKind(p.GetValue(Kind)!) != PurifierKind.Adp) || VariantOptions.Any(o => o != Kind && Given(o)))
             throw new AdpException($"--purifier: {command} evaluates the ADP purifier (adp){tail}");
-        if (p.GetValue(Preset) is { } name && PurifierPresets.Preset(name).Variant is { Kind: not PurifierKind.Adp } v)
-            throw new AdpException($"--preset {name}: runs {v.Key}, and {command} evaluates the ADP purifier (adp); give the ADP settings as flags{tail}");
+        if (!Given(Kind) && p.GetValue(Preset) is { } name && PurifierPresets.Preset(name).Variant is { Kind: not PurifierKind.Adp } v)
+            throw new AdpException($"--preset {name}: runs {v.Key}, and {command} evaluates the ADP purifier; add --purifier adp for ADP at its settings{tail}");
     }
 
     /// <summary>Adds the ADP settings' options only, for commands that run ADP itself: a variant option there would be accepted
@@ -110,35 +110,41 @@ public sealed class PurifierOptions
     public IPurifier Build(ParseResult p, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score,
         IReadOnlyDictionary<string, string>? scoreMetadata = null) => ReadVariant(p, scoreMetadata).Create(score, Read(p, scoreMetadata));
 
-    /// <summary>The variant the options name, validated: <c>--purifier</c> when given, else the preset's (the --preset, else the
-    /// score checkpoint's recommended preset, else paper: ADP); the variant's parameters given on the command line override
-    /// the preset's.</summary>
+    /// <summary>The variant the options name, validated: <c>--purifier</c> when given, else <paramref name="baseline"/> when given
+    /// (e.g. a configuration file's variant), else the preset's (the --preset, else the score checkpoint's recommended preset, else
+    /// paper: ADP). The variant's parameters given on the command line override the baseline's; a <c>--purifier</c> of the
+    /// baseline's kind keeps its parameters, another kind starts from that kind's defaults.</summary>
     /// <exception cref="AdpException">an unknown kind or preset, a parameter out of range or of another variant, or an ADP flag
     /// the variant does not read, naming the option.</exception>
-    public PurifierVariant ReadVariant(ParseResult p, IReadOnlyDictionary<string, string>? scoreMetadata = null)
+    public PurifierVariant ReadVariant(ParseResult p, IReadOnlyDictionary<string, string>? scoreMetadata = null, PurifierVariant? baseline = null)
     {
         bool Given(Option o) => p.GetResult(o) is { Implicit: false };
-        string? preset = Given(Kind) ? null : PresetName(p, scoreMetadata);
-        var baseline = preset is null ? new PurifierVariant { Kind = PurifierVariant.ParseKind(p.GetValue(Kind)!) }
-            : PurifierPresets.Preset(preset).EffectiveVariant;
-        var kind = baseline.Kind;
+        string? preset = baseline is null ? PresetName(p, scoreMetadata) : null;
+        var start = baseline ?? PurifierPresets.Preset(preset!).EffectiveVariant;
+        string origin = baseline is not null ? ", from the configuration" : $", from the preset {preset}";
+        if (Given(Kind))
+        {
+            var kind = PurifierVariant.ParseKind(p.GetValue(Kind)!);
+            if (kind != start.Kind) start = new PurifierVariant { Kind = kind };
+            (preset, origin) = (null, "");
+        }
         // A variant's parameter given for another purifier would be accepted and ignored: refused instead.
         foreach (var (option, owner) in new (Option, PurifierKind)[]
                  {
                      (GateThreshold, PurifierKind.Gated), (GateSigma, PurifierKind.Gated), (Reinject, PurifierKind.Reinject),
                      (LangevinSteps, PurifierKind.Langevin), (LangevinLevel, PurifierKind.Langevin),
                  })
-            if (Given(option) && kind != owner)
+            if (Given(option) && start.Kind != owner)
                 throw new AdpException($"{option.Name}: applies to --purifier {owner.ToString().ToLowerInvariant()} only (the purifier here is " +
-                                       $"{kind.ToString().ToLowerInvariant()}{(preset is null ? "" : $", from the preset {preset}")})");
-        RequireReadBy(p, baseline, preset);
-        var v = baseline with
+                                       $"{start.Kind.ToString().ToLowerInvariant()}{origin})");
+        RequireReadBy(p, start, preset);
+        var v = start with
         {
-            GateThreshold = Given(GateThreshold) ? p.GetValue(GateThreshold) : baseline.GateThreshold,
-            GateSigma = Given(GateSigma) ? p.GetValue(GateSigma) : baseline.GateSigma,
-            ReinjectSigmas = Given(Reinject) ? ParseSigmas(p.GetValue(Reinject)!) : baseline.ReinjectSigmas,
-            LangevinSteps = Given(LangevinSteps) ? p.GetValue(LangevinSteps) : baseline.LangevinSteps,
-            LangevinLevel = Given(LangevinLevel) ? p.GetValue(LangevinLevel) : baseline.LangevinLevel,
+            GateThreshold = Given(GateThreshold) ? p.GetValue(GateThreshold) : start.GateThreshold,
+            GateSigma = Given(GateSigma) ? p.GetValue(GateSigma) : start.GateSigma,
+            ReinjectSigmas = Given(Reinject) ? ParseSigmas(p.GetValue(Reinject)!) : start.ReinjectSigmas,
+            LangevinSteps = Given(LangevinSteps) ? p.GetValue(LangevinSteps) : start.LangevinSteps,
+            LangevinLevel = Given(LangevinLevel) ? p.GetValue(LangevinLevel) : start.LangevinLevel,
         };
         v.Validate();
         return v;

@@ -179,4 +179,38 @@ public class DifferentiablePurifierTests
         var e = Assert.Throws<AdpException>(() => new PurifierVariant { Kind = kind }.CreateDifferentiable(net, new PurifierSettings()));
         Assert.StartsWith($"--purifier {kind.ToString().ToLowerInvariant()}: no differentiable form", e.Message);
     }
+
+    private sealed class ScoreFn(Func<Tensor, Tensor> f) : nn.Module<Tensor, Tensor>("fn")
+    {
+        public override Tensor forward(Tensor x) => f(x);
+    }
+
+    /// <summary>Tweedie with autograd where one image's score is not finite: that image keeps x₀ (as the no-grad purifier
+    /// does) and gets a finite gradient (the identity through x₀'s clip), rather than the NaN a backward pass through its
+    /// infinite score would give (0·∞); the other image steps as usual.</summary>
+    [Fact]
+    public void Tweedie_AnImageWithANonFiniteScore_KeepsX0_WithAFiniteGradient()
+    {
+        var (_, x, _) = Tiny();
+        PerImageSource Source() => PerImageSource.For(1, [0, 1], 3);
+        var x0 = (x + 0.1 * Source().Randn(x.shape).to(ScalarType.Float64)).clamp(0, 1);
+        // h = 0.1·(0.5 − x), times 1/(m − m) = ∞ (derivative −∞) for image 0 only, told apart by its mean pixel (a per-image rule, as
+        // a network's: the purifier may call it on any subset of the batch).
+        double m0 = x0[0].mean().item<double>(), m1 = x0[1].mean().item<double>(), cut = (m0 + m1) / 2;
+        Assert.True(Math.Abs(m0 - m1) > 1e-3, $"means {m0} {m1}");
+        var net = new ScoreFn(v =>
+        {
+            var m = v.flatten(1).mean([1]).view(-1, 1, 1, 1);
+            var bad = m0 > cut ? m.gt(cut) : m.lt(cut);
+            return (0.5 - v) * 0.1 * (m - m.detach() + bad.logical_not().to(m.dtype)).reciprocal();  // 1/0 on bad rows, 1/1 elsewhere
+        });
+        var xr = x.clone().requires_grad_(true);
+        var y = new DifferentiableTweedie(net, 0.1).Purify(xr, Source());
+        using (var r = new TweediePurifier(net, 0.1).Purify(x, Source()))
+            Assert.True((y.detach() - r.Images).abs().max().item<double>() < 1e-12, $"forward {(y.detach() - r.Images).abs().max().item<double>()}");
+        Assert.True((y[0].detach() - x0[0]).abs().max().item<double>() < 1e-12);   // image 0 not stepped
+        Assert.True((y[1].detach() - x0[1]).abs().max().item<double>() > 1e-3, "stepped");    // image 1 stepped
+        var grad = autograd.grad([y.sum()], [xr])[0];
+        Assert.True(grad.isfinite().all().item<bool>(), "grad");
+    }
 }

@@ -83,25 +83,27 @@ public class EvalRobustCliTests
         var variant = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json"))).RootElement.GetProperty("Variant");
         Assert.Equal("Reinject", variant.GetProperty("Kind").GetString());
         Assert.Equal([0.2, 0.1], variant.GetProperty("ReinjectSigmas").EnumerateArray().Select(e => e.GetDouble()));
-        Assert.Contains("- Defense: reinject sigmas=0.2/0.1;", File.ReadAllText(Path.Combine(dir, "report.md")));
+        var report = File.ReadAllText(Path.Combine(dir, "report.md"));
+        Assert.Contains("- Defense: reinject sigmas=0.2/0.1; ADP T=1 λ=", report);
+        Assert.DoesNotContain("σ=0.25", report);  // re-injection reads no single σ: none is reported
         // The folder's config resumes the variant (nothing to compute); plain ADP there is another defense, refused.
         var again = CliErrorTests.RunAdp(["--threads", "1", "eval", "robust", "--config", Path.Combine(dir, "config.json"), "--out", dir]);
         Assert.True(again.Code == 0, again.Err);
         Assert.Contains("resuming", again.Out);
         var adp = CliErrorTests.RunAdp(Base(dir, "--attack", bpda, "--purifier", "adp"));
         Assert.Equal(2, adp.Code);
-        Assert.Contains("purifier", adp.Err);
+        Assert.Contains("holds results computed with purifier = reinject sigmas=0.2/0.1;", adp.Err);
+        Assert.Contains("--config " + Path.Combine(dir, "config.json"), adp.Err);  // how to resume it instead
 
-        var (refused, _, message) = CliErrorTests.RunAdp(Base(Directory.CreateTempSubdirectory("adp-cli-variant-bad-").FullName,
-            "--attack", "kind=pgd,target=full,eps=0.1,iters=1,eot=2,name=F", "--purifier", "langevin", "--langevin-steps", "2"));
-        Assert.Equal(2, refused);
-        Assert.Equal("adp: error: --steps: --purifier langevin reads σ only (ADP's step rule does not apply)", message.Trim());
-        (refused, _, message) = CliErrorTests.RunAdp(["--threads", "1", "eval", "robust", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
-            "--score", TestEnvironment.Model("mnist-score.ckpt"), "--images", "4", "--out", Directory.CreateTempSubdirectory("adp-cli-variant-full-").FullName,
-            "--attack", "kind=pgd,target=full,eps=0.1,iters=1,eot=2,name=F", "--purifier", "gated"]);
-        Assert.Equal(2, refused);
-        Assert.Equal("adp: error: attack 'F': target full needs a differentiable purifier; the gated purifier has none (adp, reinject and " +
-                     "tweedie have one); attack it with BPDA", message.Trim());
+        foreach (var kind in new[] { "gated", "langevin" })
+        {
+            var (refused, _, message) = CliErrorTests.RunAdp(["--threads", "1", "eval", "robust", "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"),
+                "--score", TestEnvironment.Model("mnist-score.ckpt"), "--images", "4", "--out", Directory.CreateTempSubdirectory("adp-cli-variant-full-").FullName,
+                "--attack", "kind=pgd,target=full,eps=0.1,iters=1,eot=2,name=F", "--purifier", kind]);
+            Assert.Equal(2, refused);
+            Assert.Equal($"adp: error: attack 'F': target full needs a differentiable purifier; the {kind} purifier has none (adp, reinject and " +
+                         "tweedie have one); attack it with BPDA", message.Trim());
+        }
     }
 
     /// <summary>`eval snapshots` measures ADP itself: a variant option there is refused (it used to be accepted and ignored).</summary>

@@ -470,6 +470,34 @@ public class RobustEvaluationTests
             Assert.False(throughAdp.allclose(expected, rtol: 0, atol: 1e-6), $"{spec.Label}: the variant must make a difference here");
         }
         Assert.Contains("reinject sigmas=0.2/0.1", RobustEvaluation.ConfigFingerprint(cfg, "t", "c", "s")["purifier"]);
+
+        // The defense's classification (per-run outcomes) and AutoAttack's clean pass run the variant too: the variant here is
+        // the identity (σ 0 → 0, no steps) and ADP at these settings is loud (σ 1), so both differ from ADP's, and both match
+        // the independent computation.
+        var loud = new PurifierVariant { Kind = PurifierKind.Reinject, ReinjectSigmas = [0.0, 0.0] };
+        var quiet = new PurifierSettings(Sigma: 1.0, Steps: 0);
+        var skipping = new AttackSpec { Name = "skip", Kind = AttackKind.Pgd, Target = AttackTarget.Blind, Epsilon = 0.01, Iterations = 1,
+                                        SkipMisclassified = true };
+        var loudCfg = cfg with { Purifier = quiet, Variant = loud, Runs = 3, Attacks = [natural, skipping] };
+        var loudEval = new RobustEvaluation(loudCfg, data, clf, score, CPU, Directory.CreateTempSubdirectory("adp-variant-loud-").FullName);
+        Assert.True(loudEval.Run());
+        IPurifier Loud() => new ReinjectionPurifier(score, quiet, [0.0, 0.0]);
+        IPurifier Adp() => new AdaptiveStepPurifier(score, quiet);
+        int[] RunsCorrect(IPurifier p)
+        {
+            using var o = new DefendedClassifier(clf, p, 3).Classify(x, Stream(natural, 2, 0));
+            return o.RunPredictions().eq(labels.view(1, -1)).sum(dim: 0).to(ScalarType.Int32).data<int>().ToArray();
+        }
+        Assert.Equal(RunsCorrect(Loud()), loudEval.Progress.Cells[EvaluationProgress.CellKey(natural, 3)].RunsCorrect);
+        Assert.NotEqual(RunsCorrect(Adp()), RunsCorrect(Loud()));
+        long[] Skipped(IPurifier p)
+        {
+            using var o = new DefendedClassifier(clf, p, 3).Classify(x, PerImageSource.For(3, idx, RobustEvaluation.SkipCheckPurpose));
+            var ok = loudCfg.Rules.Select(rule => o.Predict(rule).eq(labels)).Aggregate((a, b) => a.logical_or(b)).data<bool>().ToArray();
+            return idx.Where((_, j) => !ok[j]).ToArray();
+        }
+        Assert.Equal(Skipped(Loud()), loudEval.Progress.Cells[EvaluationProgress.CellKey(skipping, 3)].Skipped.Select(i => (long)i).Order());
+        Assert.NotEqual(Skipped(Adp()), Skipped(Loud()));
     }
 
     /// <summary>ADP's fingerprint and written configuration are what they were before variants could be evaluated (folders

@@ -35,7 +35,9 @@ public static partial class EvalCommands
             using var test = CliSupport.LoadEvaluationSplit(parse, spec, split, validationImages, (cinfo.Path, cinfo.Metadata));
             CliSupport.NoteScoreModelOverlap(test, sinfo.Path, sinfo.Metadata, spec);
             using var subset = test.Take(parse.GetValue(images));
-            var defense = new DefendedClassifier(clf, purifier.Build(parse, net, sinfo.Metadata), parse.GetValue(runs));
+            var variant = purifier.ReadVariant(parse, sinfo.Metadata);
+            var defense = new DefendedClassifier(clf, variant.Create(net, purifier.Read(parse, sinfo.Metadata)), parse.GetValue(runs));
+            string evaluated = variant.Kind == PurifierKind.Adp ? "ADP" : Markup.Escape(variant.Key);
             var bare = CleanEvaluation.Run(clf, subset, 500, device);
             DefendedResult r = null!;
             AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}; classifier {cinfo.Path}; score model {sinfo.Path} ({sinfo.Weights} weights); {defense.Purifier.Describe()}, S={defense.Runs}, seed {parse.GetValue(seed)}"));
@@ -48,9 +50,9 @@ public static partial class EvalCommands
             foreach (var rule in r.Rules)
             {
                 var (lo, hi) = rule.Interval;
-                t.AddRow("ADP", rule.Rule.ToString(), $"{100 * rule.Accuracy:F2}%", $"{100 * lo:F1} – {100 * hi:F1}");
+                t.AddRow(evaluated, rule.Rule.ToString(), $"{100 * rule.Accuracy:F2}%", $"{100 * lo:F1} – {100 * hi:F1}");
             }
-            t.AddRow("ADP", "single run (mean over runs)", $"{100 * r.SingleRunAccuracy:F2}%", "");
+            t.AddRow(evaluated, "single run (mean over runs)", $"{100 * r.SingleRunAccuracy:F2}%", "");
             AnsiConsole.Write(t);
             AnsiConsole.MarkupLine(Markup.Escape($"mean steps per run {r.MeanSteps:F2}; {r.Seconds:F1} s ({r.Images * r.Runs / r.Seconds:F1} purifications/s)"));
             foreach (var rule in r.Rules)

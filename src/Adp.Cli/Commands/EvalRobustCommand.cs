@@ -79,11 +79,10 @@ public static partial class EvalCommands
             {
                 Purifier = purifier.Override(cfgPath is null || parse.GetValue(purifier.Preset) is not null
                     ? PurifierPresets.Get(purifier.PresetName(parse, sinfo.Metadata)) : cfg.Purifier, parse),
-                // The variant likewise: --purifier (and its parameters) when given, else the preset's where the settings come from
-                // a preset, else the config's; ADP is written as none.
-                Variant = purifier.VariantGiven(parse) || cfgPath is null || parse.GetValue(purifier.Preset) is not null
-                    ? purifier.ReadVariant(parse, sinfo.Metadata) is { Kind: not PurifierKind.Adp } v ? v : null
-                    : cfg.Variant,
+                // The variant likewise: the preset's where the settings come from a preset, else the config's, with --purifier and
+                // the variant's parameters over it; ADP is written as none.
+                Variant = purifier.ReadVariant(parse, sinfo.Metadata,
+                    cfgPath is null || parse.GetValue(purifier.Preset) is not null ? null : cfg.EffectiveVariant) is { Kind: not PurifierKind.Adp } v ? v : null,
             };
             purifier.RequireReadBy(parse, cfg.EffectiveVariant);
             cfg.Validate();
@@ -103,7 +102,11 @@ public static partial class EvalCommands
                 ClassifierHash = RobustEvaluation.Sha256(cfg.Classifier), ScoreHash = RobustEvaluation.Sha256(cfg.Score),
             };
             var existing = EvaluationProgress.Load(outDir);
-            existing?.RequireFingerprint(eval.Fingerprint(), outDir);  // before config.json is replaced
+            // Before config.json is replaced. The folder's own config resumes it whatever the presets say today (a preset may have
+            // changed since, e.g. mnist's purifier on 2026-12-01).
+            existing?.RequireFingerprint(eval.Fingerprint(), outDir,
+                $"resume it with --config {Path.Combine(outDir, "config.json")} (its own settings), use another folder, or delete " +
+                $"{EvaluationProgress.PathIn(outDir)} to start over");
             if (existing is not null)
             {
                 var (done, total) = existing.Coverage(cfg);

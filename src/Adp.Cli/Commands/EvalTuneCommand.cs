@@ -64,7 +64,8 @@ public static partial class EvalCommands
                     throw new AdpException($"--steps-grid/--lambda-grid: --purifier {name} reads σ only (T and λ do not apply)");
                 return v;
             }
-            CheckedVariant(null);  // before any model is loaded; again below with the score checkpoint's recommended preset
+            // Before any model is loaded where the command line decides it; again below with the score checkpoint's recommended preset.
+            if (parse.GetResult(purifier.Kind) is { Implicit: false } || parse.GetValue(purifier.Preset) is not null) CheckedVariant(null);
             var sigmasGiven = Grid(sigmaGrid, Num);
             var stepsGiven = Grid(stepsGrid, v => int.Parse(v, CultureInfo.InvariantCulture));
             var lambdasGiven = Grid(lambdaGrid, Num);

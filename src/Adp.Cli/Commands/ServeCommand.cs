@@ -35,7 +35,7 @@ public static class ServeCommand
         var cmd = new Command("serve", "Serve the defended classifier over HTTP: POST /v1/classify and /v1/purify, a web page at /, " +
                                        "/metrics, /healthz, OpenAPI at /openapi/v1.json and /scalar; concurrent requests are purified in batches");
         foreach (var o in new Option[] { classifier, score, runs, rule, urls, maxBatch, maxWait, queue, maxUpload, drain }) cmd.Options.Add(o);
-        // The ADP purifier's settings only (the service runs AdaptiveStepPurifier).
+        // The preset's purifier (ADP or a variant, e.g. mnist's re-injection) unless --purifier names another.
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {

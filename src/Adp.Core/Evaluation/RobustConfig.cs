@@ -201,9 +201,23 @@ public sealed record RobustConfig
     public IPurifier CreatePurifier(TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> score, PurifierSettings? settings = null) =>
         EffectiveVariant.Create(score, settings ?? Purifier);
 
-    /// <summary>The defense's purifier in one line: "ADP " and the settings for ADP (the form reports and fingerprints had
-    /// before variants could be evaluated), else the variant's key and the settings it reads.</summary>
-    public string DescribePurifier() => EffectiveVariant.Kind == PurifierKind.Adp ? "ADP " + Purifier.Describe()
+    /// <summary>The defense's purifier in one line, for reports: "ADP " and the settings for ADP (the form reports had before
+    /// variants could be evaluated), else the variant's key and the settings it reads.</summary>
+    public string DescribePurifier()
+    {
+        var v = EffectiveVariant;
+        return v.Kind switch
+        {
+            PurifierKind.Adp => "ADP " + Purifier.Describe(),
+            PurifierKind.Reinject => $"{v.Key}; ADP {Purifier.DescribeSteps()} at each σ",
+            PurifierKind.Tweedie or PurifierKind.Langevin => $"{v.Key} σ={Purifier.Sigma}",
+            _ => $"{v.Key}; ADP {Purifier.Describe()}",
+        };
+    }
+
+    /// <summary>The purifier's entry of an evaluation's fingerprint: every setting the purifier reads (ADP's settings as
+    /// <see cref="PurifierSettings.Describe"/>, the form written before variants; a variant's key and its canonical settings).</summary>
+    public string PurifierFingerprint() => EffectiveVariant.Kind == PurifierKind.Adp ? Purifier.Describe()
         : $"{EffectiveVariant.Key}; {EffectiveVariant.Canonical(Purifier).Describe()}";
 
     /// <summary>Data set indices this configuration evaluates, ascending.</summary>
@@ -245,7 +259,10 @@ public sealed record RobustConfig
         if (ShardCount > Images) throw new AdpException($"--shard (\"ShardIndex\"/\"ShardCount\" in a config file): {ShardCount} shards for {Images} images leaves empty shards");
         if (StepsCurve.Any(t => t < 0)) throw new AdpException("--steps-curve (\"StepsCurve\" in a config file): expected non-negative step counts");
         Purifier.Validate();
-        Variant?.Validate();
+        if (Variant is not null && !Enum.IsDefined(Variant.Kind))
+            throw new AdpException($"Variant: unknown Kind {Variant.Kind} (expected {string.Join(", ", Enum.GetNames<PurifierKind>())})");
+        try { Variant?.Validate(); }
+        catch (AdpException e) { throw new AdpException($"\"Variant\" in a config file, or {e.Message}", e); }
         if (StepsCurve.Count > 0 && !EffectiveVariant.UsesSteps)
             throw new AdpException($"--steps-curve (\"StepsCurve\" in a config file): the {EffectiveVariant.Kind.ToString().ToLowerInvariant()} purifier takes no ADP steps");
         foreach (var a in AllAttacks()) a.Validate();

@@ -47,7 +47,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         ["data split"] = testSplit,
         ["classifier sha256"] = classifierHash,
         ["score model sha256"] = scoreHash,
-        ["purifier"] = config.EffectiveVariant.Kind == PurifierKind.Adp ? config.Purifier.Describe() : config.DescribePurifier(),
+        ["purifier"] = config.PurifierFingerprint(),
         ["runs"] = config.Runs.ToString(),
         ["decision rules"] = string.Join(",", config.Rules),
         ["resubmissions"] = config.Resubmissions.ToString(),

@@ -18,7 +18,7 @@ public sealed class DifferentiableReinjection(nn.Module<Tensor, Tensor> score, P
 {
     public nn.Module<Tensor, Tensor> Score { get; } = score;
 
-    public string Describe() => $"ADP with re-injection σ = {string.Join(" → ", sigmas)}; each stage {settings.Describe()}";
+    public string Describe() => $"ADP with re-injection σ = {string.Join(" → ", sigmas)}; each stage {settings.DescribeSteps()}";
 
     /// <exception cref="AdpException">no σ.</exception>
     public Tensor Purify(Tensor x, RandomSource random)
@@ -48,8 +48,15 @@ public sealed class DifferentiableTweedie(nn.Module<Tensor, Tensor> score, doubl
         var x0 = x.Plus(random.Randn(x.shape).to(x.dtype).to(x.device).mul(s)).clamp(RootedScalars.IntZero, RootedScalars.IntOne);
         var h = Score.forward(x0);
         Tensor usable;
-        using (no_grad()) usable = TweediePurifier.FiniteRows(h).view(-1, 1, 1, 1);
-        var xhat = x0.Plus(h.nan_to_num(0, 0, 0).mul(s)).clamp(RootedScalars.IntZero, RootedScalars.IntOne);
-        return where(usable, xhat, x0).MoveToOuterDisposeScope();
+        using (no_grad()) usable = TweediePurifier.FiniteRows(h);
+        if (!usable.all().item<bool>())
+        {
+            // A row whose score is not finite keeps x₀; its graph must not run through the network, whose backward pass would
+            // turn the non-finite activations into a NaN gradient (0·∞). The usable rows are recomputed alone.
+            var idx = usable.nonzero().flatten();
+            var stepped = x0.index_select(0, idx).Plus(Score.forward(x0.index_select(0, idx)).mul(s)).clamp(RootedScalars.IntZero, RootedScalars.IntOne);
+            return x0.index_copy(0, idx, stepped).MoveToOuterDisposeScope();
+        }
+        return x0.Plus(h.mul(s)).clamp(RootedScalars.IntZero, RootedScalars.IntOne).MoveToOuterDisposeScope();
     }
 }

@@ -25,6 +25,8 @@ public sealed record PurifierSettings(
         if (!(Tau >= 0) || double.IsInfinity(Tau)) throw new AdpException($"--tau: expected ≥ 0, got {Tau}");
     }
 
-    public string Describe() =>
-        $"σ={Sigma} T={Steps} λ={Lambda} δ={Delta} α∈[{AlphaMin},{AlphaMax}] τ={Tau}{(Faithful ? " faithful" : "")}";
+    public string Describe() => $"σ={Sigma} {DescribeSteps()}";
+
+    /// <summary>The step rule's settings (all but σ), for purifiers that bring their own σ (re-injection's stages).</summary>
+    public string DescribeSteps() => $"T={Steps} λ={Lambda} δ={Delta} α∈[{AlphaMin},{AlphaMax}] τ={Tau}{(Faithful ? " faithful" : "")}";
 }

@@ -66,6 +66,16 @@ public sealed record PurifierVariant
         _ => LangevinSteps,
     };
 
+    /// <summary>The most steps one purification run takes (what <see cref="PurificationResult.StepsTaken"/> counts): T for ADP
+    /// and the gated variant, T per stage for re-injection, 1 for Tweedie, K for Langevin.</summary>
+    public int MaxSteps(PurifierSettings s) => Kind switch
+    {
+        PurifierKind.Adp or PurifierKind.Gated => s.Steps,
+        PurifierKind.Reinject => s.Steps * ReinjectSigmas.Count,
+        PurifierKind.Tweedie => 1,
+        _ => LangevinSteps,
+    };
+
     /// <summary>A canonical one-line name with the variant's parameters (no commas, so it fits a CSV cell): "adp",
     /// "gated threshold=10 sigma=0.1", "reinject sigmas=0.25/0.15/0.05", "tweedie", "langevin steps=1500 level=0.05"
     /// (numbers round-trip). Two variants with the same key purify identically given the same settings.</summary>
@@ -92,9 +102,9 @@ public sealed record PurifierVariant
                     throw new AdpException($"--gate-sigma: expected a finite σ ≥ 0, got {GateSigma}");
                 break;
             case PurifierKind.Reinject:
-                if (ReinjectSigmas.Count == 0 || ReinjectSigmas.Any(s => !(s >= 0) || !double.IsFinite(s)))
+                if (ReinjectSigmas is null || ReinjectSigmas.Count == 0 || ReinjectSigmas.Any(s => !(s >= 0) || !double.IsFinite(s)))
                     throw new AdpException($"--reinject: expected one or more finite σ ≥ 0, got " +
-                                           $"'{string.Join(",", ReinjectSigmas.Select(F))}'");
+                                           $"'{string.Join(",", (ReinjectSigmas ?? []).Select(F))}'");
                 break;
             case PurifierKind.Langevin:
                 if (LangevinSteps < 1) throw new AdpException($"--langevin-steps: expected at least 1, got {LangevinSteps}");

@@ -39,7 +39,7 @@ public sealed class DetectionGatedPurifier(nn.Module<Tensor, Tensor> score, Puri
 /// again, and so on. Step sizes and trajectories of the stages are concatenated.</summary>
 public sealed class ReinjectionPurifier(nn.Module<Tensor, Tensor> score, PurifierSettings settings, IReadOnlyList<double> sigmas) : IPurifier
 {
-    public string Describe() => $"ADP with re-injection σ = {string.Join(" → ", sigmas)}; each stage {settings.Describe()}";
+    public string Describe() => $"ADP with re-injection σ = {string.Join(" → ", sigmas)}; each stage {settings.DescribeSteps()}";
 
     public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)
     {

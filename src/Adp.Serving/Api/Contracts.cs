@@ -3,15 +3,19 @@ using Adp.Serving.Inference;
 
 namespace Adp.Serving.Api;
 
-/// <summary>The defense's settings, as every answer reports them.</summary>
+/// <summary>The defense's settings, as every answer reports them. <c>Variant</c> is the purifier's key ("adp", or e.g.
+/// "reinject sigmas=0.15/0.15", which reads no single σ); <c>MaxSteps</c> the most steps one run takes (re-injection: T per
+/// stage), what a run's steps taken count against.</summary>
 public sealed record SettingsInfo(
     string Preset, string Purifier, double Sigma, int Steps, double Lambda, double Delta, double AlphaMin, double AlphaMax,
-    double Tau, bool Faithful, int Runs, string Rule, string Classifier, string ScoreModel, string Dataset, int[] Shape)
+    double Tau, bool Faithful, int Runs, string Rule, string Classifier, string ScoreModel, string Dataset, int[] Shape,
+    string Variant, int MaxSteps)
 {
     public static SettingsInfo Of(DefenseModels m) => new(
         m.Preset, m.Purifier.Describe(), m.Settings.Sigma, m.Settings.Steps, m.Settings.Lambda, m.Settings.Delta, m.Settings.AlphaMin,
         m.Settings.AlphaMax, m.Settings.Tau, m.Settings.Faithful, m.Runs, m.Rule.ToString(), Path.GetFileName(m.ClassifierInfo.Path),
-        Path.GetFileName(m.ScoreInfo.Path), m.ClassifierInfo.Dataset, [m.Channels, m.ImageSize, m.ImageSize]);
+        Path.GetFileName(m.ScoreInfo.Path), m.ClassifierInfo.Dataset, [m.Channels, m.ImageSize, m.ImageSize], m.Variant.Key,
+        m.Variant.MaxSteps(m.Settings));
 }
 
 /// <summary>POST /v1/classify: the defended label and class name; the decision rule's class probabilities, in the
