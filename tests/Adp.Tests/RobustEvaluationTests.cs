@@ -470,6 +470,16 @@ public class RobustEvaluationTests
             Assert.False(throughAdp.allclose(expected, rtol: 0, atol: 1e-6), $"{spec.Label}: the variant must make a difference here");
         }
         Assert.Contains("reinject sigmas=0.2/0.1", RobustEvaluation.ConfigFingerprint(cfg, "t", "c", "s")["purifier"]);
+        // Sharded and merged: the variant is kept (config and fingerprint) and the outcomes are the unsharded run's.
+        var merged = ShardAndMerge(cfg, data, clf, score, "adp-variant");
+        Assert.Equal(cfg.Variant.Key, merged.Config.Variant?.Key);
+        Assert.Equal(RobustEvaluation.ConfigFingerprint(cfg, "t", "c", "s")["purifier"], merged.Progress.Fingerprint["purifier"]);
+        foreach (var spec in new[] { natural, bpda, full })
+        {
+            CellState a = eval.Progress.Cells[EvaluationProgress.CellKey(spec, 3)], b = merged.Progress.Cells[EvaluationProgress.CellKey(spec, 3)];
+            var pos = b.Positions();
+            foreach (var (rule, lists) in a.Correct) Assert.Equal(lists[0], a.Indices.Select(i => b.Correct[rule][0][pos[i]]));
+        }
 
         // The defense's classification (per-run outcomes) and AutoAttack's clean pass run the variant too: the variant here is
         // the identity (σ 0 → 0, no steps) and ADP at these settings is loud (σ 1), so both differ from ADP's, and both match
