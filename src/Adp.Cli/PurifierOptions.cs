@@ -22,7 +22,10 @@ public sealed class PurifierOptions
     public readonly Option<string?> Kind = new("--purifier") { Description = "adp, gated, reinject, tweedie or langevin (default: the preset's; adp for paper)" };
     public readonly Option<double> GateThreshold = new("--gate-threshold") { Description = "gated: ‖h(x)‖₂ above which the full σ is used", DefaultValueFactory = _ => 10.0 };
     public readonly Option<double> GateSigma = new("--gate-sigma") { Description = "gated: σ for inputs below the threshold", DefaultValueFactory = _ => 0.1 };
-    public readonly Option<string> Reinject = new("--reinject") { Description = "reinject: comma-separated decreasing σs", DefaultValueFactory = _ => "0.25,0.15,0.05" };
+    public readonly Option<string?> Reinject = new("--reinject")
+    {
+        Description = "reinject: comma-separated σs, one ADP stage each (default: the preset's, e.g. mnist's 0.15,0.15; else 0.25,0.15,0.05)",
+    };
     public readonly Option<int> LangevinSteps = new("--langevin-steps") { DefaultValueFactory = _ => 1500 };
     public readonly Option<double> LangevinLevel = new("--langevin-level") { Description = "langevin: σ level of the score s = h/σ", DefaultValueFactory = _ => 0.05 };
 
