@@ -167,9 +167,6 @@ public sealed class PurifierOptions
         if (!variant.UsesSigma && Given(Sigma)) throw new AdpException($"--sigma: --purifier {name} takes its σs from --reinject{from}");
     }
 
-    /// <summary>Whether <c>--purifier</c> or a variant's parameter is given on the command line.</summary>
-    public bool VariantGiven(ParseResult p) => VariantOptions.Any(o => p.GetResult(o) is { Implicit: false });
-
     private static double[] ParseSigmas(string text)
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);

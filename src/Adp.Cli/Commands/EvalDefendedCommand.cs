@@ -37,7 +37,7 @@ public static partial class EvalCommands
             using var subset = test.Take(parse.GetValue(images));
             var variant = purifier.ReadVariant(parse, sinfo.Metadata);
             var defense = new DefendedClassifier(clf, variant.Create(net, purifier.Read(parse, sinfo.Metadata)), parse.GetValue(runs));
-            string evaluated = variant.Kind == PurifierKind.Adp ? "ADP" : Markup.Escape(variant.Key);
+            string evaluated = Markup.Escape(variant.Label);
             var bare = CleanEvaluation.Run(clf, subset, 500, device);
             DefendedResult r = null!;
             AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}; classifier {cinfo.Path}; score model {sinfo.Path} ({sinfo.Weights} weights); {defense.Purifier.Describe()}, S={defense.Runs}, seed {parse.GetValue(seed)}"));

@@ -181,7 +181,7 @@ public static partial class EvalCommands
                 var variant = purifier.ReadVariant(parse, sinfo.Metadata);
                 var purifierBuilt = variant.Create(net, purifier.Read(parse, sinfo.Metadata));
                 description = purifierBuilt.Describe();
-                evaluated = variant.Kind == PurifierKind.Adp ? "ADP" : variant.Key;
+                evaluated = variant.Label;
                 var defense = new DefendedClassifier(clf, purifierBuilt, parse.GetValue(runs));
                 foreach (var rule in rules) correct[rule.ToString()] = new double[n];
                 foreach (var seed in seedList)

@@ -84,7 +84,6 @@ public static partial class EvalCommands
                 Variant = purifier.ReadVariant(parse, sinfo.Metadata,
                     cfgPath is null || parse.GetValue(purifier.Preset) is not null ? null : cfg.EffectiveVariant) is { Kind: not PurifierKind.Adp } v ? v : null,
             };
-            purifier.RequireReadBy(parse, cfg.EffectiveVariant);
             cfg.Validate();
             foreach (var p in clf.parameters()) p.requires_grad_(false);
             foreach (var p in net.parameters()) p.requires_grad_(false);
@@ -153,17 +152,13 @@ public static partial class EvalCommands
         ["finished (UTC)"] = DateTime.UtcNow.ToString("u"),
     };
 
-    /// <summary>What a defended row evaluated: ADP, or the variant's key (e.g. "reinject sigmas=0.15/0.15").</summary>
-    private static string Evaluated(RobustConfig config) =>
-        config.EffectiveVariant.Kind == PurifierKind.Adp ? "ADP" : Markup.Escape(config.EffectiveVariant.Key);
-
     /// <summary>The report's table, protocols, sanity verdicts and notes on the terminal.</summary>
     internal static void PrintReport(RobustReport result, string footer)
     {
         var t = new Table().AddColumns("attack", "evaluated", "rule", "accuracy (mean ± std over seeds)", "95% interval over images",
             "worst of resubmissions", "per-run worst");
         foreach (var r in result.Rows)
-            t.AddRow(Markup.Escape(r.Attack), r.Defended ? Evaluated(result.Config) : "bare", r.Rule, $"{100 * r.Mean:F1}% ± {100 * r.Std:F1}",
+            t.AddRow(Markup.Escape(r.Attack), r.Defended ? Markup.Escape(result.Config.EffectiveVariant.Label) : "bare", r.Rule, $"{100 * r.Mean:F1}% ± {100 * r.Std:F1}",
                 $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1}", r.WorstOfResubmissions is { } w ? $"{100 * w:F1}%" : "–",
                 r.PerRunWorst is { } p ? $"{100 * p:F1}%" : "–");
         AnsiConsole.Write(t);

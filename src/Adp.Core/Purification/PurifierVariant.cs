@@ -131,6 +131,10 @@ public sealed record PurifierVariant
         };
     }
 
+    /// <summary>What a table's "evaluated" column calls it: "ADP", else <see cref="Key"/>.</summary>
+    [JsonIgnore]
+    public string Label => Kind == PurifierKind.Adp ? "ADP" : Key;
+
     /// <summary>Whether <see cref="CreateDifferentiable"/> has a form of this purifier: ADP, re-injection and Tweedie (the
     /// gated variant's per-image σ and Langevin's K = 1,500 steps have none).</summary>
     [JsonIgnore]
