@@ -1,15 +1,18 @@
 #!/bin/bash
 # Runs the carried evaluations of carry/queue.txt in order, with one-thread workers, resumable across sessions.
 #
-#   carry/queue.sh start [WORKERS] [AFTER_PID...]  start WORKERS (default 2) background workers; each waits for the
-#                                                  AFTER_PIDs (jobs started by hand) to end before it takes a job
+#   carry/queue.sh start [WORKERS]                 start WORKERS (default 2) background workers
+#   carry/queue.sh restart [WORKERS]               replace the workers (after editing this script or queue.txt's
+#                                                  format); the running jobs go on and are adopted
 #   carry/queue.sh stop                            stop the workers and their jobs (at the end of the current batch),
 #                                                  then copy every unfinished folder into carry/ (stash)
-#   carry/queue.sh status                          one line per job: done, running, carried or to do
+#   carry/queue.sh status                          one line per job: done, claimed (running, or stopped this
+#                                                  session), carried or to do
 #
 # A line of queue.txt is NAME|CONFIG|EXTRA ARGS: the job `adp eval robust --config CONFIG EXTRA --out $ADP_EVALS/NAME'`
-# (NAME' is NAME with / as -), whose state is carried as carry/NAME. A job is done when carry/NAME/results.json exists
-# (`adp eval robust` writes it only when every cell is computed). Workers take the first job that is neither done nor
+# (NAME' is NAME with / as -), whose state is carried as carry/NAME; with CONFIG empty, `adp EXTRA --out ...` (e.g. an
+# `eval tune` search). A job is done when carry/NAME holds results.json or tune.csv (`adp eval robust` and `eval tune`
+# write them only when every cell or point is computed). Workers take the first job that is neither done nor
 # claimed, so the file's order is the priority. Environment: ADP_BIN (a copy of the Release build, never the build
 # folder itself: jobs must not run DLLs a rebuild replaces; default /work/runs/bin), ADP_EVALS (default /work/evals),
 # ADP_DATA_DIR (default /work/shared/data), QUEUE (default carry/queue.txt).
@@ -19,11 +22,13 @@ evals=${ADP_EVALS:-/work/evals}
 bin=${ADP_BIN:-/work/runs/bin}
 queue=${QUEUE:-$repo/carry/queue.txt}
 claims=$evals/.claims
+mine="queue.sh worker $evals( |\$)"   # this queue's workers (pgrep -f pattern), not another ADP_EVALS's
 export ADP_DATA_DIR=${ADP_DATA_DIR:-/work/shared/data}
 
 entries() { grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$queue"; }
 folder() { echo "$evals/${1//\//-}"; }
-is_done() { [ -e "$repo/carry/$1/results.json" ]; }
+is_done() { [ -e "$repo/carry/$1/results.json" ] || [ -e "$repo/carry/$1/tune.csv" ]; }
+finished() { [ -e "$1/results.json" ] || [ -e "$1/tune.csv" ]; }
 log() { echo "$(date -u '+%F %T') $*" >> "$evals/queue.log"; }
 
 # Copies an unfinished job's folder into carry/ (replacing the older copy) so the next session resumes it.
@@ -34,9 +39,21 @@ stash_one() {
         cp -r "$dir" "$repo/carry/$name.tmp" && rm -rf "$repo/carry/$name" && mv "$repo/carry/$name.tmp" "$repo/carry/$name"
 }
 
+# Bookkeeping when a job ends: a finished folder is copied into carry/ as done, an unfinished one is stashed there.
+conclude() {
+    local name=$1 status=$2 dir; dir=$(folder "$name")
+    if [ "$status" = 0 ] && finished "$dir"; then stash_one "$name" && log "done $name"
+    else log "stopped $name (exit $status; $dir.log)"; stash_one "$name"; fi
+}
+
+# A worker optionally adopts a running job (claim KEY) of an earlier worker first, then takes jobs from the queue.
 worker() {
     cd "$repo" || exit 1
-    for pid in "$@"; do while kill -0 "$pid" 2>/dev/null && [ ! -e "$claims/STOP" ]; do sleep 20; done; done
+    if [ -n "${1:-}" ]; then
+        local key=$1 pid; pid=$(cat "$claims/$key/pid")
+        while kill -0 "$pid" 2>/dev/null; do sleep 20; done
+        conclude "$(cat "$claims/$key/name")" 0   # not our child: its exit status is unknown, the folder tells
+    fi
     while [ ! -e "$claims/STOP" ]; do
         local took=
         while IFS='|' read -r name config args; do
@@ -48,13 +65,14 @@ worker() {
             [ ! -d "$dir" ] && [ -d "carry/$name" ] && cp -r "carry/$name" "$dir"
             log "start $name"
             # shellcheck disable=SC2086  # EXTRA is a list of arguments
-            dotnet "$bin/adp.dll" --threads 1 eval robust --config "$config" $args --out "$dir" > "$dir.log" 2>&1 &
-            echo $! > "$claims/${name//\//-}/pid"
-            if wait $! && [ -e "$dir/results.json" ]; then
-                stash_one "$name" && log "done $name"
+            if [ -n "$config" ]; then
+                dotnet "$bin/adp.dll" --threads 1 eval robust --config "$config" $args --out "$dir" > "$dir.log" 2>&1 &
             else
-                log "stopped $name (exit $?; $dir.log)"; stash_one "$name"
+                dotnet "$bin/adp.dll" --threads 1 $args --out "$dir" > "$dir.log" 2>&1 &
             fi
+            echo $! > "$claims/${name//\//-}/pid"
+            wait $!
+            conclude "$name" $?
             break
         done < <(entries)
         [ -z "$took" ] && break
@@ -62,14 +80,21 @@ worker() {
 }
 
 case "${1:-}" in
-    start)
+    start|restart)
         [ -e "$bin/adp.dll" ] || { echo "queue.sh: $bin/adp.dll not found (copy the Release build there, or set ADP_BIN)" >&2; exit 2; }
-        pgrep -f "queue.sh worker" > /dev/null && { echo "queue.sh: workers are already running (queue.sh stop first)" >&2; exit 2; }
-        n=${2:-2}; shift; shift || true
-        mkdir -p "$evals" && rm -rf "$claims" && mkdir -p "$claims"
-        for _ in $(seq "$n"); do nohup "$0" worker "$@" > /dev/null 2>&1 & sleep 2; done
-        echo "started $n worker(s); log: $evals/queue.log" ;;
-    worker) shift; worker "$@" ;;
+        # restart: new workers (e.g. after editing this script) adopt the running jobs, which go on undisturbed.
+        [ "$1" = restart ] && { pkill -f "$mine"; sleep 1; }
+        pgrep -f "$mine" > /dev/null && { echo "queue.sh: workers are already running (queue.sh restart or stop)" >&2; exit 2; }
+        n=${2:-2}; mkdir -p "$claims" && rm -f "$claims/STOP"
+        adopted=()
+        for c in "$claims"/*/; do
+            [ -d "$c" ] || continue
+            if [ -e "$c/pid" ] && kill -0 "$(cat "$c/pid")" 2>/dev/null; then adopted+=("$(basename "$c")"); else rm -rf "$c"; fi
+        done
+        for key in "${adopted[@]}"; do nohup "$0" worker "$evals" "$key" > /dev/null 2>&1 & sleep 1; done
+        for _ in $(seq $((n - ${#adopted[@]}))); do nohup "$0" worker "$evals" > /dev/null 2>&1 & sleep 2; done
+        echo "$n worker(s), ${#adopted[@]} adopting a running job; log: $evals/queue.log" ;;
+    worker) shift 2; worker "$@" ;;   # worker EVALS [KEY]: EVALS names the queue's workers in the process list
     stop)
         mkdir -p "$claims" && touch "$claims/STOP"
         # Only this queue's jobs: other adp processes on the machine are not ours to stop.
@@ -77,8 +102,8 @@ case "${1:-}" in
         for p in $pids; do kill -TERM "$p" 2>/dev/null; done
         echo "waiting for the jobs to finish their current batch..."
         for p in $pids; do while kill -0 "$p" 2>/dev/null; do sleep 10; done; done
-        for _ in $(seq 30); do pgrep -f "queue.sh worker" > /dev/null || break; sleep 2; done
-        pkill -f "queue.sh worker" || true
+        for _ in $(seq 30); do pgrep -f "$mine" > /dev/null || break; sleep 2; done
+        pkill -f "$mine" || true
         for c in "$claims"/*/name; do [ -e "$c" ] && stash_one "$(cat "$c")"; done
         echo "stopped; unfinished folders are in carry/ (commit them)" ;;
     status)
@@ -89,5 +114,5 @@ case "${1:-}" in
             else s="to do"; fi
             printf '%-8s %s\n' "$s" "$name"
         done ;;
-    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
