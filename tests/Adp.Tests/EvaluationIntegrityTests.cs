@@ -286,6 +286,137 @@ public class EvaluationIntegrityTests
         Assert.Equal(Enumerable.Range(0, 8).Average(i => cell.RunsCorrect[i] == 9 ? 1.0 : 0.0), row3.PerRunWorst);
         Assert.True(row3.PerRunWorst <= row3.WorstOfResubmissions + 1e-12);
     }
+
+    /// <summary>A copy of <paramref name="c"/> holding only the images <paramref name="keep"/> accepts (an unfinished cell).</summary>
+    private static CellState Truncate(CellState c, Func<int, bool> keep)
+    {
+        var pos = c.Indices.Select((i, p) => (i, p)).Where(t => keep(t.i)).Select(t => t.p).ToList();
+        return new CellState
+        {
+            Attack = c.Attack, Protocol = c.Protocol, Seed = c.Seed, Seconds = c.Seconds,
+            Indices = pos.Select(p => c.Indices[p]).ToList(),
+            Correct = c.Correct.ToDictionary(kv => kv.Key, kv => kv.Value.Select(l => pos.Select(p => l[p]).ToList()).ToList()),
+            RunsCorrect = c.RunsCorrect.Count > 0 ? pos.Select(p => c.RunsCorrect[p]).ToList() : [],
+        };
+    }
+
+    /// <summary>Mean-softmax accuracy of <paramref name="cells"/> over <paramref name="images"/>, computed from the per-image lists.</summary>
+    private static double Accuracy(IEnumerable<CellState> cells, IReadOnlyList<int> images) => cells.Average(c =>
+    {
+        var pos = c.Positions();
+        return images.Average(i => (double)c.Correct["MeanSoftmax"][0][pos[i]]);
+    });
+
+    [Fact]
+    public void InterimRows_UseTheFinishedSeeds_ElseTheImagesEveryStartedSeedHolds_AndAFinalReportNeverShowsPartOfTheImages()
+    {
+        var s = Tiny(12);
+        var attack = EveryKind[0];
+        var cfg = Config(12, 12, attack) with { Seeds = [0, 1] };
+        var whole = Run(s, cfg, Dir("interim-rows"));
+        var full = cfg.Seeds.Select(seed => whole.Progress.Cells[EvaluationProgress.CellKey(attack, seed)]).ToList();
+        var images = Enumerable.Range(0, 12).ToList();
+        var fp = whole.Progress.Fingerprint;
+        EvaluationProgress With(Func<int, bool> keep0, Func<int, bool> keep1) => new()
+        {
+            Fingerprint = fp,
+            Cells = new() { [EvaluationProgress.CellKey(attack, 0)] = Truncate(full[0], keep0), [EvaluationProgress.CellKey(attack, 1)] = Truncate(full[1], keep1) },
+        };
+        RobustRow Row(RobustReport r) => r.Rows.Single(x => x.Rule == "MeanSoftmax");
+
+        // Seed 0 finished, seed 1 half done: the row is seed 0's over all images.
+        var p1 = With(_ => true, i => i < 6);
+        var r1 = RobustReport.Build(cfg, p1, "d", new(), interim: true);
+        Assert.True(r1.Interim);
+        Assert.Equal((12, 1), (Row(r1).Images, Row(r1).PerSeed.Count));
+        Assert.Equal(Accuracy([full[0]], images), Row(r1).Mean, 12);
+        // No seed finished, overlapping: both seeds over the images both hold (4…7).
+        var p2 = With(i => i < 8, i => i >= 4);
+        var r2 = RobustReport.Build(cfg, p2, "d", new(), interim: true);
+        Assert.Equal((4, 2), (Row(r2).Images, Row(r2).PerSeed.Count));
+        Assert.Equal(Accuracy(full, [4, 5, 6, 7]), Row(r2).Mean, 12);
+        // Disjoint: the seed with more images (seed 1: 6…11).
+        var r3 = RobustReport.Build(cfg, With(i => i < 3, i => i >= 6), "d", new(), interim: true);
+        Assert.Equal((6, 1), (Row(r3).Images, Row(r3).PerSeed.Count));
+        Assert.Equal(Accuracy([full[1]], [6, 7, 8, 9, 10, 11]), Row(r3).Mean, 12);
+        // Without interim, an attack with no finished seed has no row, and a finished evaluation is never interim.
+        Assert.Empty(RobustReport.Build(cfg, p2, "d", new()).Rows);
+        Assert.False(RobustReport.Build(cfg, p2, "d", new()).Interim);
+        Assert.False(RobustReport.Build(cfg, whole.Progress, "d", new(), interim: true).Interim);
+        Assert.True(whole.Progress.Covers(cfg));
+        Assert.False(p1.Covers(cfg));
+    }
+
+    [Fact]
+    public void InterimMerge_ReportsTheShardsSoFar_AndResumingItGivesTheUnshardedResult()
+    {
+        var s = Tiny(12);
+        var attacks = new[] { EveryKind[0], EveryKind[1] };
+        var cfg = Config(12, 12, attacks) with { Seeds = [0, 1] };
+        var whole = Run(s, cfg, Dir("interim-whole"));
+        var shards = new[] { 0, 1 }.Select(k =>
+        {
+            var d = Dir($"interim-shard{k}");
+            var sharded = cfg with { BatchSize = 2, ShardIndex = k, ShardCount = 3 };
+            Run(s, sharded, d);
+            IO.AtomicFile.Write(Path.Combine(d, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(sharded, RobustConfig.Json));
+            return d;
+        }).ToList();
+        Assert.Contains("--interim", Assert.Throws<AdpException>(() => ReportFolder.Merge(shards, Dir("interim-refused"), new())).Message);
+
+        // A shard that has started but finished no batch (config.json, no progress.json) is passed over.
+        var started = Dir("interim-shard2");
+        IO.AtomicFile.Write(Path.Combine(started, "config.json"),
+            System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg with { BatchSize = 2, ShardIndex = 2, ShardCount = 3 }, RobustConfig.Json));
+        Assert.Contains("no progress.json", Assert.Throws<AdpException>(() => ReportFolder.Merge([.. shards, started], Dir("interim-refused2"), new())).Message);
+        var outDir = Dir("interim-merged");
+        var merged = ReportFolder.Merge([.. shards, started], outDir, new(), interim: true);
+        var report = RobustReport.Build(merged.Config, merged.Progress, merged.DataDescription, new(), interim: true);
+        Assert.True(report.Interim);
+        var covered = Enumerable.Range(0, 12).Where(i => i % 3 != 2).ToList();
+        foreach (var spec in attacks)
+        {
+            var row = report.Rows.Single(r => r.Attack == spec.Label && r.Rule == "MeanSoftmax");
+            Assert.Equal((covered.Count, 2), (row.Images, row.PerSeed.Count));
+            var cells = cfg.Seeds.Select(seed => whole.Progress.Cells[EvaluationProgress.CellKey(spec, seed)]);
+            Assert.Equal(Accuracy(cells, covered), row.Mean, 12);
+        }
+        Assert.Contains("Interim, not a result", File.ReadAllText(Path.Combine(outDir, "report.md")));
+        Assert.Contains("\"interim\": true", File.ReadAllText(Path.Combine(outDir, "results.json")));
+
+        // Resumed unsharded, the merged folder computes only the missing images and ends at the unsharded result.
+        var resumed = Run(s, merged.Config, outDir);
+        foreach (var spec in attacks)
+            foreach (var seed in cfg.Seeds)
+            {
+                var key = EvaluationProgress.CellKey(spec, seed);
+                Assert.Equal(PerImage(whole.Progress.Cells[key]), PerImage(resumed.Progress.Cells[key]));
+            }
+        Assert.True(resumed.Progress.Covers(merged.Config));
+    }
+
+    [Fact]
+    public void ReportCommand_OnAnUnfinishedFolder_PrintsAnInterimReport_AndWritesNothing()
+    {
+        var s = Tiny(8);
+        var cfg = Config(8, 8, EveryKind[0]);
+        var dir = Dir("report-unfinished");
+        var done = Run(s, cfg, dir);
+        var key = EvaluationProgress.CellKey(EveryKind[0], 0);
+        var partial = new EvaluationProgress { Fingerprint = done.Progress.Fingerprint, Cells = new() { [key] = Truncate(done.Progress.Cells[key], i => i < 5) } };
+        foreach (var f in Directory.GetFiles(dir)) File.Delete(f);
+        partial.Save(dir);
+        IO.AtomicFile.Write(Path.Combine(dir, "config.json"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg, RobustConfig.Json));
+
+        var (code, output, err) = CliErrorTests.RunAdp("eval", "report", dir);
+        Assert.True(code == 0, err);
+        var flat = string.Join(" ", output.Split('\n').Select(l => l.Trim()));
+        Assert.Contains("unfinished", flat);
+        Assert.Contains("(5 of 8 images, 1 of 1 seeds)", flat);
+        // results.json marks a finished folder (carried job queues rely on it): an unfinished one must not get one.
+        Assert.Equal("config.json,progress.json", string.Join(",", Directory.GetFiles(dir).Select(Path.GetFileName).Order()));
+    }
+
 }
 
 /// <summary>`adp eval compare` and `adp eval replay` (issue #10 items 3 and 5).</summary>
@@ -352,4 +483,5 @@ public class CompareAndReplayTests
         Assert.True(c3 == 0, err3);
         Assert.Contains("MeanSoftmax", out3);
     }
+
 }

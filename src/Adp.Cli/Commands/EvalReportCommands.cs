@@ -13,7 +13,8 @@ public static partial class EvalCommands
     private static Command CreateReport()
     {
         var dirs = new Argument<string[]>("dirs") { Description = "report folders of `adp eval robust`", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("report", "Rebuild a report folder (tables, intervals, sanity checks, plots) from its progress.json; no models needed");
+        var cmd = new Command("report", "Rebuild a report folder (tables, intervals, sanity checks, plots) from its progress.json; no models needed. " +
+                                        "An unfinished folder gets an interim report on the terminal only (its files are left as they are)");
         cmd.Arguments.Add(dirs);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -21,8 +22,14 @@ public static partial class EvalCommands
             {
                 var folder = ReportFolder.Load(dir);
                 var env = new Dictionary<string, string> { ["report rebuilt with adp version"] = IO.Checkpoint.ToolkitVersion };
-                var report = folder.Rewrite(env);
+                // An unfinished folder may be a running job's: writing results.json there would mark it finished.
+                bool finished = folder.Progress.Covers(folder.Config);
+                var report = finished ? folder.Rewrite(env)
+                    : RobustReport.Build(folder.Config, folder.Progress, folder.DataDescription, env, interim: true);
                 AnsiConsole.MarkupLine(Markup.Escape($"{dir}: {folder.DataDescription}"));
+                if (!finished)
+                    AnsiConsole.MarkupLine(Markup.Escape($"{dir}: unfinished — an interim report (each row over the images and seeds evaluated so far), " +
+                                                         $"nothing written; `adp eval robust --config {Path.Combine(dir, "config.json")} --out {dir}` resumes it"));
                 PrintReport(report, $"S={folder.Config.Runs}, {folder.Config.Resubmissions} resubmission(s), seeds {string.Join(",", folder.Config.Seeds)}");
             }
             return 0;
@@ -35,17 +42,26 @@ public static partial class EvalCommands
     {
         var dirs = new Argument<string[]>("dirs") { Description = "shard folders (`adp eval robust --shard K/N`)", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string>("--out") { Description = "folder for the merged report", Required = true };
+        var interim = new Option<bool>("--interim")
+        {
+            Description = "merge shards that are missing or unfinished too: an interim report over the images evaluated so far " +
+                          "(`adp eval robust --config OUT/config.json --out OUT` finishes it unsharded)",
+        };
         var cmd = new Command("merge", "Merge the shard folders of one evaluation into one report; refuses other configurations, overlaps and gaps");
         cmd.Arguments.Add(dirs);
         cmd.Options.Add(output);
+        cmd.Options.Add(interim);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
             var outDir = parse.GetValue(output)!;
             if (File.Exists(EvaluationProgress.PathIn(outDir)))
                 throw new AdpException($"--out {outDir}: already holds a report; choose an empty folder");
-            var merged = ReportFolder.Merge(parse.GetValue(dirs)!, outDir, new Dictionary<string, string> { ["adp version"] = IO.Checkpoint.ToolkitVersion });
-            var report = RobustReport.Build(merged.Config, merged.Progress, merged.DataDescription, new());
-            PrintReport(report, $"merged {parse.GetValue(dirs)!.Length} shard folders → {outDir}");
+            bool partial = parse.GetValue(interim);
+            var merged = ReportFolder.Merge(parse.GetValue(dirs)!, outDir, new Dictionary<string, string> { ["adp version"] = IO.Checkpoint.ToolkitVersion },
+                partial);
+            var report = RobustReport.Build(merged.Config, merged.Progress, merged.DataDescription, new(), partial);
+            PrintReport(report, $"merged {parse.GetValue(dirs)!.Length} shard folders → {outDir}" +
+                                (report.Interim ? " (interim: each row over the images evaluated so far; not a result)" : ""));
             return 0;
         }));
         return cmd;

@@ -159,7 +159,9 @@ public static partial class EvalCommands
             "worst of resubmissions", "per-run worst");
         foreach (var r in result.Rows)
             t.AddRow(Markup.Escape(r.Attack), r.Defended ? Markup.Escape(result.Config.EffectiveVariant.Label) : "bare", r.Rule, $"{100 * r.Mean:F1}% ± {100 * r.Std:F1}",
-                $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1}", r.WorstOfResubmissions is { } w ? $"{100 * w:F1}%" : "–",
+                $"{100 * r.CiLow:F1}–{100 * r.CiHigh:F1}" +
+                (result.Interim ? $" ({r.Images} of {result.Config.ImageIndices().Count} images, {r.PerSeed.Count} of {result.Config.Seeds.Count} seeds)" : ""),
+                r.WorstOfResubmissions is { } w ? $"{100 * w:F1}%" : "–",
                 r.PerRunWorst is { } p ? $"{100 * p:F1}%" : "–");
         AnsiConsole.Write(t);
         foreach (var (label, protocol) in result.Rows.Select(r => (r.Attack, r.Protocol)).Distinct())

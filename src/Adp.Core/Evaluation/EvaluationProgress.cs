@@ -46,6 +46,15 @@ public sealed class EvaluationProgress
 
     public static string PathIn(string dir) => Path.Combine(dir, "progress.json");
 
+    /// <summary>True when every attack × seed cell of <paramref name="config"/> holds every one of its images (its shard's):
+    /// the evaluation is finished.</summary>
+    public bool Covers(RobustConfig config)
+    {
+        var images = config.ImageIndices();
+        return config.AllAttacks().All(spec => config.Seeds.All(seed =>
+            Cells.TryGetValue(CellKey(spec, seed), out var c) && c.Indices.ToHashSet() is var held && images.All(held.Contains)));
+    }
+
     /// <summary>Reads DIR/progress.json, or null when the folder has none. Progress files of the first format (cells
     /// keyed by attack position, images in order) are converted using DIR/config.json.</summary>
     public static EvaluationProgress? Load(string dir)

@@ -30,9 +30,9 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
 
     /// <summary>Rebuilds the report (results.json/csv, report.md, plots) from the stored per-image results, e.g. after a
     /// change of the report's statistics; no model or data is needed.</summary>
-    public RobustReport Rewrite(Dictionary<string, string> environment)
+    public RobustReport Rewrite(Dictionary<string, string> environment, bool interim = false)
     {
-        var report = RobustReport.Build(Config, Progress, DataDescription, environment);
+        var report = RobustReport.Build(Config, Progress, DataDescription, environment, interim);
         report.Write(Dir);
         return report;
     }
@@ -40,12 +40,18 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
     /// <summary>
     /// Combines shard folders (same configuration, models and data; shards K/N of one N) into one folder at
     /// <paramref name="outDir"/> with the report of the unsharded evaluation. Refuses, with one line naming the folder
-    /// and field, fingerprints that differ, image sets that overlap, and images no shard covers.
+    /// and field, fingerprints that differ, image sets that overlap, and images no shard covers. With
+    /// <paramref name="interim"/>, images no folder holds yet (missing or unfinished shards) are allowed: the report is
+    /// interim (<see cref="RobustReport.Interim"/>), and `adp eval robust --config OUT/config.json --out OUT` finishes the
+    /// evaluation unsharded from there.
     /// </summary>
-    public static ReportFolder Merge(IReadOnlyList<string> dirs, string outDir, Dictionary<string, string> environment)
+    public static ReportFolder Merge(IReadOnlyList<string> dirs, string outDir, Dictionary<string, string> environment, bool interim = false)
     {
         if (dirs.Count == 0) throw new AdpException("merge: expected at least one shard folder");
-        var folders = dirs.Select(Load).ToList();
+        // An interim merge passes over shard folders that have started but finished no batch yet (no progress.json).
+        bool NotStarted(string d) => interim && File.Exists(Path.Combine(d, "config.json")) && !File.Exists(EvaluationProgress.PathIn(d));
+        var folders = dirs.Where(d => !NotStarted(d)).Select(Load).ToList();
+        if (folders.Count == 0) throw new AdpException("merge: none of the folders has evaluated anything yet (no progress.json)");
         var first = folders[0];
         foreach (var f in folders.Skip(1))
         {
@@ -79,9 +85,10 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
                     cell.Seconds += c.Seconds;
                 }
                 var missing = wanted.Where(i => !owner.ContainsKey(i)).ToList();
-                if (missing.Count > 0)
+                if (missing.Count > 0 && !interim)
                     throw new AdpException($"merge: {missing.Count} image(s) of '{spec.Label}' seed {seed} are in no shard folder " +
-                                           $"(first: {missing[0]}); a shard is missing or unfinished");
+                                           $"(first: {missing[0]}); a shard is missing or unfinished (--interim merges what is there)");
+                if (parts.Count == 0) continue;
                 var skippedSets = new Dictionary<CellState, HashSet<int>>(ReferenceEqualityComparer.Instance);
                 HashSet<int> skippedOf(CellState c) => skippedSets.TryGetValue(c, out var set) ? set : skippedSets[c] = c.Skipped.ToHashSet();
                 var brokenSets = new Dictionary<CellState, HashSet<int>>(ReferenceEqualityComparer.Instance);
@@ -121,7 +128,7 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
         AtomicFile.Write(Path.Combine(outDir, "config.json"), JsonSerializer.SerializeToUtf8Bytes(whole, RobustConfig.Json));
         var folder = new ReportFolder(outDir, whole, merged, first.DataDescription.Split(" [shard")[0]);
         var env = new Dictionary<string, string>(environment) { ["merged from"] = string.Join(", ", dirs) };
-        folder.Rewrite(env);
+        folder.Rewrite(env, interim);
         return folder;
     }
 

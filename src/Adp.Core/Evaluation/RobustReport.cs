@@ -40,6 +40,9 @@ public sealed class RobustReport
     public Dictionary<int, double> StepsCurve { get; init; } = new();
     /// <summary>attack label → (attack iterations → accuracy under mean softmax, pooled over seeds).</summary>
     public Dictionary<string, SortedDictionary<int, double>> IterationsCurves { get; init; } = new();
+    /// <summary>The evaluation is unfinished (some attack and seed lacks images): the rows cover what was evaluated so far
+    /// (<see cref="RobustRow.Images"/>, <see cref="RobustRow.PerSeed"/>), not the configuration's images and seeds.</summary>
+    public bool Interim { get; init; }
 
     public IEnumerable<SanityCheck> Violations => Checks.Where(c => c.Status == CheckStatus.Violated);
 
@@ -49,19 +52,33 @@ public sealed class RobustReport
     public static RobustReport Build(RobustConfig config, RobustEvaluation eval, ImageDataset data, Dictionary<string, string> environment) =>
         Build(config, eval.Progress, data.Description, environment);
 
-    /// <summary>Builds the report of <paramref name="config"/>'s images (its shard) from stored per-image results.</summary>
-    public static RobustReport Build(RobustConfig config, EvaluationProgress progress, string dataDescription, Dictionary<string, string> environment)
+    /// <summary>
+    /// Builds the report of <paramref name="config"/>'s images (its shard) from stored per-image results. A row covers the
+    /// seeds whose cell holds every image. With <paramref name="interim"/>, an attack with no such seed still gets its rows,
+    /// over the images every started seed holds (else the seed with the most images): the report of an unfinished
+    /// evaluation, marked <see cref="Interim"/>, whose rows name how many images they cover.
+    /// </summary>
+    public static RobustReport Build(RobustConfig config, EvaluationProgress progress, string dataDescription, Dictionary<string, string> environment,
+        bool interim = false)
     {
         var attacks = config.AllAttacks();
-        var wanted = config.ImageIndices();
+        var all = config.ImageIndices();
         var rows = new List<RobustRow>();
         var iterationCurves = new Dictionary<string, SortedDictionary<int, double>>();
         var stepsCurve = new Dictionary<int, List<int>>();
         foreach (var spec in attacks)
         {
-            var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
-                .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
-            if (cells.Count == 0) continue;
+            var started = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
+                .Where(c => c.Indices.Count > 0).ToList();
+            var cells = started.Where(c => all.All(c.Positions().ContainsKey)).ToList();
+            var wanted = all;
+            if (cells.Count == 0 && interim && started.Count > 0)
+            {
+                var common = all.Where(i => started.All(c => c.Positions().ContainsKey(i))).ToList();
+                var most = started.MaxBy(c => all.Count(c.Positions().ContainsKey))!;
+                (cells, wanted) = common.Count > 0 ? (started, common) : ([most], all.Where(most.Positions().ContainsKey).ToList());
+            }
+            if (cells.Count == 0 || wanted.Count == 0) continue;
             var rules = spec.EvaluatesDefense ? config.Rules.Select(r => r.ToString()).ToList() : [RobustEvaluation.BareRule];
             foreach (var rule in rules)
             {
@@ -107,9 +124,9 @@ public sealed class RobustReport
         (int Pairs, int Listed)? Count(AttackSpec spec, Func<CellState, List<int>> list)
         {
             var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
-                .Where(c => wanted.All(c.Positions().ContainsKey)).ToList();
+                .Where(c => all.All(c.Positions().ContainsKey)).ToList();
             return cells.Count == 0 ? null
-                : (wanted.Count * cells.Count, cells.Sum(c => { var set = list(c).ToHashSet(); return wanted.Count(set.Contains); }));
+                : (all.Count * cells.Count, cells.Sum(c => { var set = list(c).ToHashSet(); return all.Count(set.Contains); }));
         }
         foreach (var spec in attacks.Where(a => a.SkipMisclassified))
             if (Count(spec, c => c.Skipped) is (var pairs, var skipped))
@@ -123,7 +140,7 @@ public sealed class RobustReport
         {
             Config = config, DataDescription = dataDescription, Rows = rows, Environment = environment, Fingerprint = progress.Fingerprint,
             Checks = checks, SanityNotes = notes, StepsCurve = stepsCurve.ToDictionary(kv => kv.Key, kv => kv.Value.Average()),
-            IterationsCurves = iterationCurves,
+            IterationsCurves = iterationCurves, Interim = interim && !progress.Covers(config),
         };
     }
 
@@ -234,7 +251,7 @@ public sealed class RobustReport
         Directory.CreateDirectory(dir);
         var json = JsonSerializer.SerializeToUtf8Bytes(new
         {
-            config = Config, data = DataDescription, fingerprint = Fingerprint, rows = Rows, sanity = Checks, sanityNotes = SanityNotes,
+            config = Config, data = DataDescription, interim = Interim, fingerprint = Fingerprint, rows = Rows, sanity = Checks, sanityNotes = SanityNotes,
             stepsCurve = StepsCurve, iterationsCurves = IterationsCurves, environment = Environment,
         }, RobustConfig.Json);
         AtomicFile.Write(Path.Combine(dir, "results.json"), json);
@@ -261,6 +278,9 @@ public sealed class RobustReport
         sb.AppendLine($"# Robustness evaluation: {Config.Dataset}");
         sb.AppendLine();
         sb.AppendLine($"- Data: {DataDescription}{(Config.ShardCount > 1 ? $"; shard {Config.Shard} (images i with i mod {Config.ShardCount} = {Config.ShardIndex})" : "")}");
+        if (Interim)
+            sb.AppendLine($"- **Interim, not a result**: the evaluation is unfinished; each row covers the images and seeds evaluated so far " +
+                          $"(its images column), not all {Config.ImageIndices().Count} images and seeds {string.Join(", ", Config.Seeds)}");
         sb.AppendLine($"- Classifier: `{Config.Classifier}`; score model: `{Config.Score}`");
         sb.AppendLine($"- Defense: {Config.DescribePurifier()}, S = {Config.Runs} runs, resubmissions R = {Config.Resubmissions}");
         sb.AppendLine($"- Seeds: {string.Join(", ", Config.Seeds)}; every random draw for image i comes from a stream keyed by (seed, i, attack, " +
