@@ -30,6 +30,8 @@ folder() { echo "$evals/${1//\//-}"; }
 is_done() { [ -e "$repo/carry/$1/results.json" ] || [ -e "$repo/carry/$1/tune.csv" ]; }
 finished() { [ -e "$1/results.json" ] || [ -e "$1/tune.csv" ]; }
 log() { echo "$(date -u '+%F %T') $*" >> "$evals/queue.log"; }
+# True when PID is still an adp job (not a reused PID of something else).
+is_job() { [ -n "${1:-}" ] && grep -qa "adp.dll" "/proc/$1/cmdline" 2>/dev/null; }
 
 # Copies an unfinished job's folder into carry/ (replacing the older copy) so the next session resumes it.
 stash_one() {
@@ -42,7 +44,8 @@ stash_one() {
 # Bookkeeping when a job ends: a finished folder is copied into carry/ as done, an unfinished one is stashed there.
 conclude() {
     local name=$1 status=$2 dir; dir=$(folder "$name")
-    if [ "$status" = 0 ] && finished "$dir"; then stash_one "$name" && log "done $name"
+    rm -f "$claims/${name//\//-}/pid"
+    if { [ "$status" = 0 ] || [ "$status" = "?" ]; } && finished "$dir"; then stash_one "$name" && log "done $name"
     else log "stopped $name (exit $status; $dir.log)"; stash_one "$name"; fi
 }
 
@@ -51,9 +54,10 @@ worker() {
     cd "$repo" || exit 1
     if [ -n "${1:-}" ]; then
         local key=$1 pid; pid=$(cat "$claims/$key/pid")
-        while kill -0 "$pid" 2>/dev/null; do sleep 20; done
-        conclude "$(cat "$claims/$key/name")" 0   # not our child: its exit status is unknown, the folder tells
+        while is_job "$pid"; do sleep 20; done
+        conclude "$(cat "$claims/$key/name")" "?"   # not our child: its exit status is unknown, the folder tells
     fi
+    local failures=0
     while [ ! -e "$claims/STOP" ]; do
         local took=
         while IFS='|' read -r name config args; do
@@ -62,17 +66,25 @@ worker() {
             echo "$name" > "$claims/${name//\//-}/name"
             took=1
             local dir; dir=$(folder "$name")
-            [ ! -d "$dir" ] && [ -d "carry/$name" ] && cp -r "carry/$name" "$dir"
+            # carry/ is the authority: every job's end stashes its folder there, so a working copy left from an
+            # earlier session is never newer (and may be older, where carry/ came from another machine).
+            if [ -d "carry/$name" ]; then rm -rf "$dir" && cp -r "carry/$name" "$dir"; fi
             log "start $name"
-            # shellcheck disable=SC2086  # EXTRA is a list of arguments
+            local -a argv; read -r -a argv <<< "$args"   # EXTRA ARGS split into words, never globbed
             if [ -n "$config" ]; then
-                dotnet "$bin/adp.dll" --threads 1 eval robust --config "$config" $args --out "$dir" > "$dir.log" 2>&1 &
+                dotnet "$bin/adp.dll" --threads 1 eval robust --config "$config" "${argv[@]}" --out "$dir" > "$dir.log" 2>&1 &
             else
-                dotnet "$bin/adp.dll" --threads 1 $args --out "$dir" > "$dir.log" 2>&1 &
+                dotnet "$bin/adp.dll" --threads 1 "${argv[@]}" --out "$dir" > "$dir.log" 2>&1 &
             fi
-            echo $! > "$claims/${name//\//-}/pid"
-            wait $!
-            conclude "$name" $?
+            local pid=$! started=$SECONDS
+            echo "$pid" > "$claims/${name//\//-}/pid"
+            [ -e "$claims/STOP" ] && kill -TERM "$pid"   # stop ran while this job was being set up
+            wait "$pid"
+            local status=$?
+            conclude "$name" "$status"
+            # A job that fails at once (bad binary, data, config) three times running: stop rather than claim the queue.
+            if [ "$status" != 0 ] && [ $((SECONDS - started)) -lt 60 ]; then failures=$((failures + 1)); else failures=0; fi
+            [ "$failures" -ge 3 ] && { log "worker stops: three jobs in a row failed within a minute"; exit 1; }
             break
         done < <(entries)
         [ -z "$took" ] && break
@@ -82,6 +94,8 @@ worker() {
 case "${1:-}" in
     start|restart)
         [ -e "$bin/adp.dll" ] || { echo "queue.sh: $bin/adp.dll not found (copy the Release build there, or set ADP_BIN)" >&2; exit 2; }
+        # Without it MNIST and Fashion-MNIST would silently fall back to the embedded first 1,000 test images.
+        [ -d "$ADP_DATA_DIR" ] || { echo "queue.sh: ADP_DATA_DIR $ADP_DATA_DIR is not a folder (set it to the data directory)" >&2; exit 2; }
         # restart: new workers (e.g. after editing this script) adopt the running jobs, which go on undisturbed.
         [ "$1" = restart ] && { pkill -f "$mine"; sleep 1; }
         pgrep -f "$mine" > /dev/null && { echo "queue.sh: workers are already running (queue.sh restart or stop)" >&2; exit 2; }
@@ -89,7 +103,7 @@ case "${1:-}" in
         adopted=()
         for c in "$claims"/*/; do
             [ -d "$c" ] || continue
-            if [ -e "$c/pid" ] && kill -0 "$(cat "$c/pid")" 2>/dev/null; then adopted+=("$(basename "$c")"); else rm -rf "$c"; fi
+            if [ -e "$c/pid" ] && is_job "$(cat "$c/pid")"; then adopted+=("$(basename "$c")"); else rm -rf "$c"; fi
         done
         for key in "${adopted[@]}"; do nohup "$0" worker "$evals" "$key" > /dev/null 2>&1 & sleep 1; done
         for _ in $(seq $((n - ${#adopted[@]}))); do nohup "$0" worker "$evals" > /dev/null 2>&1 & sleep 2; done
@@ -97,13 +111,18 @@ case "${1:-}" in
     worker) shift 2; worker "$@" ;;   # worker EVALS [KEY]: EVALS names the queue's workers in the process list
     stop)
         mkdir -p "$claims" && touch "$claims/STOP"
-        # Only this queue's jobs: other adp processes on the machine are not ours to stop.
-        pids=$(cat "$claims"/*/pid 2>/dev/null)
-        for p in $pids; do kill -TERM "$p" 2>/dev/null; done
+        # Only this queue's jobs: other adp processes on the machine are not ours to stop. The workers stash each job's
+        # folder when it ends and then see STOP and exit; wait for that (a job may take minutes to finish its batch).
         echo "waiting for the jobs to finish their current batch..."
-        for p in $pids; do while kill -0 "$p" 2>/dev/null; do sleep 10; done; done
-        for _ in $(seq 30); do pgrep -f "$mine" > /dev/null || break; sleep 2; done
-        pkill -f "$mine" || true
+        declare -A termed=()
+        while pgrep -f "$mine" > /dev/null; do
+            for f in "$claims"/*/pid; do
+                [ -e "$f" ] || continue
+                p=$(cat "$f")
+                if [ -z "${termed[$p]:-}" ] && is_job "$p"; then kill -TERM "$p"; termed[$p]=1; fi
+            done
+            sleep 5
+        done
         for c in "$claims"/*/name; do [ -e "$c" ] && stash_one "$(cat "$c")"; done
         echo "stopped; unfinished folders are in carry/ (commit them)" ;;
     status)

@@ -297,6 +297,9 @@ public class EvaluationIntegrityTests
             Indices = pos.Select(p => c.Indices[p]).ToList(),
             Correct = c.Correct.ToDictionary(kv => kv.Key, kv => kv.Value.Select(l => pos.Select(p => l[p]).ToList()).ToList()),
             RunsCorrect = c.RunsCorrect.Count > 0 ? pos.Select(p => c.RunsCorrect[p]).ToList() : [],
+            IterationsCurve = c.IterationsCurve.ToDictionary(kv => kv.Key, kv => pos.Select(p => kv.Value[p]).ToList()),
+            StepsCurve = c.StepsCurve.ToDictionary(kv => kv.Key, kv => pos.Select(p => kv.Value[p]).ToList()),
+            Skipped = c.Skipped.Where(keep).ToList(), BrokenEarlier = c.BrokenEarlier.Where(keep).ToList(),
         };
     }
 
@@ -311,11 +314,14 @@ public class EvaluationIntegrityTests
     public void InterimRows_UseTheFinishedSeeds_ElseTheImagesEveryStartedSeedHolds_AndAFinalReportNeverShowsPartOfTheImages()
     {
         var s = Tiny(12);
-        var attack = EveryKind[0];
-        var cfg = Config(12, 12, attack) with { Seeds = [0, 1] };
+        // A blind PGD on the images the defense gets right: its skipped-images note must count the row's images only.
+        var attack = EveryKind[1] with { SkipMisclassified = true, IterationsCurve = [0, 2] };
+        var cfg = Config(12, 12, attack) with { Seeds = [0, 1], Purifier = new PurifierSettings(Sigma: 0.5, Steps: 2) };
         var whole = Run(s, cfg, Dir("interim-rows"));
         var full = cfg.Seeds.Select(seed => whole.Progress.Cells[EvaluationProgress.CellKey(attack, seed)]).ToList();
         var images = Enumerable.Range(0, 12).ToList();
+        // The means below tell image sets apart only if outcomes differ between images.
+        Assert.True(full.SelectMany(c => c.Correct["MeanSoftmax"][0]).Distinct().Count() == 2, "outcomes are constant: the test means nothing");
         var fp = whole.Progress.Fingerprint;
         EvaluationProgress With(Func<int, bool> keep0, Func<int, bool> keep1) => new()
         {
@@ -335,6 +341,10 @@ public class EvaluationIntegrityTests
         var r2 = RobustReport.Build(cfg, p2, "d", new(), interim: true);
         Assert.Equal((4, 2), (Row(r2).Images, Row(r2).PerSeed.Count));
         Assert.Equal(Accuracy(full, [4, 5, 6, 7]), Row(r2).Mean, 12);
+        int skipped = full.Sum(c => c.Skipped.Count(i => i is >= 4 and < 8));
+        Assert.Contains(r2.SanityNotes, n => n.Contains($"{skipped} of 8 image-seed pairs were misclassified"));
+        Assert.Equal(full.Average(c => new[] { 4, 5, 6, 7 }.Average(i => (double)c.IterationsCurve[2][c.Positions()[i]])),
+            r2.IterationsCurves[attack.Label][2], 12);
         // Disjoint: the seed with more images (seed 1: 6…11).
         var r3 = RobustReport.Build(cfg, With(i => i < 3, i => i >= 6), "d", new(), interim: true);
         Assert.Equal((6, 1), (Row(r3).Images, Row(r3).PerSeed.Count));
@@ -370,7 +380,8 @@ public class EvaluationIntegrityTests
             System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(cfg with { BatchSize = 2, ShardIndex = 2, ShardCount = 3 }, RobustConfig.Json));
         Assert.Contains("no progress.json", Assert.Throws<AdpException>(() => ReportFolder.Merge([.. shards, started], Dir("interim-refused2"), new())).Message);
         var outDir = Dir("interim-merged");
-        var merged = ReportFolder.Merge([.. shards, started], outDir, new(), interim: true);
+        var absent = Path.Combine(outDir, "..", Path.GetRandomFileName());   // a queued shard whose folder does not exist yet
+        var merged = ReportFolder.Merge([.. shards, started, absent], outDir, new(), interim: true);
         var report = RobustReport.Build(merged.Config, merged.Progress, merged.DataDescription, new(), interim: true);
         Assert.True(report.Interim);
         var covered = Enumerable.Range(0, 12).Where(i => i % 3 != 2).ToList();
@@ -382,7 +393,10 @@ public class EvaluationIntegrityTests
             Assert.Equal(Accuracy(cells, covered), row.Mean, 12);
         }
         Assert.Contains("Interim, not a result", File.ReadAllText(Path.Combine(outDir, "report.md")));
-        Assert.Contains("\"interim\": true", File.ReadAllText(Path.Combine(outDir, "results.json")));
+        Assert.Contains("passed over (nothing evaluated yet)", File.ReadAllText(Path.Combine(outDir, "report.md")));
+        // results.json marks a finished evaluation: an interim report writes interim-results.json instead.
+        Assert.Contains("\"interim\": true", File.ReadAllText(Path.Combine(outDir, "interim-results.json")));
+        Assert.False(File.Exists(Path.Combine(outDir, "results.json")));
 
         // Resumed unsharded, the merged folder computes only the missing images and ends at the unsharded result.
         var resumed = Run(s, merged.Config, outDir);
@@ -393,6 +407,9 @@ public class EvaluationIntegrityTests
                 Assert.Equal(PerImage(whole.Progress.Cells[key]), PerImage(resumed.Progress.Cells[key]));
             }
         Assert.True(resumed.Progress.Covers(merged.Config));
+        RobustReport.Build(merged.Config, resumed.Progress, "d", new(), interim: true).Write(outDir);
+        Assert.Contains("\"interim\": false", File.ReadAllText(Path.Combine(outDir, "results.json")));
+        Assert.False(File.Exists(Path.Combine(outDir, "interim-results.json")));
     }
 
     [Fact]

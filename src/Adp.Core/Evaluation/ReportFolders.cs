@@ -48,9 +48,9 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
     public static ReportFolder Merge(IReadOnlyList<string> dirs, string outDir, Dictionary<string, string> environment, bool interim = false)
     {
         if (dirs.Count == 0) throw new AdpException("merge: expected at least one shard folder");
-        // An interim merge passes over shard folders that have started but finished no batch yet (no progress.json).
-        bool NotStarted(string d) => interim && File.Exists(Path.Combine(d, "config.json")) && !File.Exists(EvaluationProgress.PathIn(d));
-        var folders = dirs.Where(d => !NotStarted(d)).Select(Load).ToList();
+        // An interim merge passes over shard folders not started yet: absent, or with no finished batch (no progress.json).
+        var passedOver = interim ? dirs.Where(d => !File.Exists(EvaluationProgress.PathIn(d))).ToList() : [];
+        var folders = dirs.Where(d => !passedOver.Contains(d)).Select(Load).ToList();
         if (folders.Count == 0) throw new AdpException("merge: none of the folders has evaluated anything yet (no progress.json)");
         var first = folders[0];
         foreach (var f in folders.Skip(1))
@@ -127,7 +127,8 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
         merged.Save(outDir);
         AtomicFile.Write(Path.Combine(outDir, "config.json"), JsonSerializer.SerializeToUtf8Bytes(whole, RobustConfig.Json));
         var folder = new ReportFolder(outDir, whole, merged, first.DataDescription.Split(" [shard")[0]);
-        var env = new Dictionary<string, string>(environment) { ["merged from"] = string.Join(", ", dirs) };
+        var env = new Dictionary<string, string>(environment) { ["merged from"] = string.Join(", ", dirs.Where(d => !passedOver.Contains(d))) };
+        if (passedOver.Count > 0) env["passed over (nothing evaluated yet)"] = string.Join(", ", passedOver);
         folder.Rewrite(env, interim);
         return folder;
     }

@@ -66,6 +66,7 @@ public sealed class RobustReport
         var rows = new List<RobustRow>();
         var iterationCurves = new Dictionary<string, SortedDictionary<int, double>>();
         var stepsCurve = new Dictionary<int, List<int>>();
+        var covered = new Dictionary<AttackSpec, (List<CellState> Cells, List<int> Images)>(ReferenceEqualityComparer.Instance);
         foreach (var spec in attacks)
         {
             var started = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
@@ -79,6 +80,7 @@ public sealed class RobustReport
                 (cells, wanted) = common.Count > 0 ? (started, common) : ([most], all.Where(most.Positions().ContainsKey).ToList());
             }
             if (cells.Count == 0 || wanted.Count == 0) continue;
+            covered[spec] = (cells, wanted);
             var rules = spec.EvaluatesDefense ? config.Rules.Select(r => r.ToString()).ToList() : [RobustEvaluation.BareRule];
             foreach (var rule in rules)
             {
@@ -119,15 +121,19 @@ public sealed class RobustReport
                 }
             }
         }
+        bool isInterim = interim && !progress.Covers(config);
         var (checks, notes) = Check(rows, attacks);
-        // (image-seed pairs of the attack's complete cells, how many of them a cell's index list names), or null when none is complete.
-        (int Pairs, int Listed)? Count(AttackSpec spec, Func<CellState, List<int>> list)
+        if (isInterim)
         {
-            var cells = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
-                .Where(c => all.All(c.Positions().ContainsKey)).ToList();
-            return cells.Count == 0 ? null
-                : (all.Count * cells.Count, cells.Sum(c => { var set = list(c).ToHashSet(); return all.Count(set.Contains); }));
+            // Rows of an interim report may cover different images and seeds: a comparison between them is no verdict.
+            checks = checks.Select(c => c.Status == CheckStatus.Violated
+                ? c with { Status = CheckStatus.NotRun, Detail = "interim report, rows over different images: " + c.Detail } : c).ToList();
         }
+        // (image-seed pairs of the attack's row, how many of them a cell's index list names), or null when it has no row.
+        (int Pairs, int Listed)? Count(AttackSpec spec, Func<CellState, List<int>> list) =>
+            covered.TryGetValue(spec, out var cov)
+                ? (cov.Images.Count * cov.Cells.Count, cov.Cells.Sum(c => { var set = list(c).ToHashSet(); return cov.Images.Count(set.Contains); }))
+                : null;
         foreach (var spec in attacks.Where(a => a.SkipMisclassified))
             if (Count(spec, c => c.Skipped) is (var pairs, var skipped))
                 notes.Add($"'{spec.Label}' attacked only the images classified correctly on clean input ({(spec.EvaluatesDefense ? $"the defense, S = {config.Runs}, under at least one rule" : "the bare classifier")}); " +
@@ -140,7 +146,7 @@ public sealed class RobustReport
         {
             Config = config, DataDescription = dataDescription, Rows = rows, Environment = environment, Fingerprint = progress.Fingerprint,
             Checks = checks, SanityNotes = notes, StepsCurve = stepsCurve.ToDictionary(kv => kv.Key, kv => kv.Value.Average()),
-            IterationsCurves = iterationCurves, Interim = interim && !progress.Covers(config),
+            IterationsCurves = iterationCurves, Interim = isInterim,
         };
     }
 
@@ -246,15 +252,21 @@ public sealed class RobustReport
     /// <summary>Inversions inside the intervals and other notes of <see cref="Check"/>.</summary>
     public static List<string> Notes(List<RobustRow> rows) => Check(rows).Notes;
 
+    /// <summary>Writes results.json, results.csv, report.md, plots and example grids into <paramref name="dir"/>. An
+    /// <see cref="Interim"/> report writes interim-results.json and interim-results.csv instead: results.json marks a
+    /// finished evaluation (job queues and readers rely on it), and a final report removes the interim files.</summary>
     public void Write(string dir, RobustEvaluation? eval = null)
     {
         Directory.CreateDirectory(dir);
+        string resultsJson = Interim ? "interim-results.json" : "results.json", resultsCsv = Interim ? "interim-results.csv" : "results.csv";
+        if (!Interim)
+            foreach (var stale in new[] { "interim-results.json", "interim-results.csv" }) File.Delete(Path.Combine(dir, stale));
         var json = JsonSerializer.SerializeToUtf8Bytes(new
         {
             config = Config, data = DataDescription, interim = Interim, fingerprint = Fingerprint, rows = Rows, sanity = Checks, sanityNotes = SanityNotes,
             stepsCurve = StepsCurve, iterationsCurves = IterationsCurves, environment = Environment,
         }, RobustConfig.Json);
-        AtomicFile.Write(Path.Combine(dir, "results.json"), json);
+        AtomicFile.Write(Path.Combine(dir, resultsJson), json);
 
         var csv = new StringBuilder("attack,protocol,defended,epsilon,rule,mean_accuracy,std_over_seeds,seeds,images,ci95_low,ci95_high,ci95_method," +
                                     "worst_of_resubmissions,per_run_worst,seconds\n");
@@ -262,7 +274,7 @@ public sealed class RobustReport
             csv.AppendLine(string.Join(",", Quote(r.Attack), Quote(r.Protocol), r.Defended, F(r.Epsilon), r.Rule, F(r.Mean), F(r.Std), r.PerSeed.Count,
                 r.Images, F(r.CiLow), F(r.CiHigh), Quote(r.IntervalMethod), r.WorstOfResubmissions is { } w ? F(w) : "",
                 r.PerRunWorst is { } p ? F(p) : "", F(r.Seconds)));
-        AtomicFile.Write(Path.Combine(dir, "results.csv"), Encoding.UTF8.GetBytes(csv.ToString()));
+        AtomicFile.Write(Path.Combine(dir, resultsCsv), Encoding.UTF8.GetBytes(csv.ToString()));
         AtomicFile.Write(Path.Combine(dir, "report.md"), Encoding.UTF8.GetBytes(Markdown()));
         WritePlots(dir);
         foreach (var (label, (clean, adv, purified)) in eval?.Examples ?? [])
