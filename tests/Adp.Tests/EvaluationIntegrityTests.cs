@@ -432,6 +432,16 @@ public class EvaluationIntegrityTests
         Assert.Contains("(5 of 8 images, 1 of 1 seeds)", flat);
         // results.json marks a finished folder (carried job queues rely on it): an unfinished one must not get one.
         Assert.Equal("config.json,progress.json", string.Join(",", Directory.GetFiles(dir).Select(Path.GetFileName).Order()));
+
+        // The same folder as the one shard so far of a merge: refused without --interim (exit 2, naming the option), merged with it.
+        var outDir = Path.Combine(Dir("report-merge"), "m");
+        var (rc, _, rerr) = CliErrorTests.RunAdp("eval", "merge", dir, "--out", outDir);
+        Assert.Equal(2, rc);
+        Assert.Contains("--interim", rerr);
+        var (mc, mout, merr) = CliErrorTests.RunAdp("eval", "merge", dir, "--interim", "--out", outDir);
+        Assert.True(mc == 0, merr);
+        Assert.Contains("(5 of 8 images, 1 of 1 seeds)", string.Join(" ", mout.Split('\n').Select(l => l.Trim())));
+        Assert.True(File.Exists(Path.Combine(outDir, "interim-results.json")) && !File.Exists(Path.Combine(outDir, "results.json")));
     }
 
 }
