@@ -25,7 +25,8 @@ public class ShippedConfigTests
         Assert.NotEmpty(config.Attacks);
     }
 
-    /// <summary>A config named "tuned" runs the data set's tuned preset (settings and variant): when a preset is re-tuned, its configs must follow
+    /// <summary>A config named "tuned" runs the data set's tuned preset (settings and variant), or, named "-adv" too, the preset tuned for
+    /// the adversarially trained classifier where the data set has one (`mnist-adv`): when a preset is re-tuned, its configs must follow
     /// (the evidence table and the ε sweeps would otherwise report an old setting under the new name).</summary>
     public static TheoryData<string> TunedConfigs()
     {
@@ -40,7 +41,9 @@ public class ShippedConfigTests
     public void TunedConfig_HoldsItsDataSetsPreset(string name)
     {
         var config = RobustConfig.Load(Path.Combine(TestEnvironment.RepoRoot, "configs", name));
-        var preset = Purification.PurifierPresets.Preset(config.Dataset);
+        var presets = Purification.PurifierPresets.All;
+        var preset = name.Contains("-adv") && presets.TryGetValue(config.Dataset + "-adv", out var adv) ? adv : presets[config.Dataset];
+        if (name.Contains("-adv")) Assert.Contains("-adv", config.Classifier);
         Assert.Equal(preset.Settings, config.Purifier);
         Assert.Equal(preset.EffectiveVariant.Key, config.EffectiveVariant.Key);  // the variant too (re-injection for MNIST)
     }
