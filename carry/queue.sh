@@ -123,7 +123,10 @@ case "${1:-}" in
             done
             sleep 5
         done
-        for c in "$claims"/*/name; do [ -e "$c" ] && stash_one "$(cat "$c")"; done
+        # Jobs still in the queue only: a finished job whose line was deleted has moved to results/ and is not carried again.
+        for c in "$claims"/*/name; do
+            [ -e "$c" ] && entries | cut -d'|' -f1 | grep -qxF "$(cat "$c")" && stash_one "$(cat "$c")"
+        done
         echo "stopped; unfinished folders are in carry/ (commit them)" ;;
     status)
         entries | while IFS='|' read -r name config args; do
