@@ -27,8 +27,8 @@ export ADP_DATA_DIR=${ADP_DATA_DIR:-/work/shared/data}
 
 entries() { grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$queue"; }
 folder() { echo "$evals/${1//\//-}"; }
-is_done() { [ -e "$repo/carry/$1/results.json" ] || [ -e "$repo/carry/$1/tune.csv" ]; }
-finished() { [ -e "$1/results.json" ] || [ -e "$1/tune.csv" ]; }
+finished() { [ -e "$1/results.json" ] || [ -e "$1/tune.csv" ]; }   # a folder `eval robust` / `eval tune` completed
+is_done() { finished "$repo/carry/$1"; }
 log() { echo "$(date -u '+%F %T') $*" >> "$evals/queue.log"; }
 # True when PID is still an adp job (not a reused PID of something else).
 is_job() { [ -n "${1:-}" ] && grep -qa "adp.dll" "/proc/$1/cmdline" 2>/dev/null; }

@@ -60,7 +60,7 @@ public static partial class EvalCommands
             var merged = ReportFolder.Merge(parse.GetValue(dirs)!, outDir, new Dictionary<string, string> { ["adp version"] = IO.Checkpoint.ToolkitVersion },
                 partial);
             var report = RobustReport.Build(merged.Config, merged.Progress, merged.DataDescription, new(), partial);
-            var passedOver = partial ? parse.GetValue(dirs)!.Where(d => !File.Exists(EvaluationProgress.PathIn(d))).ToList() : [];
+            var passedOver = partial ? ReportFolder.NotStarted(parse.GetValue(dirs)!) : [];
             PrintReport(report, $"merged {parse.GetValue(dirs)!.Length - passedOver.Count} shard folders → {outDir}" +
                                 (report.Interim ? " (interim: each row over the images evaluated so far; not a result)" : "") +
                                 (passedOver.Count > 0 ? $"; passed over, nothing evaluated yet: {string.Join(", ", passedOver)}" : ""));

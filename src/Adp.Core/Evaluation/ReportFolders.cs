@@ -48,8 +48,7 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
     public static ReportFolder Merge(IReadOnlyList<string> dirs, string outDir, Dictionary<string, string> environment, bool interim = false)
     {
         if (dirs.Count == 0) throw new AdpException("merge: expected at least one shard folder");
-        // An interim merge passes over shard folders not started yet: absent, or with no finished batch (no progress.json).
-        var passedOver = interim ? dirs.Where(d => !File.Exists(EvaluationProgress.PathIn(d))).ToList() : [];
+        var passedOver = interim ? NotStarted(dirs) : [];
         var folders = dirs.Where(d => !passedOver.Contains(d)).Select(Load).ToList();
         if (folders.Count == 0) throw new AdpException("merge: none of the folders has evaluated anything yet (no progress.json)");
         var first = folders[0];
@@ -132,6 +131,9 @@ public sealed record ReportFolder(string Dir, RobustConfig Config, EvaluationPro
         folder.Rewrite(env, interim);
         return folder;
     }
+
+    /// <summary>The folders an interim merge passes over: not started yet (absent, or no finished batch: no progress.json).</summary>
+    public static List<string> NotStarted(IEnumerable<string> dirs) => dirs.Where(d => !File.Exists(EvaluationProgress.PathIn(d))).ToList();
 
     private static void Add(Dictionary<int, List<int>> curve, int k, int v)
     {

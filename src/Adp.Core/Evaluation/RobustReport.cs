@@ -71,13 +71,14 @@ public sealed class RobustReport
         {
             var started = config.Seeds.Select(seed => progress.Cells.GetValueOrDefault(EvaluationProgress.CellKey(spec, seed))).OfType<CellState>()
                 .Where(c => c.Indices.Count > 0).ToList();
-            var cells = started.Where(c => all.All(c.Positions().ContainsKey)).ToList();
+            var held = started.ToDictionary(c => c, c => c.Indices.ToHashSet());   // once per cell (CellState: reference equality)
+            var cells = started.Where(c => all.All(held[c].Contains)).ToList();
             var wanted = all;
             if (cells.Count == 0 && interim && started.Count > 0)
             {
-                var common = all.Where(i => started.All(c => c.Positions().ContainsKey(i))).ToList();
-                var most = started.MaxBy(c => all.Count(c.Positions().ContainsKey))!;
-                (cells, wanted) = common.Count > 0 ? (started, common) : ([most], all.Where(most.Positions().ContainsKey).ToList());
+                var common = all.Where(i => started.All(c => held[c].Contains(i))).ToList();
+                var most = started.MaxBy(c => all.Count(held[c].Contains))!;
+                (cells, wanted) = common.Count > 0 ? (started, common) : ([most], all.Where(held[most].Contains).ToList());
             }
             if (cells.Count == 0 || wanted.Count == 0) continue;
             covered[spec] = (cells, wanted);
