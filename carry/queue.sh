@@ -4,8 +4,10 @@
 #   carry/queue.sh start [WORKERS]                 start WORKERS (default 2) background workers
 #   carry/queue.sh restart [WORKERS]               replace the workers (after editing this script or queue.txt's
 #                                                  format); the running jobs go on and are adopted
-#   carry/queue.sh stop                            stop the workers and their jobs (at the end of the current batch),
-#                                                  then copy every unfinished folder into carry/ (stash)
+#   carry/queue.sh stop                            stop the workers and their jobs now (a job's unfinished batch is
+#                                                  lost), then copy every unfinished folder into carry/ (stash)
+#   carry/queue.sh drain [MINUTES]                 the same, but each job is stopped only once it finishes its current
+#                                                  batch (progress.json rewritten), or MINUTES (default 40) have passed
 #   carry/queue.sh status                          one line per job: done, claimed (running, or stopped this
 #                                                  session), carried or to do
 #
@@ -109,17 +111,27 @@ case "${1:-}" in
         for _ in $(seq $((n - ${#adopted[@]}))); do nohup "$0" worker "$evals" > /dev/null 2>&1 & sleep 2; done
         echo "$n worker(s), ${#adopted[@]} adopting a running job; log: $evals/queue.log" ;;
     worker) shift 2; worker "$@" ;;   # worker EVALS [KEY]: EVALS names the queue's workers in the process list
-    stop)
+    stop|drain)
+        # drain: a job's batch in progress is worth up to ~40 min (CIFAR-10 BPDA), so wait for its progress.json to be
+        # rewritten (the batch is stored) before TERM, up to the deadline; stop: TERM at once.
+        deadline=$SECONDS
+        [ "$1" = drain ] && deadline=$((SECONDS + 60 * ${2:-40}))
         mkdir -p "$claims" && touch "$claims/STOP"
         # Only this queue's jobs: other adp processes on the machine are not ours to stop. The workers stash each job's
-        # folder when it ends and then see STOP and exit; wait for that (a job may take minutes to finish its batch).
-        echo "waiting for the jobs to finish their current batch..."
-        declare -A termed=()
+        # folder when it ends and then see STOP and exit; wait for that.
+        [ "$1" = drain ] && echo "waiting for each job to store its current batch (at most ${2:-40} min)..." \
+            || echo "stopping the jobs (their unfinished batches are lost)..."
+        declare -A termed=() baseline=()
         while pgrep -f "$mine" > /dev/null; do
             for f in "$claims"/*/pid; do
                 [ -e "$f" ] || continue
-                p=$(cat "$f")
-                if [ -z "${termed[$p]:-}" ] && is_job "$p"; then kill -TERM "$p"; termed[$p]=1; fi
+                p=$(cat "$f"); d=$(folder "$(cat "$(dirname "$f")/name")")
+                [ -z "${termed[$p]:-}" ] && is_job "$p" || continue
+                m=$(stat -c %y "$d/progress.json" 2>/dev/null || echo 0)
+                [ -z "${baseline[$p]:-}" ] && baseline[$p]=$m
+                if [ "$SECONDS" -ge "$deadline" ] || [ "$m" != "${baseline[$p]}" ]; then
+                    kill -TERM "$p"; termed[$p]=1; log "$1: TERM $(cat "$(dirname "$f")/name")"
+                fi
             done
             sleep 5
         done
@@ -136,5 +148,5 @@ case "${1:-}" in
             else s="to do"; fi
             printf '%-8s %s\n' "$s" "$name"
         done ;;
-    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Adp.Attacks;
+using Adp.Cli.Commands;
 using Adp.Evaluation;
 
 namespace Adp.Tests;
@@ -150,6 +152,33 @@ public class EvalRobustCliTests
             "--attack", first, "--attack", "kind=pgd,target=bare,eps=0.1,iters=2,name=B,after=Z"));
         Assert.Equal(2, refused);
         Assert.Equal("adp: error: attack 'B': After names 'Z', which is not an earlier attack of this configuration", message.Trim());
+    }
+
+    /// <summary>The shipped configurations name attacks as "BPDA+EOT (research code's rule, EOT 15, 40 iters)"; on the command
+    /// line name= and after= could not hold such names (split at the commas). A value in double quotes keeps its commas;
+    /// unquoted values split at commas as before.</summary>
+    [Fact]
+    public void AttackSpec_QuotedValuesKeepTheirCommas_SoAfterCanNameAGeneratedLabel()
+    {
+        const string label = "BPDA+EOT (research code's rule, EOT 15, 40 iters)";
+        var first = EvalCommands.ParseAttack($"kind=pgd,target=bpda,eps=0.3,step=0.075,iters=40,eot=15,name=\"{label}\",random-start=false");
+        Assert.Equal(label, first.Label);
+        Assert.False(first.RandomStart);
+        var second = EvalCommands.ParseAttack($"kind=pgd,target=bpda,eps=0.3,step=0.075,iters=20,eot=15, after = \"{first.Label}\" ,loss=dlr");
+        Assert.Equal(first.Label, second.After);
+        Assert.Equal(AttackLoss.Dlr, second.Loss);                 // the pair after the quoted value is still read
+        var cfg = new RobustConfig { Classifier = "c", Score = "s", Attacks = [first, second] };
+        cfg.Validate();
+        Assert.Equal(first.Id(), cfg.AllAttacks()[1].AfterSpec!.Id());
+
+        Assert.Equal("a, b=c", EvalCommands.ParseAttack("name=\"a, b=c\",kind=none").Name);
+        Assert.Equal("x=y", EvalCommands.ParseAttack("kind=pgd,name=x=y,,").Name);   // unquoted: '=' in a value, empty pairs
+        foreach (var (bad, why) in new[] { ("kind=pgd,name=\"a, b", "no closing double quote"), ("name=\"a\"b,kind=pgd", "expected ',' or the end"),
+                                            ("kind=pgd,iters", "expected key=value pairs, got 'iters'") })
+        {
+            var e = Assert.Throws<AdpException>(() => EvalCommands.ParseAttack(bad));
+            Assert.Contains(why, e.Message);
+        }
     }
 
     [Fact]

@@ -28,7 +28,7 @@ public static partial class EvalCommands
             Description = "an attack: key=value pairs, e.g. kind=pgd,target=bpda,eps=0.3,step=0.075,iters=40,eot=15,random-start=false " +
                           "(kind: none|fgsm|pgd|apgd; target: bare|blind|bpda (research code)|bpda-sign-vote|bpda-mean|bpda-score|full; norm: linf|l2; loss: ce|margin|dlr; " +
                           "skip-misclassified=true attacks only the images classified correctly on clean input, as AutoAttack does; " +
-                          "after=NAME attacks only the images the earlier attack NAME (same norm, ε no larger; a name without commas) left robust " +
+                          "after=NAME attacks only the images the earlier attack NAME (same norm, ε no larger; quote a name with commas: after=\"A, B\") left robust " +
                           "and reports the worst case of both, AutoAttack's cascade); repeatable",
             AllowMultipleArgumentsPerToken = false,
         };
@@ -202,11 +202,9 @@ public static partial class EvalCommands
     public static AttackSpec ParseAttack(string text)
     {
         var spec = new AttackSpec();
-        foreach (var pair in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        foreach (var (key, v) in KeyValuePairs(text))
         {
-            var kv = pair.Split('=', 2);
-            if (kv.Length != 2) throw new AdpException($"--attack '{text}': expected key=value pairs, got '{pair}'");
-            string k = kv[0].ToLowerInvariant(), v = kv[1];
+            string k = key.ToLowerInvariant();
             double D() => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d : throw new AdpException($"--attack: {k} expects a finite number, got '{v}'");
             int I() => int.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i) ? i : throw new AdpException($"--attack: {k} expects an integer, got '{v}'");
             bool B() => bool.TryParse(v, out var b) ? b : throw new AdpException($"--attack: {k} expects true or false, got '{v}'");
@@ -230,5 +228,49 @@ public static partial class EvalCommands
             };
         }
         return spec;
+    }
+
+    /// <summary>Splits an <c>--attack</c> value into key=value pairs at commas. A value may be written in double quotes,
+    /// inside which commas are part of it (<c>after="BPDA+EOT (EOT 15, 40 iters)"</c>: generated attack names hold commas);
+    /// a quoted value holds no double quote itself.</summary>
+    /// <exception cref="AdpException">a pair without '=', an unclosed quote, or text after a closing quote.</exception>
+    internal static List<(string Key, string Value)> KeyValuePairs(string text)
+    {
+        var pairs = new List<(string, string)>();
+        int i = 0;
+        while (i < text.Length)
+        {
+            int comma = text.IndexOf(',', i), eq = text.IndexOf('=', i);
+            if (comma < 0) comma = text.Length;
+            if (eq < 0 || eq > comma)
+            {
+                var piece = text[i..comma].Trim();
+                if (piece.Length > 0) throw new AdpException($"--attack '{text}': expected key=value pairs, got '{piece}'");
+                i = comma + 1;
+                continue;
+            }
+            var key = text[i..eq].Trim();
+            int v = eq + 1;
+            while (v < text.Length && text[v] == ' ') v++;
+            string value;
+            if (v < text.Length && text[v] == '"')
+            {
+                int close = text.IndexOf('"', v + 1);
+                if (close < 0) throw new AdpException($"--attack '{text}': the quoted value of '{key}' has no closing double quote");
+                value = text[(v + 1)..close];
+                int next = close + 1;
+                while (next < text.Length && text[next] == ' ') next++;
+                if (next < text.Length && text[next] != ',')
+                    throw new AdpException($"--attack '{text}': after the closing quote of '{key}' expected ',' or the end");
+                i = next + 1;
+            }
+            else
+            {
+                value = text[(eq + 1)..comma].Trim();
+                i = comma + 1;
+            }
+            pairs.Add((key, value));
+        }
+        return pairs;
     }
 }
