@@ -9,7 +9,7 @@
 #   carry/queue.sh drain [MINUTES]                 the same, but each job is stopped only once it finishes its current
 #                                                  batch (progress.json rewritten), or MINUTES (default 40) have passed
 #   carry/queue.sh status                          one line per job: done, claimed (running, or stopped this
-#                                                  session), carried or to do
+#                                                  session), carried or to do; and the images its log counts
 #
 # A line of queue.txt is NAME|CONFIG|EXTRA ARGS: the job `adp eval robust --config CONFIG EXTRA --out $ADP_EVALS/NAME'`
 # (NAME' is NAME with / as -), whose state is carried as carry/NAME; with CONFIG empty, `adp EXTRA --out ...` (e.g. an
@@ -146,7 +146,9 @@ case "${1:-}" in
             elif [ -e "$claims/${name//\//-}" ]; then s=claimed
             elif [ -d "$repo/carry/$name" ]; then s=carried
             else s="to do"; fi
-            printf '%-8s %s\n' "$s" "$name"
+            # How far a job got, from its log on this machine (the latest "robust N/M images" line of its last run, which counts only what that run computes), where there is one.
+            got=$(grep -ao 'robust [0-9]*/[0-9]* images' "$(folder "$name").log" 2>/dev/null | tail -1 | cut -d' ' -f2)
+            printf '%-8s %s%s\n' "$s" "$name" "${got:+  (its last run: $got images)}"
         done ;;
     *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
