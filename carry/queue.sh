@@ -146,7 +146,8 @@ case "${1:-}" in
             elif [ -e "$claims/${name//\//-}" ]; then s=claimed
             elif [ -d "$repo/carry/$name" ]; then s=carried
             else s="to do"; fi
-            # How far a job got, from its log on this machine (the latest "robust N/M images" line of its last run, which counts only what that run computes), where there is one.
+            # How far a job's last run on this machine got (its log's latest "robust N/M images" line; a resumed run counts
+            # only the images it computes itself).
             got=$(grep -ao 'robust [0-9]*/[0-9]* images' "$(folder "$name").log" 2>/dev/null | tail -1 | cut -d' ' -f2)
             printf '%-8s %s%s\n' "$s" "$name" "${got:+  (its last run: $got images)}"
         done ;;
