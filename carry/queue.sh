@@ -7,7 +7,8 @@
 #   carry/queue.sh stop                            stop the workers and their jobs now (a job's unfinished batch is
 #                                                  lost), then copy every unfinished folder into carry/ (stash)
 #   carry/queue.sh drain [MINUTES]                 the same, but each job is stopped only once it finishes its current
-#                                                  batch (progress.json rewritten), or MINUTES (default 40) have passed
+#                                                  batch (progress.json or tune.json rewritten), or MINUTES (default
+#                                                  40) have passed
 #   carry/queue.sh status                          one line per job: done, claimed (running, or stopped this
 #                                                  session), carried or to do; and the images its log counts
 #
@@ -114,23 +115,30 @@ case "${1:-}" in
     stop|drain)
         # drain: a job's batch in progress is worth up to ~40 min (CIFAR-10 BPDA), so wait for its progress.json to be
         # rewritten (the batch is stored) before TERM, up to the deadline; stop: TERM at once.
+        minutes=${2:-40}
+        [[ $minutes =~ ^[0-9]+$ ]] || { echo "queue.sh: drain MINUTES: expected a whole number of minutes, got '$minutes'" >&2; exit 2; }
         deadline=$SECONDS
-        [ "$1" = drain ] && deadline=$((SECONDS + 60 * ${2:-40}))
+        [ "$1" = drain ] && deadline=$((SECONDS + 60 * minutes))
         mkdir -p "$claims" && touch "$claims/STOP"
         # Only this queue's jobs: other adp processes on the machine are not ours to stop. The workers stash each job's
         # folder when it ends and then see STOP and exit; wait for that.
-        [ "$1" = drain ] && echo "waiting for each job to store its current batch (at most ${2:-40} min)..." \
+        [ "$1" = drain ] && echo "waiting for each job to store its current batch (at most $minutes min)..." \
             || echo "stopping the jobs (their unfinished batches are lost)..."
         declare -A termed=() baseline=()
         while pgrep -f "$mine" > /dev/null; do
             for f in "$claims"/*/pid; do
-                [ -e "$f" ] || continue
-                p=$(cat "$f"); d=$(folder "$(cat "$(dirname "$f")/name")")
-                [ -z "${termed[$p]:-}" ] && is_job "$p" || continue
-                m=$(stat -c %y "$d/progress.json" 2>/dev/null || echo 0)
-                [ -z "${baseline[$p]:-}" ] && baseline[$p]=$m
+                p=$(cat "$f" 2>/dev/null) || continue   # gone: the job ended and its worker concluded it
+                [ -n "$p" ] && [ -z "${termed[$p]:-}" ] && is_job "$p" || continue
+                name=$(cat "$(dirname "$f")/name"); d=$(folder "$name")
+                # A stored batch rewrites progress.json (eval robust) or tune.json (eval tune).
+                m=$(stat -c %y "$d/progress.json" "$d/tune.json" 2>/dev/null | tr '\n' ' ')
+                [ -z "${baseline[$p]+set}" ] && baseline[$p]=$m
+                # Every image computed (log "robust N/M images" with N = M): the job is writing its report and ends by itself.
+                got=$(grep -ao 'robust [0-9]*/[0-9]* images' "$d.log" 2>/dev/null | tail -1 | cut -d' ' -f2)
+                [ -n "$got" ] && [ "${got%/*}" = "${got#*/}" ] && continue
                 if [ "$SECONDS" -ge "$deadline" ] || [ "$m" != "${baseline[$p]}" ]; then
-                    kill -TERM "$p"; termed[$p]=1; log "$1: TERM $(cat "$(dirname "$f")/name")"
+                    # CONT too: a job paused with kill -STOP (e.g. for a test run) would otherwise never see the TERM.
+                    kill -TERM "$p"; kill -CONT "$p"; termed[$p]=1; log "$1: TERM $name"
                 fi
             done
             sleep 5
@@ -151,5 +159,5 @@ case "${1:-}" in
             got=$(grep -ao 'robust [0-9]*/[0-9]* images' "$(folder "$name").log" 2>/dev/null | tail -1 | cut -d' ' -f2)
             printf '%-8s %s%s\n' "$s" "$name" "${got:+  (its last run: $got images)}"
         done ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -147,6 +147,11 @@ public class EvalRobustCliTests
         Assert.False(attacks[0].TryGetProperty("After", out _));        // omitted where not set
         Assert.False(attacks[1].TryGetProperty("AfterSpec", out _));   // the resolved attack is not written
         Assert.Contains("'B' ran after 'A' (AutoAttack's cascade)", File.ReadAllText(Path.Combine(dir, "report.md")));
+        // results.json marks a finished folder (carry/queue.sh), so it is written after the rest of the report.
+        // (Ties allowed: file times are kernel-tick coarse. The plots before it take far longer than a tick.)
+        var files = new DirectoryInfo(dir).GetFiles();
+        var last = files.Single(f => f.Name == "results.json").LastWriteTimeUtc;
+        Assert.All(files, f => Assert.True(f.LastWriteTimeUtc <= last, $"{f.Name} was written after results.json"));
 
         var (refused, _, message) = CliErrorTests.RunAdp(Base(Directory.CreateTempSubdirectory("adp-cli-after-bad-").FullName,
             "--attack", first, "--attack", "kind=pgd,target=bare,eps=0.1,iters=2,name=B,after=Z"));
@@ -172,6 +177,9 @@ public class EvalRobustCliTests
         Assert.Equal(first.Id(), cfg.AllAttacks()[1].AfterSpec!.Id());
 
         Assert.Equal("a, b=c", EvalCommands.ParseAttack("name=\"a, b=c\",kind=none").Name);
+        var two = EvalCommands.ParseAttack("name=\"a, b\",kind=pgd,after=\"c, d\"");   // each quote closes at the next one
+        Assert.Equal(("a, b", "c, d"), (two.Name, two.After));
+        Assert.Equal(("", "e"), (EvalCommands.ParseAttack("kind=pgd,name=\"\"").Name, EvalCommands.ParseAttack("name=\t\"e\"\t,kind=pgd").Name));
         Assert.Equal("x=y", EvalCommands.ParseAttack("kind=pgd,name=x=y,,").Name);   // unquoted: '=' in a value, empty pairs
         foreach (var (bad, why) in new[] { ("kind=pgd,name=\"a, b", "no closing double quote"), ("name=\"a\"b,kind=pgd", "expected ',' or the end"),
                                             ("kind=pgd,iters", "expected key=value pairs, got 'iters'") })

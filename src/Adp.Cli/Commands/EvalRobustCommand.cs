@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Adp.Attacks;
 using Adp.Data;
 using Adp.Evaluation;
@@ -118,6 +119,10 @@ public static partial class EvalCommands
             AnsiConsole.MarkupLine(Markup.Escape($"{subset.Description}{(cfg.ShardCount > 1 ? $", shard {cfg.Shard}" : "")}; {cinfo.Config.Describe()}; " +
                                                  $"{cfg.DescribePurifier()}, S={cfg.Runs}; seeds {string.Join(",", cfg.Seeds)}; report → {outDir}"));
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            // A SIGTERM that comes once every batch is stored (e.g. `carry/queue.sh drain`, timed to a batch's end) must not kill
+            // the process while it writes the report: during the run it cancels (ProgressReporter), after it it is ignored
+            // until the report is written. Registered first, so no gap is left between the two.
+            using var finishReport = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => ctx.Cancel = true);
             bool interrupted = ProgressReporter.Run("robust", 1, (report, token) =>
                 !eval.Run((label, done, total, note) => report(new Training.TrainingProgress(done, total, double.NaN, 0, $"images — {label}, {note}")), token),
                 () => eval.Activity);
@@ -251,7 +256,7 @@ public static partial class EvalCommands
             }
             var key = text[i..eq].Trim();
             int v = eq + 1;
-            while (v < text.Length && text[v] == ' ') v++;
+            while (v < text.Length && char.IsWhiteSpace(text[v]) && text[v] != ',') v++;
             string value;
             if (v < text.Length && text[v] == '"')
             {
@@ -259,7 +264,7 @@ public static partial class EvalCommands
                 if (close < 0) throw new AdpException($"--attack '{text}': the quoted value of '{key}' has no closing double quote");
                 value = text[(v + 1)..close];
                 int next = close + 1;
-                while (next < text.Length && text[next] == ' ') next++;
+                while (next < text.Length && char.IsWhiteSpace(text[next])) next++;
                 if (next < text.Length && text[next] != ',')
                     throw new AdpException($"--attack '{text}': after the closing quote of '{key}' expected ',' or the end");
                 i = next + 1;

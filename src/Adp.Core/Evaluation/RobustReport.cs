@@ -255,7 +255,7 @@ public sealed class RobustReport
 
     /// <summary>Writes results.json, results.csv, report.md, plots and example grids into <paramref name="dir"/>. An
     /// <see cref="Interim"/> report writes interim-results.json and interim-results.csv instead: results.json marks a
-    /// finished evaluation (job queues and readers rely on it), and a final report removes the interim files.</summary>
+    /// finished evaluation (job queues and readers rely on it), so it is written last, and a final report removes the interim files.</summary>
     public void Write(string dir, RobustEvaluation? eval = null)
     {
         Directory.CreateDirectory(dir);
@@ -267,7 +267,6 @@ public sealed class RobustReport
             config = Config, data = DataDescription, interim = Interim, fingerprint = Fingerprint, rows = Rows, sanity = Checks, sanityNotes = SanityNotes,
             stepsCurve = StepsCurve, iterationsCurves = IterationsCurves, environment = Environment,
         }, RobustConfig.Json);
-        AtomicFile.Write(Path.Combine(dir, resultsJson), json);
 
         var csv = new StringBuilder("attack,protocol,defended,epsilon,rule,mean_accuracy,std_over_seeds,seeds,images,ci95_low,ci95_high,ci95_method," +
                                     "worst_of_resubmissions,per_run_worst,seconds\n");
@@ -283,6 +282,8 @@ public sealed class RobustReport
                 [Enumerable.Range(0, (int)clean.shape[0]).Select(i => clean[i]).ToList(),
                  Enumerable.Range(0, (int)adv.shape[0]).Select(i => adv[i]).ToList(),
                  Enumerable.Range(0, (int)purified.shape[0]).Select(i => purified[i]).ToList()], 2);
+        // Last: results.json marks a finished folder (carry/queue.sh, scripts), so it must not precede the rest of the report.
+        AtomicFile.Write(Path.Combine(dir, resultsJson), json);
     }
 
     public string Markdown()

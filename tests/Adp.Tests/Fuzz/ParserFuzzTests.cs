@@ -236,7 +236,7 @@ public class ParserFuzzTests(ITestOutputHelper output)
         "pgd", "fgsm", "apgd", "none", "blind", "bare", "bpda", "bpda-mean", "bpda-score", "bpda-sign-vote", "full", "linf", "l2",
         "ce", "margin", "dlr", "true", "false", "0", "1", "-1", "0.3", "NaN", "Infinity", "-Infinity", "1e400", "-0", "2147483647",
         "2147483648", "-2147483648", "99", "7", "0x10", "", " ", "=", "1,5", "é", "\u0000", "ＰＧＤ", "１", "٣",
-        "\"", "\"a, b\"", "\"pgd\"", " \"x\" ", "\"a\"b",   // quoted values (commas inside, unclosed, text after the quote)
+        "\"", "\"\"", "\"a, b\"", "\"pgd\"", " \"x\" ", "\t\"x\"", "\"a\"b",   // quoted values (commas inside, unclosed, text after the quote)
     ];
 
     private static readonly Gen<byte[]> SpecFromScratch = Gen.Select(Gen.OneOf(SpecKeys), Gen.OneOf(SpecValues), Gen.Int[0, 9])

@@ -297,6 +297,8 @@ public static class SeedCorpus
             "kind=pgd,target=bpda-score,eps=0.03137,iters=20,eot=4,best=true",
             "kind=pgd,target=bpda-sign-vote,eps=8e-3,iters=5",
             "name=PGD (bpda-mean),kind=pgd,target=bpda-mean,eps=0.3,loss=cw",
+            "kind=pgd,target=bare,eps=0.3,name=\"PGD (EOT 1, 2 iters)\",iters=2",
+            "kind=apgd,target=bare,eps=0.3,loss=dlr , name = \"\" ,restarts=1",
         ];
         return specs.Select((s, i) => ($"spec-{i}.txt", Encoding.UTF8.GetBytes(s))).ToDictionary(p => p.Item1, p => p.Item2);
     }
