@@ -36,8 +36,12 @@ public static class DifferentiableBenchmarks
         // The preset's purifier (e.g. mnist's re-injection); checkpointing=false applies to plain ADP.
         if (!checkpointing && preset.EffectiveVariant.Kind != PurifierKind.Adp)
             throw new AdpException($"checkpointing=false: applies to a plain ADP preset; this one runs {preset.EffectiveVariant.Key}");
+        // chunk=N: images per network call (default AdaptiveStepPurifier.ChunkFor the network); plain ADP presets only.
+        int chunk = int.Parse(kv.GetValueOrDefault("chunk", AdaptiveStepPurifier.ChunkFor(net).ToString()));
+        if (kv.ContainsKey("chunk") && preset.EffectiveVariant.Kind != PurifierKind.Adp)
+            throw new AdpException($"chunk=: applies to a plain ADP preset; this one runs {preset.EffectiveVariant.Key}");
         IDifferentiablePurifier purifier = preset.EffectiveVariant.Kind == PurifierKind.Adp
-            ? new DifferentiablePurifier(net, settings) { Checkpointing = checkpointing }
+            ? new DifferentiablePurifier(net, settings) { Checkpointing = checkpointing, Chunk = chunk }
             : preset.EffectiveVariant.CreateDifferentiable(net, settings);
         var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot)
         {
@@ -48,7 +52,7 @@ public static class DifferentiableBenchmarks
         var sw = Stopwatch.StartNew();
         var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
         sw.Stop();
-        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} {purifier.Describe()} batch={batch} " +
+        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} {purifier.Describe()} batch={batch} chunk={chunk} " +
                           $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}{(checkpointing ? "" : ", no checkpointing")}: " +
                           $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB " +
                           $"(before the attack {before:F0} MiB), " +

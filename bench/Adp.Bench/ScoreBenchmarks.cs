@@ -38,17 +38,41 @@ public static class ScoreBenchmarks
     public static void Forward(Dictionary<string, string> kv)
     {
         int ngf = Int(kv, "ngf", 16), batch = Int(kv, "batch", 100), iters = Int(kv, "iters", 10);
+        // size=32 channels=3: the CIFAR-10 shape (default MNIST's 28×28×1)
+        int size = Int(kv, "size", 28), channels = Int(kv, "channels", 1);
         // dtype=bf16: weights and input in bfloat16; layout=nchw: the NCHW layout of the first version
         bool bf16 = kv.GetValueOrDefault("dtype") == "bf16", nchw = kv.GetValueOrDefault("layout") == "nchw";
-        using var net = new Ncsnv2(new ScoreModelConfig(1, 28, ngf, 1.0, 0.01, 10)) { ChannelsLast = !nchw };
+        using var net = new Ncsnv2(new ScoreModelConfig(channels, size, ngf, 1.0, 0.01, 10)) { ChannelsLast = !nchw };
         net.eval();
         using var _ = no_grad();
-        var x = rand(batch, 1, 28, 28);
+        var x = rand(batch, channels, size, size);
         if (bf16) { net.to(ScalarType.BFloat16); x = x.to(ScalarType.BFloat16); }
+        if (kv.TryGetValue("chunks", out var chunkList))
+        {
+            // chunks=8,16,64 rounds=R: `batch` images through the network in chunks of each size, the sizes interleaved round by
+            // round (so machine-load drift hits all alike); the median images/s per chunk size (AdaptiveStepPurifier.NetworkChunk).
+            int[] chunks = chunkList.Split(',').Select(int.Parse).ToArray();
+            int rounds = Int(kv, "rounds", 5);
+            var rates = chunks.ToDictionary(c => c, _ => new List<double>());
+            for (int r = -1; r < rounds; r++)   // round -1 warms every size up
+                foreach (int c in chunks)
+                {
+                    var sw0 = Stopwatch.StartNew();
+                    for (int start = 0; start < batch; start += c) net.forward(x.narrow(0, start, Math.Min(c, batch - start))).Dispose();
+                    if (r >= 0) rates[c].Add(batch / sw0.Elapsed.TotalSeconds);
+                }
+            foreach (int c in chunks)
+            {
+                var sorted = rates[c].OrderBy(v => v).ToList();
+                Console.WriteLine($"score-forward ngf={ngf} {size}x{size}x{channels} chunk={c}: median {sorted[sorted.Count / 2]:F1} images/s " +
+                                  $"(range {sorted[0]:F1}–{sorted[^1]:F1}, {rounds} rounds of {batch} images)");
+            }
+            return;
+        }
         for (int i = 0; i < 2; i++) net.forward(x).Dispose();
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < iters; i++) net.forward(x).Dispose();
-        Console.WriteLine($"score-forward ngf={ngf} batch={batch} {(bf16 ? "bf16" : "fp32")} {(nchw ? "NCHW" : "channels-last")} 28x28x1: {iters * batch / sw.Elapsed.TotalSeconds:F1} images/s");
+        Console.WriteLine($"score-forward ngf={ngf} batch={batch} {(bf16 ? "bf16" : "fp32")} {(nchw ? "NCHW" : "channels-last")} {size}x{size}x{channels}: {iters * batch / sw.Elapsed.TotalSeconds:F1} images/s");
     }
 }
 

@@ -44,12 +44,32 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
 
     public string Describe() => "ADP " + Settings.Describe();
 
-    /// <summary>Images per score-network call. Small chunks keep NCSNv2's activations in cache: at ngf 16 on
-    /// 28×28 a forward pass runs ~445 images/s in chunks of 64 and ~250 in one batch of 1,000 (`adp-bench
-    /// forward batch=N`). Results do not depend on it beyond float rounding. 0 = one call for the whole batch.</summary>
-    public int NetworkChunk { get; init; } = DefaultNetworkChunk;
+    /// <summary>Images per score-network call (default <see cref="ChunkFor"/>). Small chunks keep NCSNv2's activations in cache:
+    /// on one thread beside another job, ngf 16 on 28×28 runs 373 images/s in chunks of 32, 209 in chunks of 64, 141 in 128;
+    /// ngf 32 on 32×32×3 runs 110 in chunks of 16 and 57 in chunks of 64 (docs/BENCHMARKS.md). The network's output is
+    /// bitwise the same for any chunk (checked for the shipped score models), so results do not depend on it. 0 = one call
+    /// for the whole batch.</summary>
+    public int NetworkChunk { get; init; } = ChunkFor(score);
 
+    /// <summary>The chunk used where a score network is not an <see cref="Ncsnv2"/> (its activation size is unknown).</summary>
     public const int DefaultNetworkChunk = 64;
+
+    /// <summary>Bytes of one full-resolution activation tensor (ngf channels) per chunk that the default chunk aims at: the
+    /// fastest measured chunks (32 at ngf 16 on 28×28, 16 at ngf 32 on 32×32) hold 1.6–2 MiB.</summary>
+    public const long ChunkActivationBytes = 2 << 20;
+
+    /// <summary>The default images per network call for <paramref name="score"/>: for NCSNv2 the largest power of two whose
+    /// full-resolution activations (N·ngf·H·W float32) fit in <see cref="ChunkActivationBytes"/>, between 1 and 64
+    /// (ngf 16 at 28×28: 32; ngf 32 at 32×32: 16; the paper's ngf 128 at 32×32: 4); otherwise <see cref="DefaultNetworkChunk"/>.</summary>
+    public static int ChunkFor(nn.Module<Tensor, Tensor> score)
+    {
+        if (score is not Ncsnv2 net) return DefaultNetworkChunk;
+        var c = net.Config;
+        long perImage = (long)c.Ngf * c.ImageSize * c.ImageSize * sizeof(float);
+        int chunk = 1;
+        while (chunk < DefaultNetworkChunk && 2L * chunk * perImage <= ChunkActivationBytes) chunk *= 2;
+        return chunk;
+    }
 
     /// <summary>Purifies with fresh noise drawn from <paramref name="random"/> (one row per image).</summary>
     public PurificationResult Purify(Tensor x, RandomSource random, bool keepTrajectory = false)

@@ -26,7 +26,7 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
 
     /// <summary>Images per network call, also per backward recomputation (so the graph held at once is that of
     /// one chunk); see <see cref="AdaptiveStepPurifier.NetworkChunk"/>.</summary>
-    public int Chunk { get; init; } = AdaptiveStepPurifier.DefaultNetworkChunk;
+    public int Chunk { get; init; } = AdaptiveStepPurifier.ChunkFor(score);
 
     /// <summary>As <see cref="Purify(Tensor, Tensor)"/> with ε = one standard-normal draw of <paramref name="random"/> (what
     /// <see cref="AdaptiveStepPurifier"/> draws).</summary>
