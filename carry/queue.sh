@@ -9,6 +9,8 @@
 #   carry/queue.sh drain [MINUTES]                 the same, but each job is stopped only once it finishes its current
 #                                                  batch (progress.json or tune.json rewritten), or MINUTES (default
 #                                                  40) have passed
+#   carry/queue.sh upgrade NEWBIN                  run a new build: each running job restarts on it right after its
+#                                                  next stored batch (losing seconds, not the batch); later jobs use it
 #   carry/queue.sh status                          one line per job: done, claimed (running, or stopped this
 #                                                  session), carried or to do; and the images its log counts
 #
@@ -39,6 +41,7 @@ is_job() { [ -n "${1:-}" ] && grep -qa "adp.dll" "/proc/$1/cmdline" 2>/dev/null;
 # Copies an unfinished job's folder into carry/ (replacing the older copy) so the next session resumes it.
 stash_one() {
     local name=$1 dir; dir=$(folder "$name")
+    [ -n "$name" ] || return 1   # never carry/ itself
     [ -d "$dir" ] || return 0
     rm -rf "$repo/carry/$name.tmp" && mkdir -p "$(dirname "$repo/carry/$name")" &&
         cp -r "$dir" "$repo/carry/$name.tmp" && rm -rf "$repo/carry/$name" && mv "$repo/carry/$name.tmp" "$repo/carry/$name"
@@ -47,9 +50,12 @@ stash_one() {
 # Bookkeeping when a job ends: a finished folder is copied into carry/ as done, an unfinished one is stashed there.
 conclude() {
     local name=$1 status=$2 dir; dir=$(folder "$name")
+    [ -n "$name" ] || return 1
     rm -f "$claims/${name//\//-}/pid"
     if { [ "$status" = 0 ] || [ "$status" = "?" ]; } && finished "$dir"; then stash_one "$name" && log "done $name"
     else log "stopped $name (exit $status; $dir.log)"; stash_one "$name"; fi
+    # upgrade stopped it to restart it on the new build: release the claim so that a worker takes it up again at once.
+    if [ -e "$claims/${name//\//-}/requeue" ]; then rm -rf "${claims:?}/${name//\//-}"; log "requeued $name"; fi
 }
 
 # A worker optionally adopts a running job (claim KEY) of an earlier worker first, then takes jobs from the queue.
@@ -74,6 +80,7 @@ worker() {
             if [ -d "carry/$name" ]; then rm -rf "$dir" && cp -r "carry/$name" "$dir"; fi
             log "start $name"
             local -a argv; read -r -a argv <<< "$args"   # EXTRA ARGS split into words, never globbed
+            [ -s "$claims/BIN" ] && bin=$(cat "$claims/BIN")   # set by upgrade
             if [ -n "$config" ]; then
                 dotnet "$bin/adp.dll" --threads 1 eval robust --config "$config" "${argv[@]}" --out "$dir" > "$dir.log" 2>&1 &
             else
@@ -102,7 +109,7 @@ case "${1:-}" in
         # restart: new workers (e.g. after editing this script) adopt the running jobs, which go on undisturbed.
         [ "$1" = restart ] && { pkill -f "$mine"; sleep 1; }
         pgrep -f "$mine" > /dev/null && { echo "queue.sh: workers are already running (queue.sh restart or stop)" >&2; exit 2; }
-        n=${2:-2}; mkdir -p "$claims" && rm -f "$claims/STOP"
+        n=${2:-2}; mkdir -p "$claims" && rm -f "$claims/STOP" && echo "$bin" > "$claims/BIN"
         adopted=()
         for c in "$claims"/*/; do
             [ -d "$c" ] || continue
@@ -148,6 +155,28 @@ case "${1:-}" in
             [ -e "$c" ] && entries | cut -d'|' -f1 | grep -qxF "$(cat "$c")" && stash_one "$(cat "$c")"
         done
         echo "stopped; unfinished folders are in carry/ (commit them)" ;;
+    upgrade)
+        # upgrade NEWBIN: later jobs run NEWBIN, and each running job is stopped right after its next stored batch (progress.json
+        # rewritten) and taken up again at once on NEWBIN; it loses only the seconds since that batch. The workers must be
+        # this script's version (restart them first after editing it).
+        new=${2:-}
+        [ -e "$new/adp.dll" ] || { echo "queue.sh: upgrade NEWBIN: $new/adp.dll not found" >&2; exit 2; }
+        [ "$(readlink -f "$new")" != "$(readlink -f "$(cat "$claims/BIN" 2>/dev/null)")" ] || { echo "queue.sh: the jobs already run $new" >&2; exit 2; }
+        echo "$new" > "$claims/BIN.tmp" && mv "$claims/BIN.tmp" "$claims/BIN"
+        declare -A base=()
+        for f in "$claims"/*/pid; do [ -e "$f" ] && base[$f]=$(stat -c %y "$(folder "$(cat "$(dirname "$f")/name")")/progress.json" 2>/dev/null); done
+        echo "waiting for ${#base[@]} running job(s) to store a batch..."
+        while [ ${#base[@]} -gt 0 ]; do
+            for f in "${!base[@]}"; do
+                p=$(cat "$f" 2>/dev/null) && is_job "$p" || { unset "base[$f]"; continue; }   # ended by itself
+                name=$(cat "$(dirname "$f")/name")
+                [ "$(stat -c %y "$(folder "$name")/progress.json" 2>/dev/null)" != "${base[$f]}" ] || continue
+                touch "$(dirname "$f")/requeue" && kill -TERM "$p" && log "upgrade: TERM $name (to restart on $new)"
+                unset "base[$f]"
+            done
+            sleep 3
+        done
+        echo "done: every job runs $new or will at its next start" ;;
     status)
         entries | while IFS='|' read -r name config args; do
             if is_done "$name"; then s=done
@@ -159,5 +188,5 @@ case "${1:-}" in
             got=$(grep -ao 'robust [0-9]*/[0-9]* images' "$(folder "$name").log" 2>/dev/null | tail -1 | cut -d' ' -f2)
             printf '%-8s %s%s\n' "$s" "$name" "${got:+  (its last run: $got images)}"
         done ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
