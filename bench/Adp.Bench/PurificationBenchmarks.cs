@@ -34,7 +34,9 @@ public static class PurificationBenchmarks
         int batch = int.Parse(kv.GetValueOrDefault("batch", "100")), batches = int.Parse(kv.GetValueOrDefault("batches", "2"));
         var (net, info) = ScoreModelFile.Load(score);
         var timed = new TimedScore(net);
-        var purifier = new AdaptiveStepPurifier(timed, new PurifierSettings(Steps: steps));
+        // chunk=N: images per network call (default: what the CLI gets, AdaptiveStepPurifier.ChunkFor the unwrapped network)
+        int chunk = int.Parse(kv.GetValueOrDefault("chunk", AdaptiveStepPurifier.ChunkFor(net).ToString()));
+        var purifier = new AdaptiveStepPurifier(timed, new PurifierSettings(Steps: steps)) { NetworkChunk = chunk };
         nn.Module<Tensor, Tensor> clf = clfPath is null ? new Flatten10() : ClassifierFile.Load(clfPath).Net;
         var defense = new DefendedClassifier(clf, purifier, runs);
         using var test = DatasetLoader.Load(info.Dataset, Split.Test, kv.GetValueOrDefault("data"));
@@ -50,7 +52,7 @@ public static class PurificationBenchmarks
         }
         sw.Stop();
         int inputs = batch * batches;
-        Console.WriteLine($"purification {info.Path} ngf={info.Config.Ngf} S={runs} T={steps} batch={batch}: " +
+        Console.WriteLine($"purification {info.Path} ngf={info.Config.Ngf} S={runs} T={steps} batch={batch} chunk={chunk}: " +
                           $"{inputs / sw.Elapsed.TotalSeconds:F2} defended images/s, {inputs * runs / sw.Elapsed.TotalSeconds:F1} purifications/s, " +
                           $"mean steps {stepsSum / (inputs * runs):F2} of {steps}, network calls {timed.Images / (double)(inputs * runs):F1} per purification, " +
                           $"network time share {timed.Clock.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds:P1}, " +

@@ -44,18 +44,18 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
 
     public string Describe() => "ADP " + Settings.Describe();
 
-    /// <summary>Images per score-network call (default <see cref="ChunkFor"/>). Small chunks keep NCSNv2's activations in cache:
-    /// on one thread beside another job, ngf 16 on 28×28 runs 373 images/s in chunks of 32, 209 in chunks of 64, 141 in 128;
-    /// ngf 32 on 32×32×3 runs 110 in chunks of 16 and 57 in chunks of 64 (docs/BENCHMARKS.md). The network's output is
-    /// bitwise the same for any chunk (checked for the shipped score models), so results do not depend on it. 0 = one call
-    /// for the whole batch.</summary>
+    /// <summary>Images per score-network call (default <see cref="ChunkFor"/>). Chunks bound memory (the backward pass of
+    /// <see cref="DifferentiablePurifier"/> holds one chunk's graph: CIFAR-10 full-gradient peak RSS −38% at 16 against 64)
+    /// and keep activations near the cache; in the real paths their speed differs by less than run-to-run noise
+    /// (docs/BENCHMARKS.md). The network's output is bitwise the same for any chunk (NetworkChunkTests), so results do not
+    /// depend on it. 0 = one call for the whole batch.</summary>
     public int NetworkChunk { get; init; } = ChunkFor(score);
 
     /// <summary>The chunk used where a score network is not an <see cref="Ncsnv2"/> (its activation size is unknown).</summary>
     public const int DefaultNetworkChunk = 64;
 
-    /// <summary>Bytes of one full-resolution activation tensor (ngf channels) per chunk that the default chunk aims at: the
-    /// fastest measured chunks (32 at ngf 16 on 28×28, 16 at ngf 32 on 32×32) hold 1.6–2 MiB.</summary>
+    /// <summary>Bytes of one full-resolution activation tensor (ngf channels) per chunk that the default chunk aims at (the
+    /// network alone ran fastest at 1.6–2 MiB: 32 images at ngf 16 on 28×28, 16 at ngf 32 on 32×32).</summary>
     public const long ChunkActivationBytes = 2 << 20;
 
     /// <summary>The default images per network call for <paramref name="score"/>: for NCSNv2 the largest power of two whose
