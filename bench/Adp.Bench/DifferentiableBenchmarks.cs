@@ -43,10 +43,15 @@ public static class DifferentiableBenchmarks
         IDifferentiablePurifier purifier = preset.EffectiveVariant.Kind == PurifierKind.Adp
             ? new DifferentiablePurifier(net, settings) { Checkpointing = checkpointing, Chunk = chunk }
             : preset.EffectiveVariant.CreateDifferentiable(net, settings);
-        var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot)
+        // rows=N: rows per differentiable purification (default: the model's, the network chunk); rows=8,16,160: interleaved
+        string? rowsArg = kv.GetValueOrDefault("rows");
+        if (rowsArg is not null && rowsArg.Contains(','))
         {
-            BatchCopies = batched, MaxBatch = int.Parse(kv.GetValueOrDefault("rows", "256")),
-        };
+            InterleavedRows(kv, clf, purifier, eot, x, y, rowsArg.Split(',').Select(int.Parse).ToArray());
+            return;
+        }
+        var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot) { BatchCopies = batched };
+        if (rowsArg is not null) model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot) { BatchCopies = batched, MaxBatch = int.Parse(rowsArg) };
         using var g = new Generator(0, CPU);
         double before = PeakRssMiB();
         var sw = Stopwatch.StartNew();
@@ -57,6 +62,41 @@ public static class DifferentiableBenchmarks
                           $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB " +
                           $"(before the attack {before:F0} MiB), " +
                           $"|direction| {dir.norm().item<float>():G3}");
+    }
+
+    /// <summary>rows=8,16,160 rounds=R: the batched EOT gradient with each row limit (rows per differentiable purification;
+    /// rows = batch is one copy at a time), the limits interleaved round by round so that machine-load drift (up to 2× between
+    /// runs minutes apart on the 2-core machines) hits all alike; the median time per image per limit, and the largest
+    /// difference of each direction from the first limit's (the same noise rows, so it should be float32 round-off only).
+    /// Peak memory needs one process per setting (peak RSS only grows), so it is not reported here.</summary>
+    private static void InterleavedRows(Dictionary<string, string> kv, nn.Module<Tensor, Tensor> clf, IDifferentiablePurifier purifier,
+                                        int eot, Tensor x, Tensor y, int[] rowLimits)
+    {
+        int rounds = int.Parse(kv.GetValueOrDefault("rounds", "3"));
+        long batch = x.shape[0];
+        var times = rowLimits.ToDictionary(r => r, _ => new List<double>());
+        var diffs = rowLimits.ToDictionary(r => r, _ => 0.0);
+        Tensor? first = null;
+        for (int round = 0; round < rounds; round++)
+            foreach (int rows in rowLimits)
+            {
+                var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot) { MaxBatch = rows };
+                using var g = new Generator(0, CPU);
+                var sw = Stopwatch.StartNew();
+                var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
+                sw.Stop();
+                times[rows].Add(sw.Elapsed.TotalSeconds / batch);
+                if (first is null) first = dir;
+                else { diffs[rows] = Math.Max(diffs[rows], (dir - first).abs().max().item<float>()); dir.Dispose(); }
+                loss.Dispose();
+            }
+        foreach (int rows in rowLimits)
+        {
+            var sorted = times[rows].OrderBy(v => v).ToList();
+            Console.WriteLine($"full-gradient PGD+EOT iteration EOT={eot} {purifier.Describe()} batch={batch} ≤{rows} rows per purification: " +
+                              $"median {sorted[sorted.Count / 2]:F2} s per image (range {sorted[0]:F2}–{sorted[^1]:F2}, {rounds} rounds), " +
+                              $"max |direction − first| {diffs[rows]:G2} (|first| {first!.norm().item<float>():G3})");
+        }
     }
 
     /// <summary>One forward+backward through the differentiable purifier (batch of test images): time and the

@@ -68,9 +68,12 @@ public class DifferentiablePurifierTests
             var l = Attacks.Losses.PerImage(clf.forward(p.Purify(xr, eps.narrow(0, 2 * j, 2))), y, Attacks.AttackLoss.CrossEntropy);
             expected += autograd.grad([l.sum()], [xr])[0] / eot;
         }
-        foreach (int rows in new[] { 256, 3, 1 })  // all copies at once, chunks that split copies, one row at a time
+        // The default groups rows by the score network's chunk (the default of every attack run from the command line).
+        Assert.Equal(AdaptiveStepPurifier.ChunkFor(net), new Attacks.FullGradientEotModel(clf, p, eot).MaxBatch);
+        foreach (int? rows in new int?[] { null, 256, 3, 1 })  // default, all copies at once, chunks that split copies, one row at a time
         {
-            var model = new Attacks.FullGradientEotModel(clf, p, eot) { MaxBatch = rows };
+            var model = rows is null ? new Attacks.FullGradientEotModel(clf, p, eot)
+                : new Attacks.FullGradientEotModel(clf, p, eot) { MaxBatch = rows.Value };
             var (_, grad) = model.LossAndDirection(x, y, Attacks.AttackLoss.CrossEntropy, Source());
             Assert.True((grad - expected).abs().max().item<double>() < 1e-10, $"rows {rows}");
         }

@@ -248,8 +248,12 @@ public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, I
     public bool BatchCopies { get; init; } = true;
 
     /// <summary>Rows (image copies) per differentiable purification when <see cref="BatchCopies"/>; bounds memory, which
-    /// with per-step checkpointing is about (T + 1) stored iterates per row plus one network chunk's graph.</summary>
-    public int MaxBatch { get; init; } = 256;
+    /// with per-step checkpointing is about (T + 1) stored iterates per row plus one network chunk's graph and the
+    /// classifier's graph of all rows. Default: the score network's chunk (<see cref="AdaptiveStepPurifier.ChunkFor"/>:
+    /// 32 at 28×28 ngf 16, 16 for CIFAR-10 ngf 32), so each purification fills its network calls and no more; larger
+    /// groups were slower (160 rows against 8–32: ~10% on MNIST, ~25% on CIFAR-10, docs/BENCHMARKS.md). The grouping
+    /// changes the gradient only by float32 round-off (each row's noise is fixed by its index).</summary>
+    public int MaxBatch { get; init; } = AdaptiveStepPurifier.ChunkFor(purifier.Score);
 
     /// <summary>Mean loss (N) over n_EOT noise draws and the mean gradient (N×C×H×W) of the per-image loss through the
     /// whole purifier (α and stopping detached). Copy j of image i draws its noise from row j·N + i of

@@ -199,6 +199,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             }
             foreach (var (k, xk) in iterates)
             {
+                cancel.ThrowIfCancellationRequested();
                 _activity = $"{where}: defended classification of the {k}-iteration iterate";
                 using var o = defense.Classify(xk, Random(attacked, IterationsPurpose, k));
                 iterationsCurve[k] = o.Predict(DecisionRule.MeanSoftmax).eq(ya);
@@ -206,6 +207,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
             if (stepsCurve)
                 foreach (var t in config.StepsCurve)
                 {
+                    cancel.ThrowIfCancellationRequested();
                     var d = new DefendedClassifier(classifier, config.CreatePurifier(score, config.Purifier with { Steps = t }), config.Runs);
                     using var o = d.Classify(adv, Random(attacked, StepsPurpose, t));
                     stepsCurvePoints[t] = o.Predict(DecisionRule.MeanSoftmax).eq(ya);
