@@ -186,7 +186,7 @@ case "${1:-}" in
             # How far a job's last run on this machine got (its log's latest "robust N/M images" line; a resumed run counts
             # only the images it computes itself).
             got=$(grep -ao 'robust [0-9]*/[0-9]* images' "$(folder "$name").log" 2>/dev/null | tail -1 | cut -d' ' -f2)
-            printf '%-8s %s%s\n' "$s" "$name" "${got:+  (its last run: $got images)}"
+            printf '%-8s %s%s\n' "$s" "$name" "${got:+  (latest run here: ${got%/*} of the ${got#*/} images it resumed with)}"
         done ;;
     *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
