@@ -50,8 +50,8 @@ public static class DifferentiableBenchmarks
             InterleavedRows(kv, clf, purifier, eot, x, y, rowsArg.Split(',').Select(int.Parse).ToArray());
             return;
         }
-        var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot) { BatchCopies = batched };
-        if (rowsArg is not null) model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot) { BatchCopies = batched, MaxBatch = int.Parse(rowsArg) };
+        int rows = rowsArg is null ? new Adp.Attacks.FullGradientEotModel(clf, purifier, eot).MaxBatch : int.Parse(rowsArg);
+        var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot) { BatchCopies = batched, MaxBatch = rows };
         using var g = new Generator(0, CPU);
         double before = PeakRssMiB();
         var sw = Stopwatch.StartNew();
@@ -80,15 +80,15 @@ public static class DifferentiableBenchmarks
         for (int round = 0; round < rounds; round++)
             foreach (int rows in rowLimits)
             {
+                using var scope = NewDisposeScope();
                 var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot) { MaxBatch = rows };
                 using var g = new Generator(0, CPU);
                 var sw = Stopwatch.StartNew();
-                var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
+                var (_, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
                 sw.Stop();
                 times[rows].Add(sw.Elapsed.TotalSeconds / batch);
-                if (first is null) first = dir;
-                else { diffs[rows] = Math.Max(diffs[rows], (dir - first).abs().max().item<float>()); dir.Dispose(); }
-                loss.Dispose();
+                if (first is null) first = dir.MoveToOuterDisposeScope();
+                else diffs[rows] = Math.Max(diffs[rows], (dir - first).abs().max().item<float>());
             }
         foreach (int rows in rowLimits)
         {
