@@ -540,4 +540,42 @@ public class RobustEvaluationTests
                                                              Attacks = [new AttackSpec { Kind = AttackKind.None }] }).Validate());
         Assert.StartsWith("--steps-curve", e.Message);
     }
+
+    [Fact]
+    public void BareCells_RunBeforeDefendedOnes_SoAStopAfterAStoredDefendedBatchLeavesNoCheapCellBehind()
+    {
+        var (clf, score, data, _) = HalfRight(8);
+        var defendedPgd = new AttackSpec { Name = "bpda", Kind = AttackKind.Pgd, Target = AttackTarget.Bpda, Iterations = 1, Eot = 1, RandomStart = false };
+        var barePgd = new AttackSpec { Name = "bare pgd", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Iterations = 2, Epsilon = 0.1 };
+        var cfg = new RobustConfig
+        {
+            Classifier = "c", Score = "s", Images = 8, BatchSize = 4, Runs = 1, Seeds = [0],
+            Purifier = new PurifierSettings(Steps: 1),
+            // Configured order: defended, bare, defended, bare cascade on the bare PGD; then the sanity attack (bare) last.
+            Attacks = [new AttackSpec { Name = "natural", Kind = AttackKind.None, Target = AttackTarget.Blind }, barePgd, defendedPgd,
+                       barePgd with { Name = "bare apgd", Kind = AttackKind.Apgd, After = "bare pgd" }],
+        };
+        var specs = cfg.AllAttacks();
+        Assert.Equal(5, specs.Count);
+        Assert.Equal(AttackTarget.Bare, specs[^1].Target);   // the sanity attack
+
+        var order = new List<string>();
+        var whole = new RobustEvaluation(cfg, data, clf, score, CPU, Directory.CreateTempSubdirectory("adp-order-").FullName);
+        Assert.True(whole.Run((stage, _, _, _) => { if (order.LastOrDefault() != stage) order.Add(stage); }));
+        var expected = specs.Where(s => !s.EvaluatesDefense).Concat(specs.Where(s => s.EvaluatesDefense)).Select(s => $"{s.Label} seed 0").ToList();
+        Assert.Equal(expected, order);   // bare cells first, each group in configured order (the cascade after its earlier attack)
+
+        // A stop right after the first stored defended batch (what a queue drain does): every bare cell is complete.
+        using var cts = new CancellationTokenSource();
+        var stopped = new RobustEvaluation(cfg, data, clf, score, CPU, Directory.CreateTempSubdirectory("adp-order-stop-").FullName);
+        Assert.False(stopped.Run((stage, _, _, _) => { if (stage.StartsWith("natural")) cts.Cancel(); }, cts.Token));
+        foreach (var spec in specs)
+        {
+            var cell = stopped.Progress.Cells[EvaluationProgress.CellKey(spec, 0)];
+            Assert.Equal(spec.EvaluatesDefense ? (spec.Kind == AttackKind.None ? 4 : 0) : 8, cell.Indices.Count);
+            if (!spec.EvaluatesDefense)   // the same outcomes as the uninterrupted run
+                Assert.Equal(whole.Progress.Cells[EvaluationProgress.CellKey(spec, 0)].Correct[RobustEvaluation.BareRule],
+                             cell.Correct[RobustEvaluation.BareRule]);
+        }
+    }
 }

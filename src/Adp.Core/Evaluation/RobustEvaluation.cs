@@ -93,6 +93,11 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
                 var done = cell.Indices.ToHashSet();
                 todo.Add((spec, seed, cell, wanted.Where(i => !done.Contains(i)).ToList()));
             }
+        // Cells on the bare classifier (no purifier: clean bare, bare PGD, the unbounded sanity attack) cost seconds; run them
+        // before the defended ones, so that the last stored batch of a run is its last expensive work and a job stopped after
+        // a stored batch (a queue drain) is never left one cheap cell short. Order changes no result (per-image streams), and
+        // a cascade's earlier attack evaluates the same model (Validate), so it stays ahead of its successor.
+        todo = [.. todo.Where(t => !t.Spec.EvaluatesDefense), .. todo.Where(t => t.Spec.EvaluatesDefense)];
         long total = todo.Sum(t => (long)t.Missing.Count), finished = 0;
         foreach (var (spec, seed, cell, missing) in todo)
             for (int start = 0; start < missing.Count; start += config.BatchSize)
