@@ -188,15 +188,14 @@ public partial class PurifierTests
         if (levels.All(v => v > 0.5f)) Assert.True(r.Images.equal(AdaptiveStepPurifier.RangeMap(x)).all().item<bool>());
     }
 
-    [ReferenceFact]
+    [CasesFact]
     public void Case5_ZeroOutputNcsnv2_ClassifiesWithFiniteConfidence()
     {
         // adp import --safetensors cases/ncsnv2-ngf2-zero-output.safetensors --dataset mnist; adp classify … gave NaN.
-        var cases = Path.Combine(TestEnvironment.ReferenceDir!, "..", "cases");
         var config = ScoreModelConfig.ForDataset("mnist") with { Ngf = 2, SigmaMax = 1, SigmaMin = 0.01, NumLevels = 10 };
-        var net = ScoreModelFile.ImportPyTorch(Path.Combine(cases, "ncsnv2-ngf2-zero-output.safetensors"), config);
+        var net = ScoreModelFile.ImportPyTorch(TestEnvironment.CaseFile("ncsnv2-ngf2-zero-output.safetensors"), config);
         var (clf, _) = ClassifierFile.Load(Path.Combine(AttackTests.RepoRoot(), "models", "mnist-smallcnn.ckpt"));
-        var x = PngImages.Read(Path.Combine(cases, "png-gray8-reference.png"), 1);
+        var x = PngImages.Read(TestEnvironment.CaseFile("png-gray8-reference.png"), 1);
         foreach (var faithful in new[] { false, true })
         {
             var s = new PurifierSettings(Faithful: faithful);
