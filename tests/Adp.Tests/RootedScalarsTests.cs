@@ -43,6 +43,14 @@ public class RootedScalarsTests
         Assert.True(SameBits(x + 1e-3 * y, x.Plus(y.mul(delta))));  // the step-size probe
         Assert.True(SameBits(x + y, x.Plus(y)));
         Assert.True(SameBits(x.square(), x.pow(RootedScalars.IntTwo)));
+        foreach (var (mean, std, n) in new[] { (1.0, 0.02, 64L), (0.0, 1.0, 1000L), (-3.5, 7.25, 17L) })
+        {
+            manual_seed(11);
+            using var library = normal(mean, std, [n]);
+            manual_seed(11);
+            using var held = RootedScalars.Normal(mean, std, [n]);
+            Assert.True(SameBits(library, held) && held.dtype == ScalarType.Float32 && !held.requires_grad);
+        }
     }
 
     /// <summary>The held double-scalar helpers the attacks and purifier variants use, against the operator forms they
@@ -193,6 +201,56 @@ public class RootedScalarsTests
                 using var y = resnet.forward(image);
                 if (i % 100 == 0) Assert.True(SameBits(expectedLogits, y));
             }
+        });
+    }
+
+    /// <summary>InstanceNorm++ drew its α and γ with TorchSharp's <c>torch.normal(1.0, 0.02, size)</c>, which is
+    /// randn(size).mul_(std).add_(mean) with implicit scalars: CI failed with the "toFloat" error in that constructor, from a test
+    /// that only loads a score model (2026-12-02). The same loop with torch.normal failed in each of three runs here (2 cores,
+    /// 2026-12-02); the held form must give torch.normal's bits every time.</summary>
+    [Fact]
+    public void NormalDraws_SurviveGarbageCollectionsFromAnotherThread()
+    {
+        manual_seed(21);
+        using var expected = normal(1.0, 0.02, [64]);
+        UnderGarbageCollection(() =>
+        {
+            for (int i = 0; i < 20000; i++)  // a count, not a time
+            {
+                manual_seed(21);
+                using var draws = RootedScalars.Normal(1.0, 0.02, [64]);
+                if (i % 2000 == 0) Assert.True(SameBits(expected, draws));
+            }
+        });
+    }
+
+    private static byte[][] ParameterBits(nn.Module m) => m.parameters().Select(p => p.detach().contiguous().bytes.ToArray()).ToArray();
+
+    /// <summary>Every architecture built seeded under the same pressure gives the bits of the same build made before the
+    /// collecting thread started (a few builds each: construction allocates many managed objects, and with a collection always
+    /// running each allocation waits for one; the source audit, ImplicitScalarAuditTests, is the guard for the whole kind).</summary>
+    [Fact]
+    public void ModelConstruction_SurvivesGarbageCollectionsFromAnotherThread()
+    {
+        Func<nn.Module>[] builders =
+        [
+            () => new InstanceNormPlusPlus(64),
+            () => new Ncsnv2(new ScoreModelConfig(1, 28, 4, 1, 0.01, 3)),
+            () => Classifier.Create(ClassifierConfig.SmallCnn()),
+            () => Classifier.Create(ClassifierConfig.ResNetSmall),
+            () => Classifier.Create(ClassifierConfig.Wrn28x10 with { Depth = 10, Width = 1 }),
+        ];
+        var expected = builders.Select((b, k) => { manual_seed(k); return ParameterBits(b()); }).ToArray();
+        UnderGarbageCollection(() =>
+        {
+            for (int k = 0; k < builders.Length; k++)
+                for (int i = 0; i < 5; i++)
+                {
+                    manual_seed(k);
+                    using var model = builders[k]();
+                    var bits = ParameterBits(model);
+                    Assert.True(bits.Length == expected[k].Length && bits.Zip(expected[k]).All(p => p.First.SequenceEqual(p.Second)));
+                }
         });
     }
 

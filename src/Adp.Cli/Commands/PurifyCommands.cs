@@ -115,7 +115,9 @@ public static class PurifyCommands
                 using var o = defense.Classify(x, g);
                 var scores = o.Scores(r)[0];
                 long label = scores.argmax().item<long>();
-                double conf = r == DecisionRule.MeanSoftmax ? scores[label].item<float>() : o.RunPredictions()[.., 0].eq(label).to(ScalarType.Float32).mean().item<float>();
+                using TorchSharp.Scalar labelScalar = label;  // held through the native call (see RootedScalars)
+                double conf = r == DecisionRule.MeanSoftmax ? scores[label].item<float>()
+                    : o.RunPredictions()[.., 0].eq(labelScalar).to(ScalarType.Float32).mean().item<float>();
                 var votes = o.RunPredictions()[.., 0].data<long>().ToArray();
                 long bare;
                 using (no_grad()) bare = clf.forward(x).argmax(1).item<long>();

@@ -17,8 +17,9 @@ public sealed class InstanceNormPlusPlus : Module<Tensor, Tensor>
 
     public InstanceNormPlusPlus(long features) : base(nameof(InstanceNormPlusPlus))
     {
-        alpha = new Parameter(torch.normal(1.0, 0.02, [features]));
-        gamma = new Parameter(torch.normal(1.0, 0.02, [features]));
+        // Not torch.normal(1.0, 0.02, …): its implicit scalars can be freed mid-call (RootedScalars); the same draws.
+        alpha = new Parameter(RootedScalars.Normal(1.0, 0.02, [features]));
+        gamma = new Parameter(RootedScalars.Normal(1.0, 0.02, [features]));
         beta = new Parameter(torch.zeros(features));
         RegisterComponents();
     }

@@ -13,7 +13,8 @@ namespace Adp.Models;
 /// dotnet/TorchSharp pull requests 1434 and 1496 dispose such temporaries explicitly.) Where a value varies, callers
 /// hold their own scalar in a <c>using</c> variable for the same reason.
 /// Library code that converts scalars itself (TorchSharp's optimizers, <c>clip_grad_norm_</c>) runs inside
-/// <see cref="NativeRuntime.WithoutCollection(Action)"/> instead.
+/// <see cref="NativeRuntime.WithoutCollection(Action)"/> instead. The test ImplicitScalarAuditTests finds every unheld conversion
+/// and every call of a TorchSharp member that converts inside in the toolkit's sources.
 /// </summary>
 internal static class RootedScalars
 {
@@ -80,6 +81,16 @@ internal static class RootedScalars
 
     /// <summary>a clamped to [0, 1] in place, as <c>a.clamp_(0, 1)</c> computes it; returns a.</summary>
     public static Tensor ClampToUnitInPlace(this Tensor a) => a.clamp_(IntZero, IntOne);
+
+    /// <summary>Draws of N(mean, std²) of the given shape (float32, CPU, the global generator), as TorchSharp 0.107's
+    /// <c>torch.normal(mean, std, size)</c> computes them (randn(size).mul_(std).add_(mean), the same bits), holding its
+    /// scalars through the native calls: model constructors run beside other threads' allocations too.</summary>
+    public static Tensor Normal(double mean, double std, long[] size)
+    {
+        using Scalar m = mean.ToScalar(), s = std.ToScalar();
+        var draws = torch.randn(size);
+        return draws.mul_(s).add_(m, IntOne);
+    }
 
     /// <summary>ELU with α = 1 into a new tensor, as <c>F.elu(x, 1.0, inplace)</c> computes it in TorchSharp 0.107 (which
     /// returns a new tensor even with inplace = true).</summary>

@@ -1,0 +1,227 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using System.Reflection;
+using System.Reflection.Emit;
+
+namespace Adp.Tests;
+
+/// <summary>
+/// The whole kind of the "toFloat" failures (RootedScalars): TorchSharp 0.107 hands libtorch a <c>Scalar</c>'s native handle
+/// without keeping the managed object alive, so a temporary scalar can be finalized by a collection that another thread
+/// triggers during the native call. GC-stress tests catch such a temporary only where they happen to run it; this audit
+/// compiles the toolkit's sources with Roslyn and fails on (1) every implicit conversion to <c>Scalar</c> and every
+/// <c>ToScalar()</c> not held by a variable (<c>x.clamp(0, 1)</c>), and (2) every call of a TorchSharp member that makes such a
+/// temporary itself, found by scanning TorchSharp.dll's IL (<c>x * 2</c> is operator *(Tensor, int), <c>a + b</c> is add(b) with
+/// α = 1, <c>torch.normal</c>, <c>F.elu</c>), unless the call is lexically inside <c>NativeRuntime.WithoutCollection</c> or listed
+/// in <see cref="Allowed"/> with its reason. Found on 2026-12-02, when CI failed in InstanceNorm++'s constructor: that
+/// <c>torch.normal</c> and one <c>eq(label)</c> in <c>adp purify</c>; the probe test below checks the audit on known cases.
+/// </summary>
+public class ImplicitScalarAuditTests
+{
+    private static readonly string[] Projects = ["Adp.Core", "Adp.Cli", "Adp.Serving"];
+
+    private static CSharpCompilation Compile(string project)
+    {
+        string dir = Path.Combine(TestEnvironment.RepoRoot, "src", project);
+        var parse = new CSharpParseOptions(LanguageVersion.Preview);
+        var trees = Directory.GetFiles(dir, "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}")
+                        && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}"))
+            .Order(StringComparer.Ordinal)
+            .Select(f => CSharpSyntaxTree.ParseText(File.ReadAllText(f), parse, f))
+            .Append(CSharpSyntaxTree.ParseText(
+                "global using System; global using System.Collections.Generic; global using System.IO; global using System.Linq; "
+                + "global using System.Net.Http; global using System.Threading; global using System.Threading.Tasks;",
+                parse, "GlobalUsings.cs"));
+        // The shared frameworks plus exactly what the built project references (not every assembly the tests load: the
+        // Scalar.AspNetCore package's namespace "Scalar" would hide TorchSharp's Scalar type from Adp.Core's sources).
+        var referenced = Assembly.Load(project == "Adp.Cli" ? "adp" : project).GetReferencedAssemblies()
+            .Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Where(p => p.Contains($"{Path.DirectorySeparatorChar}shared{Path.DirectorySeparatorChar}")
+                        || referenced.Contains(Path.GetFileNameWithoutExtension(p)))
+            .Select(p => MetadataReference.CreateFromFile(p));
+        return CSharpCompilation.Create(project, trees, references,
+            new CSharpCompilationOptions(project == "Adp.Cli" ? OutputKind.ConsoleApplication : OutputKind.DynamicallyLinkedLibrary,
+                allowUnsafe: true, nullableContextOptions: NullableContextOptions.Enable));
+    }
+
+    /// <summary>
+    /// Metadata tokens of TorchSharp's methods that make a Scalar themselves, directly or through other TorchSharp methods (an IL
+    /// scan of TorchSharp.dll for calls of Scalar's implicit conversions and of ToScalar): <c>x * 2</c> binds to
+    /// operator *(Tensor, int), <c>a + b</c> to add(b) with α = 1, <c>torch.normal(1.0, 0.02, …)</c> to randn(…).mul_(std).add_(mean).
+    /// Over-approximate: a scalar the library disposes itself is counted too. Not seen through: virtual calls inside TorchSharp
+    /// (Sequential.forward calling its modules' forward), which this toolkit's own modules do not rely on.
+    /// </summary>
+    private static readonly Lazy<HashSet<int>> LibraryScalarMakers = new(() =>
+    {
+        var assembly = typeof(TorchSharp.torch).Assembly;
+        var module = assembly.ManifestModule;
+        var opcodes = typeof(OpCodes).GetFields(BindingFlags.Public | BindingFlags.Static)
+            .Select(f => (OpCode)f.GetValue(null)!).ToDictionary(o => (ushort)o.Value);
+        var scalar = assembly.GetType("TorchSharp.Scalar", throwOnError: true)!;
+        const BindingFlags all = BindingFlags.Public | BindingFlags.NonPublic
+            | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly;
+        bool IsSeed(MethodBase m) => m.DeclaringType == scalar && m.Name == "op_Implicit"
+            || m.Name == "ToScalar" && m.DeclaringType?.Namespace == "TorchSharp";
+        var callers = new Dictionary<int, List<int>>();   // callee token → caller tokens, within TorchSharp
+        var makers = new HashSet<int>();
+        Type[] types;
+        try { types = assembly.GetTypes(); }
+        catch (ReflectionTypeLoadException e) { types = e.Types.OfType<Type>().ToArray(); }
+        foreach (var type in types)
+            foreach (var method in type.GetMethods(all).Cast<MethodBase>().Concat(type.GetConstructors(all)))
+            {
+                byte[]? il;
+                try { il = method.GetMethodBody()?.GetILAsByteArray(); } catch (Exception) { continue; }
+                if (il is null) continue;
+                for (int i = 0; i < il.Length;)
+                {
+                    ushort code = il[i] == 0xFE ? (ushort)(0xFE00 | il[i + 1]) : il[i];
+                    if (!opcodes.TryGetValue(code, out var op)) break;
+                    i += op.Size;
+                    int operand = op.OperandType switch
+                    {
+                        OperandType.InlineNone => 0,
+                        OperandType.ShortInlineBrTarget or OperandType.ShortInlineI
+                            or OperandType.ShortInlineVar => 1,
+                        OperandType.InlineVar => 2,
+                        OperandType.InlineI8 or OperandType.InlineR => 8,
+                        OperandType.InlineSwitch => 4 + 4 * BitConverter.ToInt32(il, i),
+                        _ => 4,
+                    };
+                    if (op.OperandType == OperandType.InlineMethod)
+                    {
+                        MethodBase? callee = null;
+                        try { callee = module.ResolveMethod(BitConverter.ToInt32(il, i)); } catch (Exception) { }
+                        if (callee is not null && IsSeed(callee)) makers.Add(method.MetadataToken);
+                        else if (callee is not null && callee.Module == module)
+                        {
+                            int key = callee.IsGenericMethod
+                                ? ((MethodInfo)callee).GetGenericMethodDefinition().MetadataToken : callee.MetadataToken;
+                            if (!callers.TryGetValue(key, out var list)) callers[key] = list = [];
+                            list.Add(method.MetadataToken);
+                        }
+                    }
+                    i += operand;
+                }
+            }
+        var queue = new Queue<int>(makers);
+        while (queue.TryDequeue(out int m))
+            if (callers.TryGetValue(m, out var list))
+                foreach (int c in list) if (makers.Add(c)) queue.Enqueue(c);
+        return makers;
+    });
+
+    /// <summary>TorchSharp members that make a scalar only where every project call already runs without collections, and why.</summary>
+    private static readonly Dictionary<string, string> Allowed = new()
+    {
+        ["BatchNorm.forward"] = "makes its scalar only in training mode (num_batches_tracked.add_(1)); the classifier's training step "
+            + "runs inside NativeRuntime.WithoutCollection (ClassifierTrainer), and its adversarial examples are made in eval mode",
+    };
+
+    /// <summary>Whether the node is lexically inside a lambda passed to NativeRuntime.WithoutCollection.</summary>
+    private static bool InsideWithoutCollection(SyntaxNode node, SemanticModel model) =>
+        node.Ancestors().OfType<LambdaExpressionSyntax>().Any(l =>
+            l.Parent is ArgumentSyntax { Parent.Parent: InvocationExpressionSyntax call }
+            && model.GetSymbolInfo(call).Symbol is IMethodSymbol { Name: "WithoutCollection", ContainingType.Name: "NativeRuntime" });
+
+    /// <summary>Every implicit user-defined conversion to TorchSharp's Scalar whose result is not stored in a local or field, and
+    /// every call of a TorchSharp member that makes one itself (<see cref="LibraryScalarMakers"/>) outside a no-GC region.</summary>
+    private static List<string> UnheldScalars(CSharpCompilation compilation, string root)
+    {
+        var found = new List<string>();
+        foreach (var tree in compilation.SyntaxTrees)
+        {
+            var model = compilation.GetSemanticModel(tree);
+            string file = root == "" ? tree.FilePath : Path.GetRelativePath(root, tree.FilePath);
+            string At(SyntaxNode node) => $"{file}:{tree.GetLineSpan(node.Span).StartLinePosition.Line + 1}: ";
+            foreach (var node in tree.GetRoot().DescendantNodes().OfType<ExpressionSyntax>())
+            {
+                var conversion = model.GetConversion(node);
+                if (!conversion.IsImplicit || !conversion.IsUserDefined
+                    || conversion.MethodSymbol?.ContainingType.ToDisplayString() != "TorchSharp.Scalar") continue;
+                // Held: the converted value initializes a variable or a field (the caller then owns and disposes or roots it).
+                if (node.Parent is EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax }) continue;
+                found.Add(At(node) + node);
+            }
+            foreach (var node in tree.GetRoot().DescendantNodes().Where(n => n is InvocationExpressionSyntax or BinaryExpressionSyntax
+                         or AssignmentExpressionSyntax or PrefixUnaryExpressionSyntax or BaseObjectCreationExpressionSyntax))
+            {
+                if (model.GetSymbolInfo(node).Symbol is not IMethodSymbol called) continue;
+                var definition = called.ReducedFrom ?? called;
+                definition = definition.OriginalDefinition;
+                if (definition is { Name: "ToScalar", ContainingAssembly.Name: "TorchSharp" })
+                {
+                    // An explicit conversion makes the same temporary unless a variable holds it.
+                    if (node.Parent is EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax }) continue;
+                    found.Add(At(node) + node);
+                    continue;
+                }
+                if (definition.ContainingAssembly?.Name != "TorchSharp" || !LibraryScalarMakers.Value.Contains(definition.MetadataToken)
+                    || InsideWithoutCollection(node, model)
+                    || Allowed.ContainsKey($"{definition.ContainingType.Name}.{definition.Name}")) continue;
+                found.Add(At(node)
+                    + $"{called.ToDisplayString(SymbolDisplayFormat.CSharpShortErrorMessageFormat)} in {node.ToString().Split('\n')[0]}");
+            }
+        }
+        return found;
+    }
+
+    /// <summary>The audit itself, on a file with known conversions: it must find each unheld one and none of the held ones.</summary>
+    [Fact]
+    public void Audit_FindsTheUnheldConversions_AndOnlyThem()
+    {
+        const string source = """
+            using TorchSharp;
+            using static TorchSharp.torch;
+            static class Probe
+            {
+                static readonly Scalar Rooted = 2.0;                 // held: a field
+                static Tensor Unheld(Tensor x)
+                {
+                    Scalar local = 0.5;                              // held: a variable
+                    using Scalar lo = 0, hi = 1;                     // held
+                    var a = x * 2;                                   // UNHELD 1: operator *(Tensor, int) converts inside
+                    var b = x.clamp(0, 1);                           // UNHELD 2 and 3
+                    var c = x.add(local, Rooted).clamp(lo, hi);      // held
+                    var d = full(new long[] { 2 }, 3.0);             // UNHELD 4
+                    var e = a - b;                                   // held: TorchSharp's subtraction has no α
+                    NativeRuntime.WithoutCollection(() => { var f = x * 3; });  // held: no collection can run
+                    var g = normal(1.0, 0.02, new long[] { 8 });     // UNHELD 10: randn(…).mul_(std).add_(mean) inside (CI, 2026-12-02)
+                    var h = nn.functional.elu(x, 1.0);               // UNHELD 11: the first one seen (2026-11-30)
+                    using var held = 0.25.ToScalar();                // held
+                    var i = x.mul(0.5.ToScalar()).mul(held);         // UNHELD 17: an explicit conversion nobody holds
+                    return a + b + c + d + e + x.mul(local);         // UNHELD 12 to 16: tensor + tensor is add(b) with α = 1 inside
+                }
+            }
+            static class NativeRuntime { public static void WithoutCollection(System.Action body) => body(); }
+            """;
+        var tree = CSharpSyntaxTree.ParseText(source, new CSharpParseOptions(LanguageVersion.Preview), "Probe.cs");
+        var torchSharp = typeof(TorchSharp.torch).Assembly.Location;
+        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Where(p => p.Contains($"{Path.DirectorySeparatorChar}shared{Path.DirectorySeparatorChar}") || p == torchSharp)
+            .Select(p => MetadataReference.CreateFromFile(p));
+        var compilation = CSharpCompilation.Create("Probe", [tree], references,
+            new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
+        Assert.Empty(compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+        var found = UnheldScalars(compilation, "");
+        Assert.True(found.Count == 12, string.Join("\n", found));
+        Assert.Equal([10, 11, 11, 13, 16, 17, 19, 20, 20, 20, 20, 20], found.Select(f => int.Parse(f.Split(':')[1])).Order());
+    }
+
+    [Fact]
+    public void NoUnheldImplicitScalars_InTheToolkitsSources()
+    {
+        var found = new List<string>();
+        foreach (var project in Projects)
+        {
+            var compilation = Compile(project);
+            var errors = compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).Take(5).ToList();
+            Assert.True(errors.Count == 0, $"{project} does not compile for the audit: {string.Join("; ", errors)}");
+            found.AddRange(UnheldScalars(compilation, TestEnvironment.RepoRoot));
+        }
+        Assert.True(found.Count == 0, $"{found.Count} implicit scalars:\n" + string.Join("\n", found));
+    }
+}
