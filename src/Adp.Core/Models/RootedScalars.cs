@@ -82,7 +82,7 @@ internal static class RootedScalars
     /// <summary>a clamped to [0, 1] in place, as <c>a.clamp_(0, 1)</c> computes it; returns a.</summary>
     public static Tensor ClampToUnitInPlace(this Tensor a) => a.clamp_(IntZero, IntOne);
 
-    /// <summary>Draws of N(mean, std²) of the given shape (float32, CPU, the global generator), as TorchSharp 0.107's
+    /// <summary>Draws of N(mean, std²) of the given shape (default dtype and device, the global generator), as TorchSharp 0.107's
     /// <c>torch.normal(mean, std, size)</c> computes them (randn(size).mul_(std).add_(mean), the same bits), holding its
     /// scalars through the native calls: model constructors run beside other threads' allocations too.</summary>
     public static Tensor Normal(double mean, double std, long[] size)
