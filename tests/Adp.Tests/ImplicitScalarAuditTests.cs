@@ -11,10 +11,11 @@ namespace Adp.Tests;
 /// without keeping the managed object alive, so a temporary scalar can be finalized by a collection that another thread
 /// triggers during the native call. GC-stress tests catch such a temporary only where they happen to run it; this audit
 /// compiles the toolkit's sources with Roslyn and fails on (1) every implicit conversion to <c>Scalar</c> and every
-/// <c>ToScalar()</c> not held by a variable (<c>x.clamp(0, 1)</c>), and (2) every call of a TorchSharp member that makes such a
-/// temporary itself, found by scanning TorchSharp.dll's IL (<c>x * 2</c> is operator *(Tensor, int), <c>a + b</c> is add(b) with
-/// α = 1, <c>torch.normal</c>, <c>F.elu</c>), unless the call is lexically inside <c>NativeRuntime.WithoutCollection</c> or listed
-/// in <see cref="Allowed"/> with its reason. Found on 2026-12-02, when CI failed in InstanceNorm++'s constructor: that
+/// <c>ToScalar()</c> or cast not held by a <c>using</c> local or a static readonly field (<c>x.clamp(0, 1)</c>), and (2) every call
+/// of a TorchSharp member that makes such a temporary itself, found by scanning TorchSharp.dll's IL (<c>x * 2</c> is
+/// operator *(Tensor, int), <c>a + b</c> is add(b) with α = 1, <c>torch.normal</c>, <c>F.elu</c>), unless the call's innermost
+/// function is a lambda passed to <c>NativeRuntime.WithoutCollection</c> or the call is listed in <see cref="Allowed"/> with its
+/// reason. Found on 2026-12-02, when CI failed in InstanceNorm++'s constructor: that
 /// <c>torch.normal</c> and one <c>eq(label)</c> in <c>adp purify</c>; the probe test below checks the audit on known cases.
 /// </summary>
 public class ImplicitScalarAuditTests
@@ -51,8 +52,9 @@ public class ImplicitScalarAuditTests
     /// Metadata tokens of TorchSharp's methods that make a Scalar themselves, directly or through other TorchSharp methods (an IL
     /// scan of TorchSharp.dll for calls of Scalar's implicit conversions and of ToScalar): <c>x * 2</c> binds to
     /// operator *(Tensor, int), <c>a + b</c> to add(b) with α = 1, <c>torch.normal(1.0, 0.02, …)</c> to randn(…).mul_(std).add_(mean).
-    /// Over-approximate: a scalar the library disposes itself is counted too. Not seen through: virtual calls inside TorchSharp
-    /// (Sequential.forward calling its modules' forward), which this toolkit's own modules do not rely on.
+    /// Over-approximate: a scalar the library disposes itself is counted too. Not seen through: virtual calls (Sequential.forward
+    /// calling its modules' forward): the classifiers' BatchNorm layers inside Sequential blocks are such a case, safe for the
+    /// reason <see cref="Allowed"/> gives (training-mode steps only, inside a no-GC region).
     /// </summary>
     private static readonly Lazy<(HashSet<int> Makers, List<string> Unresolved)> LibraryScalarMakers = new(() =>
     {
@@ -133,8 +135,9 @@ public class ImplicitScalarAuditTests
     /// collections, and why; tied to the file, so a new call elsewhere is audited.</summary>
     private static readonly Dictionary<string, string> Allowed = new()
     {
-        ["src/Adp.Core/Models/Classifiers.cs|BatchNorm.forward"] = "makes its scalar only in training mode (num_batches_tracked.add_(1)); the classifier's training step "
-            + "runs inside NativeRuntime.WithoutCollection (ClassifierTrainer), and its adversarial examples are made in eval mode",
+        ["src/Adp.Core/Models/Classifiers.cs|BatchNorm.forward"] =
+            "makes its scalar only in training mode (num_batches_tracked.add_(1)); the classifier's training step runs inside "
+            + "NativeRuntime.WithoutCollection (ClassifierTrainer), and its adversarial examples are made in eval mode",
     };
 
     /// <summary>Whether the node's innermost enclosing function is a lambda passed to NativeRuntime.WithoutCollection (a lambda
