@@ -18,7 +18,7 @@ public class RootedScalarsTests
     private static void UnderGarbageCollection(Action body)
     {
         using var stop = new CancellationTokenSource();
-        var collector = new Thread(() => { while (!stop.IsCancellationRequested) { GC.Collect(); GC.WaitForPendingFinalizers(); } });
+        var collector = new Thread(() => { while (!stop.IsCancellationRequested) { GC.Collect(0); GC.WaitForPendingFinalizers(); } });
         collector.Start();
         try { body(); }
         finally { stop.Cancel(); collector.Join(); }
