@@ -22,6 +22,12 @@ public class ImplicitScalarAuditTests
 {
     private static readonly string[] Projects = ["Adp.Core", "Adp.Cli", "Adp.Serving"];
 
+    /// <summary>The shared frameworks' assemblies plus those of the test process that <paramref name="also"/> selects.</summary>
+    private static IEnumerable<MetadataReference> References(Func<string, bool> also) =>
+        ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Where(p => p.Contains($"{Path.DirectorySeparatorChar}shared{Path.DirectorySeparatorChar}") || also(p))
+            .Select(p => MetadataReference.CreateFromFile(p));
+
     private static CSharpCompilation Compile(string project)
     {
         string dir = Path.Combine(TestEnvironment.RepoRoot, "src", project);
@@ -39,11 +45,7 @@ public class ImplicitScalarAuditTests
         // Scalar.AspNetCore package's namespace "Scalar" would hide TorchSharp's Scalar type from Adp.Core's sources).
         var referenced = Assembly.Load(project == "Adp.Cli" ? "adp" : project).GetReferencedAssemblies()
             .Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
-        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Where(p => p.Contains($"{Path.DirectorySeparatorChar}shared{Path.DirectorySeparatorChar}")
-                        || referenced.Contains(Path.GetFileNameWithoutExtension(p)))
-            .Select(p => MetadataReference.CreateFromFile(p));
-        return CSharpCompilation.Create(project, trees, references,
+        return CSharpCompilation.Create(project, trees, References(p => referenced.Contains(Path.GetFileNameWithoutExtension(p))),
             new CSharpCompilationOptions(project == "Adp.Cli" ? OutputKind.ConsoleApplication : OutputKind.DynamicallyLinkedLibrary,
                 allowUnsafe: true, nullableContextOptions: NullableContextOptions.Enable));
     }
@@ -238,10 +240,7 @@ public class ImplicitScalarAuditTests
             """;
         var tree = CSharpSyntaxTree.ParseText(source, new CSharpParseOptions(LanguageVersion.Latest), "Probe.cs");
         var torchSharp = typeof(TorchSharp.torch).Assembly.Location;
-        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Where(p => p.Contains($"{Path.DirectorySeparatorChar}shared{Path.DirectorySeparatorChar}") || p == torchSharp)
-            .Select(p => MetadataReference.CreateFromFile(p));
-        var compilation = CSharpCompilation.Create("Probe", [tree], references,
+        var compilation = CSharpCompilation.Create("Probe", [tree], References(p => p == torchSharp),
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
         Assert.Empty(compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
         var found = UnheldScalars(compilation, "");

@@ -224,7 +224,8 @@ public class RootedScalarsTests
         });
     }
 
-    private static byte[][] StateBits(nn.Module m) => m.state_dict().Values.Select(p => p.detach().contiguous().bytes.ToArray()).ToArray();
+    private static byte[][] StateBits(nn.Module m) =>
+        m.state_dict().Values.Select(p => p.detach().contiguous().bytes.ToArray()).ToArray();
 
     /// <summary>Every architecture built seeded under the same pressure gives the bits (parameters and buffers) of the same
     /// build made before the collecting thread started (a few builds each: construction allocates many managed objects, and
