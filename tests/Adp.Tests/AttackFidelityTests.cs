@@ -1,4 +1,5 @@
 using Adp.Attacks;
+using Adp.Models;
 using Adp.Purification;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -30,7 +31,7 @@ public partial class AttackTests
             float c = shifts[Calls++ % shifts.Length];
             return new()
             {
-                Images = (x + c).clamp(0, 1), StepSizes = zeros(1, x.shape[0]),
+                Images = x.Plus(c).ClampedToUnit(), StepSizes = zeros(1, x.shape[0]),
                 StepsTaken = zeros(new long[] { x.shape[0] }, ScalarType.Int64),
             };
         }
@@ -45,7 +46,7 @@ public partial class AttackTests
     /// <summary>∇_x CE(Wx + b, y) = Wᵀ(softmax(Wx + b) − e_y), per image, by hand (no autograd).</summary>
     private static Tensor CeGradient(Tensor p, Tensor w, Tensor b, Tensor y)
     {
-        var logits = p.flatten(1).matmul(w.t()) + b;
+        var logits = p.flatten(1).matmul(w.t()).Plus(b);
         var probs = logits.softmax(1) - nn.functional.one_hot(y, 3).to(ScalarType.Float32);
         return probs.matmul(w).view(p.shape);
     }
@@ -58,10 +59,10 @@ public partial class AttackTests
         var displacement = zeros_like(x);
         foreach (var c in shifts)
         {
-            var p = (x + c).clamp(0, 1);
-            var u = (p + 0.25 * eps * CeGradient(p, w, b, y).sign()).clamp(0, 1) - p;
-            updates += u;
-            displacement += p - x;
+            var p = x.Plus(c).ClampedToUnit();
+            var u = p.Plus(CeGradient(p, w, b, y).sign().Times(0.25 * eps)).ClampedToUnit() - p;
+            updates = updates.Plus(u);
+            displacement = displacement.Plus(p - x);
         }
         return (updates, displacement);
     }
@@ -94,8 +95,9 @@ public partial class AttackTests
         // Exact ties (as many +s as −s updates) leave only a float rounding residue in Σ_j u_j; the toolkit counts it as zero
         // (see BpdaEotModel.TieTolerance), where the research code stepped by the residue's arbitrary sign.
         var (updates, _) = ResearchSums(x, y, shifts, eps, w, b);
-        updates = updates.masked_fill(updates.abs().le(BpdaEotModel.TieTolerance * shifts.Length), 0);
-        var expected = (x + (alpha * updates.sign()).clamp(-eps, eps)).clamp(0, 1);
+        using TorchSharp.Scalar tie = BpdaEotModel.TieTolerance * shifts.Length;
+        updates = updates.masked_fill(updates.abs().le(tie), RootedScalars.IntZero);
+        var expected = x.Plus(updates.sign().Times(alpha).Clamped(-eps, eps)).ClampedToUnit();
         Assert.True((adv - expected).abs().max().item<float>() < 1e-6, "one PGD iteration differs from the research rule");
 
         if (shifts.Any(c => c != 0))
@@ -138,13 +140,14 @@ public partial class AttackTests
         var adv = OnePgdIteration(bpda, x, y, eps, alpha);
         // bpda_total.py l. 38–43: totalsign = (sign(Σ u_j) + sign(Σ (p_j − x)))/2; x₁ = clip₀¹(x + clip(α·totalsign, ±ε)).
         var (updates, displacement) = ResearchSums(x, y, shifts, eps, w, b);
-        var total = (updates.sign() + displacement.sign()) / 2;
-        var expected = (x + (alpha * total).clamp(-eps, eps)).clamp(0, 1);
+        var total = updates.sign().Plus(displacement.sign()).Over(2);
+        var expected = x.Plus(total.Times(alpha).Clamped(-eps, eps)).ClampedToUnit();
         Assert.True((adv - expected).abs().max().item<float>() < 1e-6);
         // Half steps do occur on this input (a sign step would have made them full ones).
         var moved = (adv - x).abs();
-        Assert.True(moved.sub(alpha / 2).abs().lt(1e-6).any().item<bool>(), "no half step on the test input");
-        Assert.True(total.abs().eq(0.5f).any().item<bool>());
+        using TorchSharp.Scalar tiny = 1e-6, half = 0.5f;
+        Assert.True(moved.Minus(alpha / 2).abs().lt(tiny).any().item<bool>(), "no half step on the test input");
+        Assert.True(total.abs().eq(half).any().item<bool>());
     }
 
     [Fact]
@@ -174,7 +177,7 @@ public partial class AttackTests
         {
             int call = Points.Count;
             Points.Add(x.clone().DetachFromDisposeScope());
-            return (full(new long[] { x.shape[0] }, loss(call)), full(x.shape, direction(call)));
+            return (HeldScalars.Full([x.shape[0]], loss(call)), HeldScalars.Full(x.shape, direction(call)));
         }
     }
 
@@ -186,7 +189,7 @@ public partial class AttackTests
         {
             OnCheckpoint = (i, step, halved) => seen.Add((i, step[0].item<float>(), halved[0].item<bool>())),
         };
-        apgd.Perturb(model, full(new long[] { 1, 1, 1, 1 }, 0.5f), tensor(new long[] { 0 }));
+        apgd.Perturb(model, HeldScalars.Full([1, 1, 1, 1], 0.5f), tensor(new long[] { 0 }));
         return seen;
     }
 
@@ -259,7 +262,7 @@ public partial class AttackTests
         {
             OnIterate = (k, best) => seen.Add((k, best.item<float>())),
         };
-        var result = apgd.Perturb(model, full(new long[] { 1, 1, 1, 1 }, 0.5f), tensor(new long[] { 0 }));
+        var result = apgd.Perturb(model, HeldScalars.Full([1, 1, 1, 1], 0.5f), tensor(new long[] { 0 }));
         Assert.Equal(Enumerable.Range(0, 7), seen.Select(p => p.K));
         Assert.Equal(0.5f, seen[0].Point, 6);
         Assert.All(seen.Skip(1), p => Assert.Equal(0.6f, p.Point, 5));
@@ -270,11 +273,11 @@ public partial class AttackTests
     public void Apgd_RandomStart_IsOnTheSphereOfTheBall()
     {
         // autopgd_base.py l. 206–213: x + ε·t/max|t| (ℓ∞), x + ε·t/‖t‖₂ (ℓ2).
-        var x = full(new long[] { 3, 1, 8, 8 }, 0.5f);
+        var x = HeldScalars.Full([3, 1, 8, 8], 0.5f);
         var linf = Apgd.Start(x, Norm.Linf, 0.1, new Generator(3, CPU));
-        Assert.True(((linf - x).abs().flatten(1).max(1).values - 0.1f).abs().max().item<float>() < 1e-6);
+        Assert.True(((linf - x).abs().flatten(1).max(1).values.Minus(0.1f)).abs().max().item<float>() < 1e-6);
         var l2 = Apgd.Start(x, Norm.L2, 0.3, new Generator(3, CPU));
-        Assert.True(((l2 - x).flatten(1).norm(1) - 0.3f).abs().max().item<float>() < 1e-5);
+        Assert.True(((l2 - x).flatten(1).norm(1).Minus(0.3f)).abs().max().item<float>() < 1e-5);
     }
 
     [Theory]
@@ -286,7 +289,7 @@ public partial class AttackTests
         // Each LossAndDirection of an EOT model is a full EOT estimate: 5 iterations need 5; the loss at the final
         // iterate is needed only to pick the best iterate or the best restart.
         var model = new ScriptedModel(call => call, _ => 1f);
-        var x = full(new long[] { 1, 1, 1, 1 }, 0.5f);
+        var x = HeldScalars.Full([1, 1, 1, 1], 0.5f);
         new Pgd(new ThreatModel(Epsilon: 0.1, StepSize: 0.01, Iterations: 5, Restarts: restarts)) { ReturnBest = best }
             .Perturb(model, x, tensor(new long[] { 0 }));
         Assert.Equal(expectedCalls, model.Calls);
@@ -343,7 +346,7 @@ public partial class AttackTests
             {
                 new ClassifierModel(model),
                 new BpdaEotModel(model, new ShiftPurifier(0.1f), 2, BpdaAggregation.Mean),
-                new FullGradientEotModel(model, new DifferentiablePurifier(new ScoreFn(v => 0.1f * (0.5f - v)),
+                new FullGradientEotModel(model, new DifferentiablePurifier(new ScoreFn(v => v.SubtractedFrom(0.5f).Times(0.1f)),
                     new PurifierSettings(Sigma: 0.1, Steps: 2, Tau: 0)), 2),
             };
             foreach (var m in models)

@@ -11,7 +11,7 @@ public partial class AttackTests
     /// <summary>A linear classifier on 1×4×4 images: logits = W·vec(x) + b.</summary>
     private sealed class Linear4(Tensor w, Tensor b) : nn.Module<Tensor, Tensor>("linear4")
     {
-        public override Tensor forward(Tensor x) => x.flatten(1).matmul(w.t()) + b;
+        public override Tensor forward(Tensor x) => x.flatten(1).matmul(w.t()).Plus(b);
     }
 
     private static (Linear4 Model, Tensor W) TwoClassLinear()
@@ -29,7 +29,7 @@ public partial class AttackTests
         // Margin loss m = z₁ − z₀ = (w₁ − w₀)·x is linear, so its maximum over the ε-ball is
         // m(x) + ε‖w₁ − w₀‖₁ (ℓ∞) or m(x) + ε‖w₁ − w₀‖₂ (ℓ2); the box [0,1] does not bind at x = 0.5, small ε.
         var (model, w) = TwoClassLinear();
-        var x = full(new long[] { 1, 1, 4, 4 }, 0.5f);
+        var x = HeldScalars.Full([1, 1, 4, 4], 0.5f);
         var y = tensor(new long[] { 0 });
         double eps = norm == Norm.Linf ? 0.05 : 0.2;
         var attack = new Pgd(new ThreatModel(norm, eps, eps / 4, 40, RandomStart: true, Loss: AttackLoss.Margin, Seed: 1));
@@ -124,14 +124,14 @@ public partial class AttackTests
     public void Apgd_IncreasesTheLossOnALinearModel()
     {
         var (model, w) = TwoClassLinear();
-        var x = full(new long[] { 2, 1, 4, 4 }, 0.5f);
+        var x = HeldScalars.Full([2, 1, 4, 4], 0.5f);
         var y = tensor(new long[] { 0, 1 });
         var adv = new Apgd(new ThreatModel(Epsilon: 0.05, Iterations: 20, RandomStart: false, Loss: AttackLoss.CrossEntropy)).Perturb(new ClassifierModel(model), x, y);
         var before = Losses.PerImage(model.forward(x), y, AttackLoss.CrossEntropy);
         var after = Losses.PerImage(model.forward(adv), y, AttackLoss.CrossEntropy);
         Assert.True(after.gt(before).all().item<bool>());
         // The ℓ∞ optimum of a linear loss is a corner of the ball: every pixel moved by ε.
-        Assert.True(((adv - x).abs() - 0.05).abs().max().item<float>() < 1e-5);
+        Assert.True((adv - x).abs().Minus(0.05).abs().max().item<float>() < 1e-5);
     }
 
     /// <summary>A purifier that returns its input: every EOT sample then sees the same gradient.</summary>
@@ -154,7 +154,7 @@ public partial class AttackTests
         var (l0, grad) = new ClassifierModel(model).LossAndDirection(x, y, AttackLoss.CrossEntropy, g);
         var (lv, vote) = new BpdaEotModel(model, new IdentityPurifier(), 3, BpdaAggregation.SignVote).LossAndDirection(x, y, AttackLoss.CrossEntropy, g);
         var (lm, mean) = new BpdaEotModel(model, new IdentityPurifier(), 3, BpdaAggregation.Mean).LossAndDirection(x, y, AttackLoss.CrossEntropy, g);
-        Assert.True((vote - 3 * grad.sign()).abs().max().item<float>() == 0);     // Σ_j sign(∇_j) over 3 equal samples
+        Assert.True((vote - grad.sign().Times(3)).abs().max().item<float>() == 0);     // Σ_j sign(∇_j) over 3 equal samples
         Assert.True((mean - grad).abs().max().item<float>() < 1e-6);             // mean of equal gradients
         Assert.True((lv - l0).abs().max().item<float>() < 1e-6 && (lm - l0).abs().max().item<float>() < 1e-6);
     }

@@ -1,5 +1,7 @@
 using System.IO.Compression;
 using Adp.Data;
+using Adp.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Tests;
@@ -111,7 +113,8 @@ public class DataTests
     [Fact]
     public void Augmentation_FlipAndCrop_KeepShapeAndContent()
     {
-        var x = arange(2 * 1 * 4 * 4, dtype: ScalarType.Float32).reshape(2, 1, 4, 4) / 32f;
+        using TorchSharp.Scalar count = 2 * 1 * 4 * 4;
+        var x = arange(RootedScalars.IntZero, count, RootedScalars.IntOne, dtype: ScalarType.Float32).reshape(2, 1, 4, 4).Over(32f);
         using var g = new Generator(1, CPU);
         var flipped = new Augmentation(HorizontalFlip: true).Apply(x, g);
         for (int i = 0; i < 2; i++)

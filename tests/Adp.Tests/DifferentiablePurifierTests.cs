@@ -13,7 +13,7 @@ public class DifferentiablePurifierTests
         var net = new Ncsnv2(new ScoreModelConfig(1, 28, 4, 1, 0.01, 3));
         net.to(ScalarType.Float64).eval();
         var g = new Generator(9, CPU);
-        var x = (rand(new long[] { 2, 1, 28, 28 }, generator: g) * 0.6 + 0.2).to(ScalarType.Float64);
+        var x = rand(new long[] { 2, 1, 28, 28 }, generator: g).Times(0.6).Plus(0.2).to(ScalarType.Float64);
         var eps = randn(new long[] { 2, 1, 28, 28 }, generator: g).to(ScalarType.Float64);
         return (net, x, eps);
     }
@@ -40,8 +40,8 @@ public class DifferentiablePurifierTests
         const double h = 1e-6;
         foreach (long i in new long[] { 100, 400, 784 + 300, 784 + 500, 784 + 615 })
         {
-            var plus = x.clone(); plus.view(-1)[i] += h;
-            var minus = x.clone(); minus.view(-1)[i] -= h;
+            var plus = x.clone(); plus.view(-1)[i].AddInPlace(h);
+            var minus = x.clone(); minus.view(-1)[i].AddInPlace(-h);
             double fd = ((fixedAlpha.Run(plus) * w).sum().item<double>() - (fixedAlpha.Run(minus) * w).sum().item<double>()) / (2 * h);
             Assert.Equal(fd, grad.view(-1)[i].item<double>(), 1e-6);
         }
@@ -66,7 +66,7 @@ public class DifferentiablePurifierTests
         {
             var xr = x.clone().requires_grad_(true);
             var l = Attacks.Losses.PerImage(clf.forward(p.Purify(xr, eps.narrow(0, 2 * j, 2))), y, Attacks.AttackLoss.CrossEntropy);
-            expected += autograd.grad([l.sum()], [xr])[0] / eot;
+            expected = expected.Plus(autograd.grad([l.sum()], [xr])[0].Over(eot));
         }
         // The default groups rows by the score network's chunk (the default of every attack run from the command line).
         Assert.Equal(AdaptiveStepPurifier.ChunkFor(net), new Attacks.FullGradientEotModel(clf, p, eot).MaxBatch);
@@ -98,7 +98,7 @@ public class DifferentiablePurifierTests
         public Tensor Run(Tensor x)
         {
             using var _ = no_grad();
-            var cur = (x + _s.Sigma * _eps).clamp(0, 1);
+            var cur = x.Plus(_eps.Times(_s.Sigma)).ClampedToUnit();
             if (_s.Faithful) cur = AdaptiveStepPurifier.RangeMap(cur);
             for (int t = 0; t < _s.Steps; t++)
             {
@@ -155,8 +155,8 @@ public class DifferentiablePurifierTests
             run = v =>
             {
                 using var _ = no_grad();
-                var x0 = (v + s.Sigma * eps[0]).clamp(0, 1);
-                return (x0 + s.Sigma * net.forward(x0)).clamp(0, 1);
+                var x0 = v.Plus(eps[0].Times(s.Sigma)).ClampedToUnit();
+                return x0.Plus(net.forward(x0).Times(s.Sigma)).ClampedToUnit();
             };
         }
         var w = randn(x.shape, dtype: ScalarType.Float64, generator: new Generator(2, CPU));
@@ -164,8 +164,8 @@ public class DifferentiablePurifierTests
         const double h = 1e-6;
         foreach (long i in new long[] { 100, 400, 784 + 300, 784 + 500, 784 + 615 })
         {
-            var plus = x.clone(); plus.view(-1)[i] += h;
-            var minus = x.clone(); minus.view(-1)[i] -= h;
+            var plus = x.clone(); plus.view(-1)[i].AddInPlace(h);
+            var minus = x.clone(); minus.view(-1)[i].AddInPlace(-h);
             double fd = ((run(plus) * w).sum().item<double>() - (run(minus) * w).sum().item<double>()) / (2 * h);
             Assert.Equal(fd, grad.view(-1)[i].item<double>(), 1e-6);
         }
@@ -196,16 +196,18 @@ public class DifferentiablePurifierTests
     {
         var (_, x, _) = Tiny();
         PerImageSource Source() => PerImageSource.For(1, [0, 1], 3);
-        var x0 = (x + 0.1 * Source().Randn(x.shape).to(ScalarType.Float64)).clamp(0, 1);
+        var x0 = x.Plus(Source().Randn(x.shape).to(ScalarType.Float64).Times(0.1)).ClampedToUnit();
         // h = 0.1·(0.5 − x), times 1/(m − m) = ∞ (derivative −∞) for image 0 only, told apart by its mean pixel (a per-image rule, as
         // a network's: the purifier may call it on any subset of the batch).
         double m0 = x0[0].mean().item<double>(), m1 = x0[1].mean().item<double>(), cut = (m0 + m1) / 2;
         Assert.True(Math.Abs(m0 - m1) > 1e-3, $"means {m0} {m1}");
+        using TorchSharp.Scalar cutAt = cut;
         var net = new ScoreFn(v =>
         {
             var m = v.flatten(1).mean([1]).view(-1, 1, 1, 1);
-            var bad = m0 > cut ? m.gt(cut) : m.lt(cut);
-            return (0.5 - v) * 0.1 * (m - m.detach() + bad.logical_not().to(m.dtype)).reciprocal();  // 1/0 on bad rows, 1/1 elsewhere
+            var bad = m0 > cut ? m.gt(cutAt) : m.lt(cutAt);
+            // 1/0 on bad rows, 1/1 elsewhere
+            return v.SubtractedFrom(0.5f).Times(0.1) * (m - m.detach()).Plus(bad.logical_not().to(m.dtype)).reciprocal();
         });
         var xr = x.clone().requires_grad_(true);
         var y = new DifferentiableTweedie(net, 0.1).Purify(xr, Source());

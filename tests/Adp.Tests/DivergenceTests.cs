@@ -80,7 +80,8 @@ public class DivergenceTests
         Divergence.ClipAndCheck(loss, [w], 1, 0, "x.ckpt", "r", "s");   // ‖(6, 8)‖ = 10 → clipped to norm 1
         Assert.Equal(1.0, w.grad!.norm().item<float>(), 4);
         // A non-finite loss before any checkpoint: the message offers only a new run.
-        var e = Assert.Throws<AdpException>(() => Divergence.ClipAndCheck(loss * float.NaN, [w], 0, 4, "never-written.ckpt", "--grad-clip 1", "s"));
+        var e = Assert.Throws<AdpException>(() =>
+            Divergence.ClipAndCheck(loss.mul(HeldScalars.NaN), [w], 0, 4, "never-written.ckpt", "--grad-clip 1", "s"));
         Assert.Contains("training diverged at iteration 5", e.Message);
         Assert.Contains("no checkpoint was written yet (never-written.ckpt): start again with s", e.Message);
         Assert.DoesNotContain("--resume", e.Message);

@@ -27,7 +27,8 @@ public class EvaluationIntegrityTests
         using var x = noise.Images(0, n, CPU);
         Tensor own;
         using (no_grad()) own = clf.forward(x).argmax(1);
-        var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Test, x.mul(255).round().to(ScalarType.Byte), own);
+        var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Test,
+            x.mul(RootedScalars.Float255).round().to(ScalarType.Byte), own);
         return new Setup(clf, score, data);
     }
 

@@ -73,7 +73,7 @@ public class HalfPrecisionImportTests
         using var net = new Ncsnv2(new ScoreModelConfig(1, 28, 2, 1.0, 0.01, 10));
         var schedule = new ScoreModelConfig(1, 28, 2, 2.0, 0.02, 6).Sigmas().Select(s => (float)s).ToArray();
         var tensors = net.state_dict()
-            .Select(kv => new KeyValuePair<string, Tensor>("module." + kv.Key, kv.Value.mul(3).to(ScalarType.Float16)))
+            .Select(kv => new KeyValuePair<string, Tensor>("module." + kv.Key, kv.Value.Times(3).to(ScalarType.Float16)))
             .Append(new("module.sigmas", tensor(schedule).to(ScalarType.Float16)))
             .ToList();
         SafeTensors.Save(path, tensors);   // no stated configuration: the schedule comes from the F16 tensor alone

@@ -21,7 +21,7 @@ public class Ncsnv2ParityTests
     {
         Assert.Equal(expected.shape, actual.shape);
         var diff = (expected - actual).abs();
-        var tol = atol + rtol * expected.abs();
+        var tol = expected.abs().Times(rtol).Plus(atol);
         var worst = (diff - tol).max().item<float>();
         Assert.True(worst <= 0, $"{what}: max |diff| {diff.max().item<float>():G4} exceeds tolerance");
     }

@@ -22,7 +22,7 @@ public class NetworkChunkTests
         var c = info.Config;
         const int n = 20;   // one call at chunk 64 (the baseline); several, with a short last one, at 7 and the defaults
         var g = new Generator(3, CPU);
-        var x = rand(new long[] { n, c.Channels, c.ImageSize, c.ImageSize }, generator: g) * 0.8 + 0.1;
+        var x = rand(new long[] { n, c.Channels, c.ImageSize, c.ImageSize }, generator: g).Times(0.8).Plus(0.1);
         var eps = randn(x.shape, generator: g);
         var w = randn(x.shape, generator: g);
         var settings = new PurifierSettings(Steps: 3, Lambda: 1);

@@ -33,7 +33,7 @@ public class OfficialCheckpointTests
         {
             var key = name["raw.".Length..];
             var want = key.Contains("normalizer") || key.EndsWith("weight") || key.EndsWith("bias") || key.EndsWith("alpha")
-                       || key.EndsWith("gamma") || key.EndsWith("beta") ? t * scale : t;   // the EMA shadow holds parameters only
+                       || key.EndsWith("gamma") || key.EndsWith("beta") ? t.Times(scale) : t;   // the EMA shadow holds parameters only
             Assert.True((sd[key] - want).abs().max().item<float>() == 0, $"{key} ({weights})");
             compared++;
         }

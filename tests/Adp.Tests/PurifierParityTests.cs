@@ -1,4 +1,5 @@
 using Adp.IO;
+using Adp.Models;
 using Adp.Purification;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -52,8 +53,8 @@ public class PurifierParityTests(ITestOutputHelper output)
         {
             var alpha = AdaptiveStepPurifier.StepSize(net, it[t], s, out _).to(ScalarType.Float64);
             var rel = (alpha - steps[t]).abs() / steps[t];
-            var oneMinusZ = (s.Lambda * s.Delta) / steps[t];   // from the reference's α (unclamped range)
-            var tolerance = 1e-4 + 2e-6 / oneMinusZ;
+            var oneMinusZ = steps[t].reciprocal().Times(s.Lambda * s.Delta);   // from the reference's α (unclamped range)
+            var tolerance = oneMinusZ.reciprocal().Times(2e-6).Plus(1e-4);
             worst = Math.Max(worst, rel.max().item<double>());
             worstRatio = Math.Max(worstRatio, (rel / tolerance).max().item<double>());
         }

@@ -9,11 +9,13 @@ namespace Adp.Tests;
 /// <summary>Stopping in both purifiers: degenerate score networks (case 5) and the research code's loop exit.</summary>
 public partial class PurifierTests
 {
+    private static readonly TorchSharp.Scalar Half = 0.5;
+
     private static Tensor Degenerate(string kind, Tensor x) => kind switch
     {
         "zero" => zeros_like(x),
-        "nan" => full_like(x, float.NaN),
-        "inf" => full_like(x, float.PositiveInfinity),
+        "nan" => full_like(x, HeldScalars.NaN),
+        "inf" => full_like(x, HeldScalars.PositiveInfinity),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -30,7 +32,7 @@ public partial class PurifierTests
         var s = new PurifierSettings(Sigma: 0.25, Steps: 5, Faithful: faithful);
         var x = rand(new long[] { 3, 1, 6, 6 }, generator: new Generator(1, CPU));
         var eps = randn(new long[] { 3, 1, 6, 6 }, generator: new Generator(2, CPU));
-        var x0 = (x + 0.25 * eps).clamp(0, 1);
+        var x0 = x.Plus(eps.Times(0.25)).ClampedToUnit();
         var start = faithful ? AdaptiveStepPurifier.RangeMap(x0) : x0;
 
         using var r = new AdaptiveStepPurifier(net, s).Purify(x, eps);
@@ -44,7 +46,7 @@ public partial class PurifierTests
         var grad = autograd.grad([d.sum()], [xr])[0];
         Assert.True(grad.isfinite().all().item<bool>(), "gradient through the purifier is not finite");
 
-        var clf = new Lambda(v => v.flatten(1).narrow(1, 0, 4) * 3);
+        var clf = new Lambda(v => v.flatten(1).narrow(1, 0, 4).Times(3));
         using var o = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, s), runs: 3).Classify(x, new Generator(4, CPU));
         Assert.True(o.Scores(DecisionRule.MeanSoftmax).isfinite().all().item<bool>());
     }
@@ -67,7 +69,7 @@ public partial class PurifierTests
         // Case 5's kind in the variants: Tweedie and Langevin passed a NaN or infinite score into the image.
         var net = new Lambda(x => Degenerate(kind, x));
         var x = rand(new long[] { 3, 1, 6, 6 }, generator: new Generator(1, CPU));
-        var clf = new Lambda(v => v.flatten(1).narrow(1, 0, 4) * 3);
+        var clf = new Lambda(v => v.flatten(1).narrow(1, 0, 4).Times(3));
         foreach (var p in EveryVariant(net))
         {
             using var r = p.Purify(x, new Generator(3, CPU), keepTrajectory: true);
@@ -89,8 +91,9 @@ public partial class PurifierTests
     public void DegenerateScore_TweedieAndLangevin_StopOnlyThatImage()
     {
         // NaN score for the bright image only: the dark one is denoised and takes every step.
-        var net = new Lambda(x => where(x.flatten(1).mean([1]).gt(0.5).view(-1, 1, 1, 1), full_like(x, float.NaN), 0.2f - x));
-        var x = cat([full(new long[] { 1, 1, 4, 4 }, 0.9f), full(new long[] { 1, 1, 4, 4 }, 0.1f)]);
+        var net = new Lambda(x =>
+            where(x.flatten(1).mean([1]).gt(Half).view(-1, 1, 1, 1), full_like(x, HeldScalars.NaN), x.SubtractedFrom(0.2f)));
+        var x = cat([HeldScalars.Full([1, 1, 4, 4], 0.9f), HeldScalars.Full([1, 1, 4, 4], 0.1f)]);
         using var t = new TweediePurifier(net, 0).Purify(x, new Generator(0, CPU));
         Assert.Equal(new long[] { 0, 1 }, t.StepsTaken.data<long>().ToArray());
         Assert.True(t.Images[0].equal(x[0]).all().item<bool>());
@@ -109,10 +112,10 @@ public partial class PurifierTests
         var net = new Lambda(x =>
         {
             calls++;
-            var bright = x.flatten(1).mean([1]).gt(0.5).view(-1, 1, 1, 1);
-            return calls > 2 ? where(bright, full_like(x, float.NaN), 0.2f - x) : 0.2f - x;
+            var bright = x.flatten(1).mean([1]).gt(Half).view(-1, 1, 1, 1);
+            return calls > 2 ? where(bright, full_like(x, HeldScalars.NaN), x.SubtractedFrom(0.2f)) : x.SubtractedFrom(0.2f);
         });
-        var x = cat([full(new long[] { 1, 1, 4, 4 }, 0.9f), full(new long[] { 1, 1, 4, 4 }, 0.1f)]);
+        var x = cat([HeldScalars.Full([1, 1, 4, 4], 0.9f), HeldScalars.Full([1, 1, 4, 4], 0.1f)]);
         var p = new LangevinPurifier(net, sigma: 0, sigmaLevel: 0.05, steps: 4);
         using var both = p.Purify(x, PerImageSource.For(0, [0, 1], 9), keepTrajectory: true);
         Assert.Equal(new long[] { 2, 4 }, both.StepsTaken.data<long>().ToArray());
@@ -131,7 +134,7 @@ public partial class PurifierTests
         // Re-injection with T = 3: stage 1 stopped after one step, stage 2 after one: rows 0.1, 0, 0, 0.05, 0, 0.
         var stepSizes = tensor(new float[] { 0.1f, 0, 0, 0.05f, 0, 0 }).view(6, 1);
         Assert.Equal(0.05f, Adp.Cli.Commands.PurifyCommands.FinalStepSize(stepSizes));
-        Assert.Equal(0.002f, Adp.Cli.Commands.PurifyCommands.FinalStepSize(full(new long[] { 1, 1 }, 0.002f)));  // Langevin: one row
+        Assert.Equal(0.002f, Adp.Cli.Commands.PurifyCommands.FinalStepSize(HeldScalars.Full([1, 1], 0.002f)));  // Langevin: one row
         Assert.Equal(0f, Adp.Cli.Commands.PurifyCommands.FinalStepSize(zeros(3, 1)));
     }
 
@@ -139,9 +142,10 @@ public partial class PurifierTests
     public void DegenerateScore_StopsOnlyThatImage()
     {
         // NaN score for bright images only: the dark image purifies exactly as on its own.
-        var net = new Lambda(x => where(x.flatten(1).mean([1]).gt(0.5).view(-1, 1, 1, 1), full_like(x, float.NaN), 0.2f - x));
+        var net = new Lambda(x =>
+            where(x.flatten(1).mean([1]).gt(Half).view(-1, 1, 1, 1), full_like(x, HeldScalars.NaN), x.SubtractedFrom(0.2f)));
         var s = new PurifierSettings(Sigma: 0, Steps: 4);
-        var x = cat([full(new long[] { 1, 1, 4, 4 }, 0.9f), full(new long[] { 1, 1, 4, 4 }, 0.1f)]);
+        var x = cat([HeldScalars.Full([1, 1, 4, 4], 0.9f), HeldScalars.Full([1, 1, 4, 4], 0.1f)]);
         using var both = new AdaptiveStepPurifier(net, s).Purify(x, zeros_like(x));
         using var alone = new AdaptiveStepPurifier(net, s).Purify(x.narrow(0, 1, 1), zeros(1, 1, 4, 4));
         Assert.True(both.Images[0].equal(x[0]).all().item<bool>());
@@ -158,13 +162,14 @@ public partial class PurifierTests
     {
         var cur = AdaptiveStepPurifier.RangeMap(x0);
         var cont = ones(new long[] { x0.shape[0] }, ScalarType.Bool);
+        using TorchSharp.Scalar tau = s.Tau;
         for (int i = 0; i < s.Steps; i++)
         {
             var alpha = AdaptiveStepPurifier.StepSize(net, cur, s, out var grad);
-            cont = cont.logical_and(alpha.gt(s.Tau));
+            cont = cont.logical_and(alpha.gt(tau));
             if (!cont.any().item<bool>()) break;
             alpha = alpha * cont;
-            cur = AdaptiveStepPurifier.InverseMap(cur + grad * alpha.view(-1, 1, 1, 1)).clamp(0, 1);
+            cur = AdaptiveStepPurifier.InverseMap(cur.Plus(grad * alpha.view(-1, 1, 1, 1))).ClampedToUnit();
         }
         return cur;
     }
@@ -178,7 +183,7 @@ public partial class PurifierTests
         // h = k·(0.8 − x) with k = 1 below mean 0.5 (α = 0.05) and k = 100 above (α = 5e-4 ≤ τ: stop).
         var h = new GaussianScore(0.8f);
         var s = new PurifierSettings(Sigma: 0, Steps: 25, Faithful: true);
-        var x = cat(levels.Select(v => full(new long[] { 1, 1, 4, 4 }, v)).ToArray());
+        var x = cat(levels.Select(v => HeldScalars.Full([1, 1, 4, 4], v)).ToArray());
         var expected = ResearchLoop(h, x, s);
         using var r = new AdaptiveStepPurifier(h, s).Purify(x, zeros_like(x));
         Assert.True((r.Images - expected).abs().max().item<float>() < 1e-6, "faithful purification differs from adp.py's loop");

@@ -1,3 +1,4 @@
+using Adp.Models;
 using Adp.Purification;
 using static TorchSharp.torch;
 
@@ -13,8 +14,8 @@ public partial class PurifierTests
         public override Tensor forward(Tensor x)
         {
             Calls += (int)x.shape[0];
-            var k = where(x.flatten(1).mean([1]).lt(0.5), 1f, 100f).view(-1, 1, 1, 1);
-            return k * (c - x);
+            var k = where(x.flatten(1).mean([1]).lt(Half), 1f, 100f).view(-1, 1, 1, 1);
+            return k * x.SubtractedFrom(c);
         }
     }
 
@@ -23,7 +24,7 @@ public partial class PurifierTests
     {
         var h = new GaussianScore(0.2f);
         var purifier = new AdaptiveStepPurifier(h, new PurifierSettings(Sigma: 0, Steps: 10));
-        var x = cat([zeros(1, 1, 4, 4), full(new long[] { 1, 1, 4, 4 }, 0.9f)]);
+        var x = cat([zeros(1, 1, 4, 4), HeldScalars.Full([1, 1, 4, 4], 0.9f)]);
         using var r = purifier.Purify(x, zeros_like(x), keepTrajectory: true);
 
         // Dark image: α = λ = 0.05 every step, x_{t+1} = x_t + 0.05·(0.2 − x_t) ⇒ x_T = 0.2·(1 − 0.95^T).
@@ -50,13 +51,13 @@ public partial class PurifierTests
         // h ≡ constant: z = 1 exactly ⇒ α_min; h = 1000·(c − x): α = λ/1000 = 5e-5 stays above α_min.
         var constant = new Lambda(x => ones_like(x));
         Assert.Equal(s.AlphaMin, AdaptiveStepPurifier.StepSize(constant, zeros(2, 1, 3, 3), s, out _)[0].item<float>(), 8);
-        var steep = new Lambda(x => 1000 * (0.5f - x));
+        var steep = new Lambda(x => x.SubtractedFrom(0.5f).Times(1000));
         Assert.Equal(5e-5, AdaptiveStepPurifier.StepSize(steep, zeros(1, 1, 3, 3), s, out _)[0].item<float>(), 7);
         // h growing along itself (z > 1): the raw value is negative ⇒ α_min.
-        var growing = new Lambda(x => x + 0.1f);
-        Assert.Equal(s.AlphaMin, AdaptiveStepPurifier.StepSize(growing, full(new long[] { 1, 1, 3, 3 }, 0.3f), s, out _)[0].item<float>(), 8);
+        var growing = new Lambda(x => x.Plus(0.1f));
+        Assert.Equal(s.AlphaMin, AdaptiveStepPurifier.StepSize(growing, HeldScalars.Full([1, 1, 3, 3], 0.3f), s, out _)[0].item<float>(), 8);
         // h shrinking slowly along itself: raw above α_max ⇒ α_max.
-        var flat = new Lambda(x => 0.01f * (0.5f - x));
+        var flat = new Lambda(x => x.SubtractedFrom(0.5f).Times(0.01f));
         Assert.Equal(s.AlphaMax, AdaptiveStepPurifier.StepSize(flat, zeros(1, 1, 3, 3), s, out _)[0].item<float>(), 6);
     }
 
@@ -70,7 +71,7 @@ public partial class PurifierTests
     {
         var h = new GaussianScore(0.3f);
         var purifier = new AdaptiveStepPurifier(h, new PurifierSettings());
-        var x = rand(new long[] { 4, 1, 8, 8 }, generator: new Generator(3, CPU)) * 0.4f;
+        var x = rand(new long[] { 4, 1, 8, 8 }, generator: new Generator(3, CPU)).Times(0.4f);
         using var a = purifier.Purify(x, new Generator(11, CPU));
         using var b = purifier.Purify(x, new Generator(11, CPU));
         using var c = purifier.Purify(x, new Generator(12, CPU));
@@ -103,7 +104,7 @@ public partial class PurifierTests
     public void DefendedClassifier_RunsAreIndependentAndSeeded()
     {
         var h = new GaussianScore(0.3f);
-        var clf = new Lambda(x => x.flatten(1).narrow(1, 0, 3) * 10);
+        var clf = new Lambda(x => x.flatten(1).narrow(1, 0, 3).Times(10));
         var defense = new DefendedClassifier(clf, new AdaptiveStepPurifier(h, new PurifierSettings()), runs: 4) { MaxBatch = 3 };
         var x = rand(new long[] { 2, 1, 4, 4 }, generator: new Generator(1, CPU));
         using var a = defense.Classify(x, new Generator(5, CPU));

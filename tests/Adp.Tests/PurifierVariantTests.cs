@@ -1,3 +1,4 @@
+using Adp.Models;
 using Adp.Purification;
 using static TorchSharp.torch;
 
@@ -8,24 +9,24 @@ public class PurifierVariantTests
     /// <summary>h(x) = c − x (σ-free score of N(c, σ²) in the small-σ limit).</summary>
     private sealed class Pull(float c) : nn.Module<Tensor, Tensor>("pull")
     {
-        public override Tensor forward(Tensor x) => c - x;
+        public override Tensor forward(Tensor x) => x.SubtractedFrom(c);
     }
 
     [Fact]
     public void Tweedie_IsOneStepOfSizeSigma()
     {
-        var x = full(new long[] { 2, 1, 4, 4 }, 0.5f);
+        var x = HeldScalars.Full([2, 1, 4, 4], 0.5f);
         using var r = new TweediePurifier(new Pull(0.3f), 0.2).Purify(x, new Generator(4, CPU));
         var eps = randn(x.shape, generator: new Generator(4, CPU));
-        var x0 = (x + 0.2 * eps).clamp(0, 1);
-        var expected = (x0 + 0.2 * (0.3f - x0)).clamp(0, 1);
+        var x0 = x.Plus(eps.Times(0.2)).ClampedToUnit();
+        var expected = x0.Plus(x0.SubtractedFrom(0.3f).Times(0.2)).ClampedToUnit();
         Assert.True((r.Images - expected).abs().max().item<float>() < 1e-6);
     }
 
     [Fact]
     public void Reinjection_RunsOneStagePerSigma()
     {
-        var x = full(new long[] { 3, 1, 4, 4 }, 0.5f);
+        var x = HeldScalars.Full([3, 1, 4, 4], 0.5f);
         using var r = new ReinjectionPurifier(new Pull(0.3f), new PurifierSettings(Steps: 4), [0.2, 0.1, 0.0]).Purify(x, new Generator(1, CPU));
         Assert.Equal(12, r.StepSizes.shape[0]);  // 3 stages × 4 steps
         Assert.Equal(12, r.StepsTaken[0].item<long>());  // α = λ = 0.05 > τ each step (z = 1 − δ)
@@ -36,7 +37,7 @@ public class PurifierVariantTests
     public void DetectionGate_UsesFullSigmaOnlyAboveThreshold()
     {
         // ‖h(x)‖₂ = ‖0.3 − x‖₂ over 16 pixels: 0.8 for x = 0.5 (below 1), 2.8 for x = 1 (above 1).
-        var x = cat([full(new long[] { 1, 1, 4, 4 }, 0.5f), ones(1, 1, 4, 4)]);
+        var x = cat([HeldScalars.Full([1, 1, 4, 4], 0.5f), ones(1, 1, 4, 4)]);
         var p = new DetectionGatedPurifier(new Pull(0.3f), new PurifierSettings(Sigma: 0.5, Steps: 0), threshold: 1.0, reducedSigma: 0.0);
         using var r = p.Purify(x, new Generator(2, CPU));
         Assert.True(r.Images[0].equal(x[0]).all().item<bool>());          // σ = 0: untouched
@@ -46,7 +47,7 @@ public class PurifierVariantTests
     [Fact]
     public void Langevin_TakesKStepsAndStaysInRange()
     {
-        var x = full(new long[] { 2, 1, 4, 4 }, 0.5f);
+        var x = HeldScalars.Full([2, 1, 4, 4], 0.5f);
         using var r = new LangevinPurifier(new Pull(0.3f), sigma: 0.1, sigmaLevel: 0.1, steps: 50).Purify(x, new Generator(3, CPU));
         Assert.Equal(50, r.StepsTaken[0].item<long>());
         Assert.Equal(100, r.NetworkCallsPerImageSum);

@@ -109,8 +109,10 @@ public class RobustEvaluationTests
         Tensor own;
         using (no_grad()) own = clf.forward(noise.Images(0, n, CPU)).argmax(1);
         var labels = own.clone();
-        for (int i = 1; i < n; i += 2) labels[i] = (own[i] + 1) % 10;
-        var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Train, noise.Images(0, n, CPU).mul(255).round().to(ScalarType.Byte), labels);
+        using TorchSharp.Scalar classes = 10;
+        for (int i = 1; i < n; i += 2) labels[i] = own[i].Plus(RootedScalars.IntOne).remainder(classes);
+        var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Train,
+            noise.Images(0, n, CPU).mul(RootedScalars.Float255).round().to(ScalarType.Byte), labels);
         return (clf, score, data, labels);
     }
 
@@ -246,7 +248,8 @@ public class RobustEvaluationTests
         // labels = the untrained classifier's own predictions, so clean accuracy is 100% and the attack has room
         Tensor own;
         using (no_grad()) own = clf.forward(noise.Images(0, 16, CPU)).argmax(1);
-        using var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Train, noise.Images(0, 16, CPU).mul(255).round().to(ScalarType.Byte), own);
+        using var data = new ImageDataset(DatasetRegistry.FashionMnist, Split.Train,
+            noise.Images(0, 16, CPU).mul(RootedScalars.Float255).round().to(ScalarType.Byte), own);
         var cfg = new RobustConfig
         {
             Classifier = "c", Score = "s", Images = 16, BatchSize = 8, Seeds = [0], SanityUnbounded = false,

@@ -79,6 +79,40 @@ public class RootedScalarsTests
         }
     }
 
+    /// <summary>The tests' held forms (<see cref="HeldScalars"/>, and RootedScalars' double helpers with float and integer
+    /// literals) against the operator forms the tests wrote before the audit covered them: each replacement computes the same
+    /// bits, so no test's expected values moved.</summary>
+    [Fact]
+    public void TheTestsHeldForms_GiveTheBitsOfTheOperatorForms()
+    {
+        var g = new Generator(5, CPU);
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
+        {
+            using var x = (randn([4, 3, 7, 7], generator: g) * 3).to(dtype);
+            Assert.True(SameBits(0.2f - x, x.SubtractedFrom(0.2f)) && SameBits(0.5f - x, x.SubtractedFrom(0.5f)));
+            Assert.True(SameBits(x * 0.4f, x.Times(0.4f)) && SameBits(0.01f * x, x.Times(0.01f)) && SameBits(x * 3, x.Times(3)));
+            Assert.True(SameBits(x + 0.1f, x.Plus(0.1f)) && SameBits(x - 0.1f, x.Minus(0.1f)) && SameBits(x / 32f, x.Over(32f)));
+            Assert.True(SameBits(x / 3, x.Over(3)) && SameBits(x * 1000, x.Times(1000)));
+            Assert.True(SameBits(x.square(), x.Squared()) && SameBits(-(x + 0.1f * x) + x, x - x.Plus(x.Times(0.1f))));
+            foreach (double h in new[] { 1e-6, -2e-6 })
+            {
+                using var library = x.clone();
+                using var held = x.clone();
+                library.view(-1)[17] += h;
+                held.view(-1)[17].AddInPlace(h);
+                Assert.True(SameBits(library, held) && !SameBits(held, x));
+            }
+        }
+        using var lhs = full(new long[] { 2, 3 }, 0.9f);
+        using var rhs = HeldScalars.Full([2, 3], 0.9f);
+        Assert.True(SameBits(lhs, rhs) && rhs.dtype == ScalarType.Float32);
+        using var like = HeldScalars.FullLike(lhs, 0.1f);
+        Assert.True(SameBits(full_like(lhs, 0.1f), like));
+        using var labels = tensor(new long[] { 0, 9, 4 });
+        using TorchSharp.Scalar classes = 10;
+        Assert.True(SameBits((labels + 1) % 10, labels.Plus(RootedScalars.IntOne).remainder(classes)));
+    }
+
     /// <summary>PGD and APGD on a tiny linear classifier, so that the attacks' own scalar arithmetic (steps, projections,
     /// APGD's momentum and checkpoints) makes most of the native calls: 2,000 iterations each beside a collecting thread
     /// must give the bits of the same attacks run before it started.</summary>

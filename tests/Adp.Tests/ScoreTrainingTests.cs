@@ -34,7 +34,7 @@ public class ScoreTrainingTests
         for (int i = 0; i < 3; i++)
         {
             float s = i == 1 ? 0.1f : 0.5f;
-            expected += 0.5 * (-(x[i] + s * z[i]) + z[i]).square().sum().item<float>();
+            expected += 0.5 * (z[i] - x[i].Plus(z[i].Times(s))).Squared().sum().item<float>();   // −(x + sz) + z
         }
         Assert.Equal(expected / 3, loss, 3);
     }

@@ -79,7 +79,7 @@ public class SnapshotCurveCliTests
         var bad = Path.Combine(dir, "s.iter9000.ckpt");
         using (var f = SafeTensors.Load(TestEnvironment.Model("mnist-score.ckpt")))
         {
-            foreach (var t in f.Tensors.Values.Where(t => t.dtype == TorchSharp.torch.ScalarType.Float32)) t.fill_(float.NaN);
+            foreach (var t in f.Tensors.Values.Where(t => t.dtype == TorchSharp.torch.ScalarType.Float32)) t.fill_(HeldScalars.NaN);
             SafeTensors.Save(bad, f.Tensors, f.Metadata);
         }
         string[] args = ["--threads", "1", "eval", "snapshots", bad, "--classifier", TestEnvironment.Model("mnist-smallcnn.ckpt"), "--images", "4",

@@ -1,3 +1,4 @@
+using Adp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,8 +19,8 @@ public class TorchSmokeTests
         conv.to(ScalarType.Float64);
         using (no_grad())  // its own weights, not the global generator's (other tests draw from that one in parallel)
         {
-            conv.weight!.copy_(randn(conv.weight.shape, dtype: ScalarType.Float64, generator: g) * 0.3);
-            conv.bias!.copy_(randn(conv.bias.shape, dtype: ScalarType.Float64, generator: g) * 0.3);
+            conv.weight!.copy_(randn(conv.weight.shape, dtype: ScalarType.Float64, generator: g).Times(0.3));
+            conv.bias!.copy_(randn(conv.bias.shape, dtype: ScalarType.Float64, generator: g).Times(0.3));
         }
         var x = randn([2, 2, 5, 5], dtype: ScalarType.Float64, generator: g).requires_grad_(true);
         var w = randn([2, 3, 5, 5], dtype: ScalarType.Float64, generator: g);
@@ -30,8 +31,8 @@ public class TorchSmokeTests
         const double eps = 1e-6;
         foreach (var flat in new long[] { 0, 7, 24, 33, 61, 99 })
         {
-            var plus = xs.clone(); plus.view(-1)[flat] += eps;
-            var minus = xs.clone(); minus.view(-1)[flat] -= eps;
+            var plus = xs.clone(); plus.view(-1)[flat].AddInPlace(eps);
+            var minus = xs.clone(); minus.view(-1)[flat].AddInPlace(-eps);
             double fd = (Loss(plus).item<double>() - Loss(minus).item<double>()) / (2 * eps);
             Assert.InRange(grad.view(-1)[flat].item<double>() - fd, -Tolerance, Tolerance);
         }
@@ -41,11 +42,11 @@ public class TorchSmokeTests
         var wg = conv.weight!.grad!.view(-1)[5].item<double>();
         using (no_grad())
         {
-            conv.weight!.view(-1)[5] += eps;
+            conv.weight!.view(-1)[5].AddInPlace(eps);
             double up = Loss(xs).item<double>();
-            conv.weight!.view(-1)[5] -= 2 * eps;
+            conv.weight!.view(-1)[5].AddInPlace(-2 * eps);
             double down = Loss(xs).item<double>();
-            conv.weight!.view(-1)[5] += eps;
+            conv.weight!.view(-1)[5].AddInPlace(eps);
             Assert.InRange(wg - (up - down) / (2 * eps), -Tolerance, Tolerance);
         }
     }

@@ -301,7 +301,8 @@ public class FuzzRegressionTests
         var src = Path.Combine(FuzzHarness.CorpusDir("checkpoint"), "classifier-resnet10-w1.ckpt");
         using var f = SafeTensors.Load(src);
         var tensors = f.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value);
-        tensors[Checkpoint.OptimizerTensor] = TorchSharp.torch.full([length], 7, TorchSharp.torch.ScalarType.Byte);
+        using TorchSharp.Scalar seven = 7;
+        tensors[Checkpoint.OptimizerTensor] = TorchSharp.torch.full([length], seven, TorchSharp.torch.ScalarType.Byte);
         var path = Path.Combine(FuzzHarness.TempDir("opt"), "c.ckpt");
         SafeTensors.Save(path, tensors, f.Metadata);
         var opts = ClassifierTrainer.ReadOptions(path) with { TrainImages = 8, ValidationImages = 0 };

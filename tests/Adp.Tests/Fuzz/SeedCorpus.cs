@@ -7,6 +7,7 @@ using Adp.Data;
 using Adp.IO;
 using Adp.Models;
 using Adp.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Adp.Tests.Fuzz;
@@ -110,8 +111,11 @@ public static class SeedCorpus
         using var scope = NewDisposeScope();
         var types = new[] { ScalarType.Float32, ScalarType.Float64, ScalarType.Float16, ScalarType.BFloat16, ScalarType.Int64,
             ScalarType.Int32, ScalarType.Int16, ScalarType.Int8, ScalarType.Byte, ScalarType.Bool };
+        using TorchSharp.Scalar six = 6;
+        Tensor Count() => arange(RootedScalars.IntZero, six, RootedScalars.IntOne);   // 0 … 5, int64
         var all = types.Select((t, i) => new KeyValuePair<string, Tensor>($"t{i}.{t}",
-            (t == ScalarType.Bool ? arange(6).remainder(2).eq(1) : arange(6).to(t)).reshape(2, 3))).ToList();
+            (t == ScalarType.Bool ? Count().remainder(RootedScalars.IntTwo).eq(RootedScalars.IntOne) : Count().to(t)).reshape(2, 3)))
+            .ToList();
         return new()
         {
             ["every-dtype.safetensors"] = SafeTensors.Serialize(all, new Dictionary<string, string> { ["format"] = "pt", ["note"] = "seed" }),
@@ -171,7 +175,7 @@ public static class SeedCorpus
     {
         using var scope = NewDisposeScope();
         opt.zero_grad();
-        net.forward(x).square().mean().backward();
+        net.forward(x).Squared().mean().backward();
         opt.step();
     }
 
