@@ -11,17 +11,31 @@ namespace Adp.Tests;
 [Collection(GlobalRngCollection.Name)]
 public class RootedScalarsTests
 {
-    private static bool SameBits(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.contiguous().bytes.SequenceEqual(b.contiguous().bytes);
+    /// <summary>Equal shapes and bytes. In a scope of its own: the GC-stress bodies run outside the test's scope.</summary>
+    private static bool SameBits(Tensor a, Tensor b)
+    {
+        using var scope = NewDisposeScope();
+        return a.shape.SequenceEqual(b.shape) && a.contiguous().bytes.SequenceEqual(b.contiguous().bytes);
+    }
 
     /// <summary>Runs <paramref name="body"/> while another thread collects garbage continuously, so that any scalar left
-    /// to the finalizer is freed as early as the runtime allows.</summary>
+    /// to the finalizer is freed as early as the runtime allows. The body runs on a thread of its own, outside the test's
+    /// dispose scope (<see cref="TensorScopePerTestAttribute"/>), so the toolkit's tensor temporaries are held only by its own
+    /// scopes, as in production, and one it leaves unscoped is exposed too.</summary>
     private static void UnderGarbageCollection(Action body)
     {
         using var stop = new CancellationTokenSource();
         var collector = new Thread(() => { while (!stop.IsCancellationRequested) { GC.Collect(0); GC.WaitForPendingFinalizers(); } });
         collector.Start();
-        try { body(); }
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? failure = null;
+        var worker = new Thread(() =>
+        {
+            try { body(); }
+            catch (Exception e) { failure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e); }
+        }, maxStackSize: 16 << 20);
+        try { worker.Start(); worker.Join(); }
         finally { stop.Cancel(); collector.Join(); }
+        failure?.Throw();
     }
 
     [Fact]
@@ -258,8 +272,11 @@ public class RootedScalarsTests
         });
     }
 
-    private static byte[][] StateBits(nn.Module m) =>
-        m.state_dict().Values.Select(p => p.detach().contiguous().bytes.ToArray()).ToArray();
+    private static byte[][] StateBits(nn.Module m)
+    {
+        using var scope = NewDisposeScope();
+        return m.state_dict().Values.Select(p => p.detach().contiguous().bytes.ToArray()).ToArray();
+    }
 
     /// <summary>Every architecture built seeded under the same pressure gives the bits (parameters and buffers) of the same
     /// build made before the collecting thread started (a few builds each: construction allocates many managed objects, and
