@@ -98,7 +98,7 @@ public class RobustEvaluationTests
 
     /// <summary>Untrained small models and n synthetic images labelled with the classifier's own prediction at even positions
     /// and another class at odd ones, so the bare classifier is right on exactly the even images.</summary>
-    private static (Classifier Clf, Ncsnv2 Score, ImageDataset Data, Tensor Labels) HalfRight(int n)
+    internal static (Classifier Clf, Ncsnv2 Score, ImageDataset Data, Tensor Labels) HalfRight(int n)
     {
         torch.manual_seed(6);
         var clf = Classifier.Create(ClassifierConfig.SmallCnn());

@@ -1,4 +1,5 @@
 using Adp.Attacks;
+using Adp.Evaluation;
 using Adp.Models;
 using Adp.Purification;
 using TorchSharp;
@@ -250,6 +251,57 @@ public class RootedScalarsTests
                 if (i % 100 == 0) Assert.True(SameBits(expectedLogits, y));
             }
         });
+    }
+
+    /// <summary>A whole robust evaluation beside the collecting thread, on a thread without a dispose scope of its own, as
+    /// <c>adp eval robust</c> runs it: every target (bare, blind, the research code's BPDA, full gradient with AutoAttack's DLR
+    /// cascade), the clean and sanity cells and the example grids must come out as in the undisturbed run. This covers the
+    /// orchestration between the hot paths (data slicing, batching, cascades, grids) as a stress test can: a temporary on a path
+    /// taken thousands of times is exposed (unscoped tensor temporaries crashed within 20,000 loop iterations, TensorScopePerTest),
+    /// one made once per batch may well pass.</summary>
+    [Fact]
+    public void WholeRobustEvaluation_SurvivesGarbageCollectionsFromAnotherThread()
+    {
+        var (clf, score, data, _) = RobustEvaluationTests.HalfRight(8);
+        using var dataset = data;
+        var ce = new AttackSpec { Name = "full ce", Kind = AttackKind.Apgd, Target = AttackTarget.Full, Epsilon = 0.3, Iterations = 4, Eot = 2 };
+        var cfg = new RobustConfig
+        {
+            Classifier = "c", Score = "s", Images = 8, BatchSize = 4, Runs = 2, Seeds = [0], Resubmissions = 2,
+            Purifier = new PurifierSettings(Steps: 2), SanityUnbounded = true,
+            Attacks =
+            [
+                new AttackSpec { Name = "natural", Kind = AttackKind.None, Target = AttackTarget.Blind },
+                new AttackSpec { Name = "bare", Kind = AttackKind.Pgd, Target = AttackTarget.Bare, Epsilon = 0.3, Iterations = 3 },
+                new AttackSpec { Name = "blind", Kind = AttackKind.Pgd, Target = AttackTarget.Blind, Epsilon = 0.3, Iterations = 2 },
+                new AttackSpec { Name = "bpda", Kind = AttackKind.Pgd, Target = AttackTarget.Bpda, Epsilon = 0.3, Iterations = 2, Eot = 2 },
+                ce, ce with { Name = "full dlr", Loss = AttackLoss.Dlr, After = "full ce" },
+            ],
+        };
+        RobustEvaluation Run()
+        {
+            var e = new RobustEvaluation(cfg, dataset, clf, score, CPU, Directory.CreateTempSubdirectory("adp-gc-eval-").FullName);
+            Assert.True(e.Run());
+            return e;
+        }
+        var expected = Run();
+        RobustEvaluation? stressed = null;
+        UnderGarbageCollection(() => stressed = Run());
+        Assert.Equal(expected.Progress.Cells.Keys.Order(), stressed!.Progress.Cells.Keys.Order());
+        foreach (var (key, cell) in expected.Progress.Cells)
+        {
+            var other = stressed.Progress.Cells[key];
+            Assert.Equal(cell.Indices, other.Indices);
+            Assert.Equal(cell.RunsCorrect, other.RunsCorrect);
+            foreach (var (rule, lists) in cell.Correct) Assert.Equal(lists, other.Correct[rule]);
+        }
+        Assert.Equal(expected.Examples.Keys.Order(), stressed.Examples.Keys.Order());
+        Assert.NotEmpty(expected.Examples);
+        foreach (var (label, (clean, adv, purified)) in expected.Examples)
+        {
+            var (c, a, p) = stressed.Examples[label];
+            Assert.True(SameBits(clean, c) && SameBits(adv, a) && SameBits(purified, p), label);
+        }
     }
 
     /// <summary>InstanceNorm++ drew its α and γ with TorchSharp's <c>torch.normal(1.0, 0.02, size)</c>, which is
