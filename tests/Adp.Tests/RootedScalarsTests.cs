@@ -330,8 +330,8 @@ public class RootedScalarsTests
         return m.state_dict().Values.Select(p => p.detach().contiguous().bytes.ToArray()).ToArray();
     }
 
-    /// <summary>Every architecture built seeded under the same pressure gives the bits (parameters and buffers) of the same
-    /// build made before the collecting thread started (a few builds each: construction allocates many managed objects, and
+    /// <summary>Every architecture built seeded, and every shipped checkpoint kind loaded, under the same pressure gives the
+    /// bits (parameters and buffers) of the same build made before the collecting thread started (a few builds each: construction allocates many managed objects, and
     /// with a collection always running each allocation waits for one; the source audit, ImplicitScalarAuditTests, is the
     /// guard for the whole kind).</summary>
     [Fact]
@@ -344,6 +344,10 @@ public class RootedScalarsTests
             () => Classifier.Create(ClassifierConfig.SmallCnn()),
             () => Classifier.Create(ClassifierConfig.ResNetSmall),
             () => Classifier.Create(ClassifierConfig.Wrn28x10 with { Depth = 10, Width = 1 }),
+            // and loading shipped checkpoints (safetensors reading, state-dict copies, the EMA choice): production runs them
+            // outside any scope, before the progress display's threads start allocating
+            () => ScoreModelFile.Load(TestEnvironment.Model("mnist-score.ckpt")).Net,
+            () => ClassifierFile.Load(TestEnvironment.Model("cifar10-resnet-small.ckpt")).Net,
         ];
         var expected = builders.Select((b, k) => { manual_seed(k); return StateBits(b()); }).ToArray();
         UnderGarbageCollection(() =>

@@ -41,7 +41,9 @@ internal static class RootedScalars
     /// <summary>−∞ as a float32 scalar, for masking logits (masked_fill).</summary>
     public static readonly Scalar NegativeInfinity = float.NegativeInfinity.ToScalar();
 
-    /// <summary>a + b for a double b, as <c>a + b</c> computes it, holding the scalar b through the native call.</summary>
+    /// <summary>a + b for a double b, as <c>a + b</c> computes it, holding the scalar b through the native call. This and
+    /// <see cref="Minus"/>, <see cref="Times"/>, <see cref="Over"/> take a double scalar: on an integer tensor an integer literal
+    /// binds here too and gives a floating result where the operator kept the integer type; hold an integer Scalar there.</summary>
     public static Tensor Plus(this Tensor a, double b)
     {
         using var s = b.ToScalar();
