@@ -264,7 +264,10 @@ public class RootedScalarsTests
     {
         var (clf, score, data, _) = RobustEvaluationTests.HalfRight(8);
         using var dataset = data;
-        var ce = new AttackSpec { Name = "full ce", Kind = AttackKind.Apgd, Target = AttackTarget.Full, Epsilon = 0.3, Iterations = 4, Eot = 2 };
+        var ce = new AttackSpec
+        {
+            Name = "full ce", Kind = AttackKind.Apgd, Target = AttackTarget.Full, Epsilon = 0.3, Iterations = 4, Eot = 2,
+        };
         var cfg = new RobustConfig
         {
             Classifier = "c", Score = "s", Images = 8, BatchSize = 4, Runs = 2, Seeds = [0], Resubmissions = 2,
@@ -330,10 +333,10 @@ public class RootedScalarsTests
         return m.state_dict().Values.Select(p => p.detach().contiguous().bytes.ToArray()).ToArray();
     }
 
-    /// <summary>Every architecture built seeded, and every shipped checkpoint kind loaded, under the same pressure gives the
-    /// bits (parameters and buffers) of the same build made before the collecting thread started (a few builds each: construction allocates many managed objects, and
-    /// with a collection always running each allocation waits for one; the source audit, ImplicitScalarAuditTests, is the
-    /// guard for the whole kind).</summary>
+    /// <summary>Every architecture built seeded, and every shipped checkpoint kind loaded, under the same pressure gives the bits
+    /// (parameters and buffers) of the same build made before the collecting thread started (a few builds each: construction
+    /// allocates many managed objects, and with a collection always running each allocation waits for one; the source audit,
+    /// ImplicitScalarAuditTests, is the guard for the whole kind).</summary>
     [Fact]
     public void ModelConstruction_SurvivesGarbageCollectionsFromAnotherThread()
     {

@@ -13,8 +13,8 @@ namespace Adp.Tests;
 /// Why: TorchSharp 0.107 hands libtorch a tensor's native handle without keeping the managed object alive, as it does for
 /// scalars (RootedScalars), so a temporary outside any scope (the <c>x.neg()</c> of <c>x.add(x.neg().exp())</c>) can be finalized
 /// by a collection that another thread starts during the native call: beside a collecting thread such a loop crashed the test
-/// host or gave a wrong sum within 20,000 iterations in 5 of 5 runs (2026-12-02). A dispose scope holds every tensor made on its thread until it
-/// ends, so none is finalized mid-call; the toolkit's own computing paths open their scopes (network layers, purifiers,
+/// host or gave a wrong sum within 20,000 iterations in 5 of 5 runs (2026-12-02). A dispose scope holds every tensor made on
+/// its thread until it ends, so none is finalized mid-call; the toolkit's own computing paths open their scopes (network layers, purifiers,
 /// attacks, evaluation, serving), and this gives the tests' arithmetic the same guarantee. Tensors made outside the body (class
 /// constructors, fixtures, theory data) are not in the scope, so nothing a later test uses is disposed. Async tests are left
 /// out: their continuations may run on other threads than the one that opened the scope. The GC-stress bodies and the fuzz
@@ -44,7 +44,8 @@ internal sealed class TensorScopePerTestAttribute : BeforeAfterTestAttribute
         // Disposing from another thread would pop that thread's scope stack: fail loudly instead. xunit 2 runs Before, a
         // synchronous body and After inline on one thread (TestInvoker.RunAsync), so this is not expected.
         if (open.Thread != Environment.CurrentManagedThreadId)
-            throw new InvalidOperationException($"{methodUnderTest.Name}: the test ended on another thread than it began; its tensor scope stays open");
+            throw new InvalidOperationException(
+                $"{methodUnderTest.Name}: the test ended on another thread than it began; its tensor scope stays open");
         open.Scope.Dispose();
     }
 }
