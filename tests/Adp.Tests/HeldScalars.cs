@@ -21,13 +21,6 @@ internal static class HeldScalars
         return full(shape, v);
     }
 
-    /// <summary><c>full_like(x, value)</c>, holding the fill value.</summary>
-    public static Tensor FullLike(Tensor x, float value)
-    {
-        using TorchSharp.Scalar v = value;
-        return full_like(x, v);
-    }
-
     /// <summary><c>c - x</c> for a float c: (−x) + c, equal to c − x in IEEE arithmetic (negation is exact).</summary>
     public static Tensor SubtractedFrom(this Tensor x, float c)
     {
@@ -40,6 +33,22 @@ internal static class HeldScalars
     {
         using var s = v.ToScalar();
         element.add_(s, RootedScalars.IntOne);
+    }
+
+    /// <summary>Starts a thread that collects generation 0 continuously, so that anything left to the finalizer is freed as
+    /// early as the runtime allows; disposing stops it. Generation 0 is where short-lived temporaries die, and its cost does not
+    /// grow with the rest of the suite's heap.</summary>
+    public static IDisposable CollectContinuously()
+    {
+        var stop = new CancellationTokenSource();
+        var collector = new Thread(() => { while (!stop.IsCancellationRequested) { GC.Collect(0); GC.WaitForPendingFinalizers(); } });
+        collector.Start();
+        return new Stopper(() => { stop.Cancel(); collector.Join(); stop.Dispose(); });
+    }
+
+    private sealed class Stopper(Action stop) : IDisposable
+    {
+        public void Dispose() => stop();
     }
 
     /// <summary><c>x.square()</c>: pow(2), as TorchSharp computes it, with the rooted 2.</summary>
