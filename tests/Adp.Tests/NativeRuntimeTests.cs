@@ -82,6 +82,73 @@ public class NativeRuntimeTests
         Assert.Equal(Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") ?? "ERROR", Marshal.PtrToStringAnsi(GetEnv("TORCH_CPP_LOG_LEVEL")));
     });
 
+    /// <summary>
+    /// Gradients as the toolkit computes them (forward with oneDNN, backward inside <see cref="NativeRuntime.Backward"/>) equal
+    /// float64's (no oneDNN kernels for doubles) to float32 rounding. With oneDNN in the backward pass, libtorch 2.10 on this
+    /// project's AVX-512 machines returns wrong input gradients for every 3×3 and 5×5 convolution whose output channels are not
+    /// a multiple of 16 (relative errors 0.2–1.1, sometimes ∞), and for strided 3×3 ones from 48 channels
+    /// (`adp-bench onednn-ops`, docs/BENCHMARKS.md): the score network's last convolution (ngf → 1 or 3 channels) is such
+    /// a case, so every attack's gradient would be wrong. The cases below are of those kinds, and a whole small score network.
+    /// Tolerance: each gradient entry sums at most 64·5·5·8 float32 products; with round-off growing as the square root of
+    /// the terms (~1e-6 relative) a bound of 1e-4 of the largest entry has a wide margin, and the kernels' errors are above 0.2.
+    /// On machines whose kernels are sound this passes either way.
+    /// </summary>
+    [Fact]
+    public void Gradients_EqualFloat64s_ToFloat32Rounding_WithTheToolkitsOneDnnSettings() => InCliMode(_ =>
+    {
+        using var g = new Generator(11);
+        var failures = new List<string>();
+        void Check(string what, Tensor g32, Tensor g64)
+        {
+            double err = (g32.to(ScalarType.Float64) - g64).abs().max().item<double>() / g64.abs().max().item<double>();
+            if (!(err < 1e-4)) failures.Add($"{what}: relative error {err:G3}");
+        }
+        foreach (var (ci, co, k, d, s) in new[] { (32L, 1L, 3L, 1L, 1L), (32L, 3L, 3L, 1L, 1L), (8L, 8L, 3L, 2L, 1L), (16L, 24L, 5L, 1L, 1L),
+                                                  (48L, 32L, 3L, 1L, 2L) })
+            foreach (long size in new long[] { 7, 28 })
+            {
+                using var scope = NewDisposeScope();
+                var x = randn([8, ci, size, size], generator: g);
+                var w = randn([co, ci, k, k], generator: g);
+                Tensor Conv(Tensor a, Tensor b) => nn.functional.conv2d(a, b, strides: [s, s], padding: [d * (k / 2), d * (k / 2)],
+                    dilation: [d, d]);
+                var (x32, w32) = (x.detach().requires_grad_(true), w.detach().requires_grad_(true));
+                var y = Conv(x32, w32);
+                var v = randn(y.shape, generator: g);
+                IList<Tensor> g32;
+                using (NativeRuntime.Backward()) g32 = autograd.grad([y.mul(v).sum()], [x32, w32]);
+                var (x64, w64) = (x.to(ScalarType.Float64).requires_grad_(true), w.to(ScalarType.Float64).requires_grad_(true));
+                var g64 = autograd.grad([Conv(x64, w64).mul(v.to(ScalarType.Float64)).sum()], [x64, w64]);
+                Check($"conv {ci}→{co} {k}×{k} dilation {d} stride {s} at {size}×{size}, input", g32[0], g64[0]);
+                Check($"conv {ci}→{co} {k}×{k} dilation {d} stride {s} at {size}×{size}, weight", g32[1], g64[1]);
+            }
+        using (var scope = NewDisposeScope())
+        {
+            manual_seed(3);
+            var net = new Models.Ncsnv2(new Models.ScoreModelConfig(1, 28, 8, 1.0, 0.01, 5));
+            var net64 = new Models.Ncsnv2(net.Config);
+            net64.load_state_dict(net.state_dict());
+            TorchSharp.ModuleExtensionMethods.to(net64, ScalarType.Float64);
+            net.eval();
+            net64.eval();
+            var x = rand([4, 1, 28, 28], generator: g);
+            var v = randn(x.shape, generator: g);
+            // Frozen weights (as attacks run the network) and trainable ones (as trainings do).
+            var x64 = x.to(ScalarType.Float64).requires_grad_(true);
+            var g64 = autograd.grad([net64.forward(x64).mul(v.to(ScalarType.Float64)).sum()], [x64])[0];
+            foreach (bool frozen in new[] { true, false })
+            {
+                foreach (var p in net.parameters()) p.requires_grad_(!frozen);
+                var x32 = x.detach().requires_grad_(true);
+                var y = net.forward(x32);
+                Tensor g32;
+                using (NativeRuntime.Backward()) g32 = autograd.grad([y.mul(v).sum()], [x32])[0];
+                Check($"NCSNv2 ngf 8 at 28×28, input, {(frozen ? "frozen" : "trainable")} weights", g32, g64);
+            }
+        }
+        Assert.True(failures.Count == 0, string.Join("; ", failures));
+    });
+
     /// <summary>With oneDNN, on this project's AVX-512 machines, backward calls of these convolutions returned NaN
     /// gradients now and then (2–632 in 3,000, five trials); 3,000 calls all finite is what the settings must give. On
     /// machines whose kernels are sound this passes either way.</summary>
