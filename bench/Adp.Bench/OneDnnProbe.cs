@@ -17,6 +17,7 @@ public static class OneDnnProbe
         string? score = kv.GetValueOrDefault("score");
         int iters = int.Parse(kv.GetValueOrDefault("iters", "50")), batch = int.Parse(kv.GetValueOrDefault("batch", "16"));
         string grads = kv.GetValueOrDefault("grads", "input");
+        if (grads is not ("input" or "weights" or "both")) throw new AdpException($"grads={grads}: expected input, weights or both");
         Ncsnv2 net;
         if (score is not null) net = ScoreModelFile.Load(score).Net;
         else
@@ -63,7 +64,8 @@ public static class OneDnnProbe
             if (anyNonFinite) nonFinite++;
             if (batchWorst > 1e-4) bad++;
             worst = Math.Max(worst, batchWorst);
-            if (anyNonFinite || batchWorst > 1e-4) Console.WriteLine($"batch {i}: non-finite {anyNonFinite}, max relative error {batchWorst:G3}");
+            if (anyNonFinite || batchWorst > 1e-4)
+                Console.WriteLine($"batch {i}: non-finite {anyNonFinite}, max relative error {batchWorst:G3}");
         }
         Console.WriteLine($"onednn-probe ngf={cfg.Ngf} {cfg.Channels}×{cfg.ImageSize}² batch={batch} grads={grads} " +
                           $"oneDNN(now)={Adp.NativeRuntime.MkldnnEnabled()}: {iters} batches, non-finite {nonFinite}, " +
@@ -130,5 +132,42 @@ public static class OneDnnOpProbe
         }
         Console.WriteLine($"onednn-ops: {cases.Count} cases, {bad} with a relative error above 1e-4, " +
                           $"oneDNN(now)={Adp.NativeRuntime.MkldnnEnabled()}");
+    }
+}
+
+/// <summary>phases: where a full-gradient step's network time goes: the score network's forward pass without graph (the
+/// step-size calls), with graph (the checkpoint's recomputation) and the input-gradient backward pass (weights frozen, as attacks
+/// run it), per call of n=16 rows (the CIFAR-10 chunk), reps=10 calls, two rounds. Keys: score=PATH, n, reps.</summary>
+public static class NetworkPhases
+{
+    public static void Run(Dictionary<string, string> kv)
+    {
+        var (net, info) = ScoreModelFile.Load(kv.GetValueOrDefault("score", "models/cifar10-score.ckpt"));
+        foreach (var p in net.parameters()) p.requires_grad_(false);
+        net.eval();
+        int n = int.Parse(kv.GetValueOrDefault("n", "16")), reps = int.Parse(kv.GetValueOrDefault("reps", "10"));
+        var x = rand(n, info.Config.Channels, info.Config.ImageSize, info.Config.ImageSize);
+        var v = randn(x.shape);
+        for (int round = 0; round < 2; round++)
+        {
+            double fNo = 0, fGraph = 0, back = 0;
+            for (int r = 0; r < reps; r++)
+            {
+                using var scope = NewDisposeScope();
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                using (no_grad()) net.forward(x);
+                fNo += sw.Elapsed.TotalMilliseconds;
+                sw.Restart();
+                var xr = x.detach().requires_grad_(true);
+                var y = net.forward(xr);
+                fGraph += sw.Elapsed.TotalMilliseconds;
+                sw.Restart();
+                using (Adp.NativeRuntime.Backward()) autograd.grad([y], [xr], [v]);
+                back += sw.Elapsed.TotalMilliseconds;
+            }
+            Console.WriteLine($"ngf={info.Config.Ngf} n={n}: forward no-grad {fNo / reps:F1} ms, " +
+                              $"forward with graph {fGraph / reps:F1} ms, " +
+                              $"backward {back / reps:F1} ms");
+        }
     }
 }

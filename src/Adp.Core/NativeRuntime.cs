@@ -12,7 +12,7 @@ namespace Adp;
 /// <c>torch.backends.mkldnn.flags(enabled=False)</c> does; libtorch picks the convolution backend again when it computes the
 /// gradient). On this project's AVX-512 machines (AMD EPYC, avx512_bf16) libtorch 2.10's oneDNN (v3.7.1,
 /// <c>jit:avx512_core</c> backward-data on channel-padded blocked layouts) returns wrong input gradients, relative errors
-/// 0.2–1.1 or NaN, for every 3×3 and 5×5 convolution whose output channels are not a multiple of 16 (a score network's last
+/// 0.2–1.1 or NaN, for every stride-1 3×3 and 5×5 convolution whose output channels are not a multiple of 16 (a score network's last
 /// convolution is one) and for strided 3×3 ones from 48 channels (<c>adp-bench onednn-ops</c>; docs/BENCHMARKS.md). First seen
 /// as NaN gradients now and then: of 8 five-iteration trainings of a tiny NCSNv2 with one seed, 2–4 got one (autograd's
 /// anomaly mode: "ConvolutionBackward0 returned nan values in its 0th output"), while the loss and the forward pass stayed
