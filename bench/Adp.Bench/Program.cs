@@ -7,7 +7,10 @@ using Adp.Bench;
 Adp.NativeRuntime.Configure();   // gradients without oneDNN, libtorch's C++ log level: before the first tensor operation
 var name = args.FirstOrDefault() ?? "all";
 var kv = args.Skip(1).Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
-Console.WriteLine($"# machine: {Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, libtorch {TorchSharp.torch.__version__}, threads {TorchSharp.torch.get_num_threads()}, allocator kept freed memory: {Adp.NativeRuntime.AllocatorTuned}");
+Console.WriteLine($"# machine: {Environment.ProcessorCount} logical CPUs, " +
+                  $"{System.Runtime.InteropServices.RuntimeInformation.OSDescription}, " +
+                  $"libtorch {TorchSharp.torch.__version__}, threads {TorchSharp.torch.get_num_threads()}, " +
+                  $"allocator kept freed memory: {Adp.NativeRuntime.AllocatorTuned}");
 var sw = Stopwatch.StartNew();
 switch (name)
 {

@@ -29,6 +29,17 @@ namespace Adp;
 /// CI (2026-11-30): the test suite, which runs with oneDNN off, got other outcomes for a batch of 8 images × 2 purification
 /// runs (16 rows) than for batches of 3 (6 rows) on the CI host; the development machines cannot start NNPACK
 /// ("Unsupported hardware") and never differed. Only those hosts lose speed, and only where oneDNN is off.</item>
+/// <item>glibc's allocator keeps freed memory for reuse (<c>mallopt</c>: mmap threshold 32 MiB, the largest glibc accepts;
+/// trim threshold 1 GiB; <c>ADP_MALLOC=0</c>, or glibc's own <c>MALLOC_MMAP_THRESHOLD_</c> / <c>MALLOC_TRIM_THRESHOLD_</c> or a
+/// <c>glibc.malloc.*</c> entry in <c>GLIBC_TUNABLES</c>, keeps what glibc would do). glibc's defaults adjust the mmap threshold
+/// as blocks are freed (up to 32 MiB) and trim the heap top beyond twice it, so the activations that libtorch frees and
+/// allocates in every network call went back to the kernel and returned as fresh pages, each a page fault, which on these
+/// virtual machines goes through the hypervisor (11% of a profiled gradient loop in the kernel). Measured (docs/BENCHMARKS.md,
+/// one thread): a CIFAR-10 full-gradient iteration takes 35–40% less time. Values are unchanged (where a tensor lives does
+/// not change what the kernels compute; only code reading uninitialised memory from <c>empty</c> could see stale data where it
+/// saw zero pages, and the toolkit's results were checked bit for bit). The cost: up to 1 GiB of freed memory stays mapped
+/// at the top of the main heap after a peak (blocks over 32 MiB and other threads' arenas are still returned); a
+/// long-running <c>adp serve</c> on a memory-tight host can set <c>ADP_MALLOC=0</c>.</item>
 /// <item><c>TORCH_CPP_LOG_LEVEL=ERROR</c> (unless set), applied through <c>c10::initLogging()</c> (PyTorch's Python module
 /// calls it, TorchSharp never does): on CPUs that NNPACK does not recognise, libtorch writes "Could not initialize NNPACK!
 /// Reason: Unsupported hardware." to stderr from every process that runs a convolution; no error, but it breaks the
@@ -45,7 +56,7 @@ public static unsafe class NativeRuntime
     /// <summary>Environment variable: "1" keeps NNPACK (off otherwise; see the class summary).</summary>
     public const string NnpackVariable = "ADP_NNPACK";
 
-    /// <summary>Environment variable: "0" leaves glibc's allocator at its defaults (see <see cref="KeepFreedMemory"/>).</summary>
+    /// <summary>Environment variable: "0" leaves glibc's allocator at its defaults (see the class summary).</summary>
     public const string MallocVariable = "ADP_MALLOC";
 
     [DllImport("libc", EntryPoint = "mallopt")]
@@ -59,27 +70,25 @@ public static unsafe class NativeRuntime
     /// <summary>Freed memory at the top of the heap that glibc keeps instead of returning it to the kernel.</summary>
     internal const int TrimThreshold = 1 << 30;
 
-    /// <summary>Whether <see cref="Configure"/> applied <see cref="KeepFreedMemory"/>'s allocator settings.</summary>
+    /// <summary>Whether <see cref="Configure"/> set glibc's allocator to keep freed memory (see the class summary); false before
+    /// it, where ADP_MALLOC=0 or glibc's own malloc variables are set, and off glibc.</summary>
     public static bool AllocatorTuned { get; private set; }
 
-    /// <summary>
-    /// glibc's allocator keeps freed blocks for reuse (<c>mallopt</c>: mmap threshold 32 MiB, the largest it accepts; trim
-    /// threshold 1 GiB) instead of its defaults, which return blocks of a few MiB to the kernel on every free and map them again
-    /// on the next allocation: libtorch frees and allocates each activation of every network call, and on these virtual
-    /// machines each fresh page costs a page fault in the hypervisor (kernel time 11% of a profiled gradient loop). Measured
-    /// (docs/BENCHMARKS.md): a CIFAR-10 full-gradient iteration takes 35–40% less time. Values are unchanged (the allocator
-    /// decides where tensors live, not what they hold); the process keeps its peak resident memory after a peak instead of
-    /// returning part of it. Skipped where <c>ADP_MALLOC=0</c>, or where the user set glibc's own variables
-    /// (<c>MALLOC_MMAP_THRESHOLD_</c>, <c>MALLOC_TRIM_THRESHOLD_</c>, <c>GLIBC_TUNABLES</c>), or off glibc.
-    /// </summary>
+    /// <summary>The allocator settings of the class summary, unless the user chose others.</summary>
     private static void KeepFreedMemory()
     {
         if (Environment.GetEnvironmentVariable(MallocVariable) == "0") return;
-        foreach (var v in new[] { "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES" })
-            if (Environment.GetEnvironmentVariable(v) is not null) return;
+        if (UserSetGlibcMalloc()) return;
         try { AllocatorTuned = MallOpt(MMmapThreshold, MmapThreshold) == 1 & MallOpt(MTrimThreshold, TrimThreshold) == 1; }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
+
+    /// <summary>Whether glibc's own allocator settings are in the environment (<c>MALLOC_MMAP_THRESHOLD_</c>,
+    /// <c>MALLOC_TRIM_THRESHOLD_</c>, or <c>glibc.malloc.</c> tunables in <c>GLIBC_TUNABLES</c>); the toolkit then leaves them.</summary>
+    public static bool UserSetGlibcMalloc() =>
+        Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is not null
+        || Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_") is not null
+        || (Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "").Contains("glibc.malloc.", StringComparison.Ordinal);
 
     [DllImport("libc", EntryPoint = "setenv")]
     private static extern int SetEnv(string name, string value, int overwrite);
