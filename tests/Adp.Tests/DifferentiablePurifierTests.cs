@@ -19,13 +19,16 @@ public class DifferentiablePurifierTests
     }
 
     [Theory]
-    [InlineData(true, false, 64)]
-    [InlineData(false, false, 64)]
-    [InlineData(true, true, 64)]
-    [InlineData(true, false, 1)]  // one image per network call and per backward recomputation
-    public void Gradient_MatchesFiniteDifferences(bool checkpointing, bool faithful, int chunk)
+    [InlineData(true, false, 64, false)]
+    [InlineData(false, false, 64, false)]
+    [InlineData(true, true, 64, false)]
+    [InlineData(true, false, 1, false)]  // one image per network call and per backward recomputation
+    [InlineData(true, false, 64, true)]  // frozen weights, as attacks run it: FrozenConvolution's input gradients
+    [InlineData(false, false, 64, true)]
+    public void Gradient_MatchesFiniteDifferences(bool checkpointing, bool faithful, int chunk, bool frozen)
     {
         var (net, x, eps) = Tiny();
+        foreach (var parameter in net.parameters()) parameter.requires_grad_(!frozen);
         // Small σ so that few pixels sit on the clip boundary (where the gradient is one-sided).
         var s = new PurifierSettings(Sigma: 0.05, Steps: 3, Faithful: faithful);
         var p = new DifferentiablePurifier(net, s) { Checkpointing = checkpointing, Chunk = chunk };

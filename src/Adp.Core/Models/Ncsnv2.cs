@@ -60,7 +60,7 @@ public sealed class Ncsnv2 : Module<Tensor, Tensor>
             throw new AdpException($"score model expects N×{Config.Channels}×{Config.ImageSize}×{Config.ImageSize} images, got {string.Join("×", x.shape)}");
         using var scope = NewDisposeScope();
         if (ChannelsLast) EnsureChannelsLast();
-        var output = begin_conv.forward(x.mul(RootedScalars.Two).sub(RootedScalars.One));  // 2x − 1
+        var output = begin_conv.ForwardFrozen(x.mul(RootedScalars.Two).sub(RootedScalars.One));  // 2x − 1
         var layer1 = Run(res1, output);
         var layer2 = Run(res2, layer1);
         var layer3 = Run(res3, layer2);
@@ -69,7 +69,7 @@ public sealed class Ncsnv2 : Module<Tensor, Tensor>
         var ref2 = refine2.forward([layer3, ref1], Hw(layer3));
         var ref3 = refine3.forward([layer2, ref2], Hw(layer2));
         output = refine4.forward([layer1, ref3], Hw(layer1));
-        output = end_conv.forward(RootedScalars.Elu(normalizer.forward(output)));
+        output = end_conv.ForwardFrozen(RootedScalars.Elu(normalizer.forward(output)));
         return output.contiguous().MoveToOuterDisposeScope();
     }
 

@@ -52,7 +52,7 @@ public sealed class ConvMeanPool : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        using var o = conv.forward(x);
+        using var o = conv.ForwardFrozen(x);
         return F.avg_pool2d(o, 2);
     }
 }
@@ -99,9 +99,9 @@ public sealed class ResidualBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.forward(RootedScalars.Elu(normalize1.forward(x)));
-        h = conv2.forward(RootedScalars.Elu(normalize2.forward(h)));
-        var s = shortcut is null ? x : shortcut.forward(x);
+        var h = conv1.ForwardFrozen(RootedScalars.Elu(normalize1.forward(x)));
+        h = conv2.ForwardFrozen(RootedScalars.Elu(normalize2.forward(h)));
+        var s = shortcut is null ? x : shortcut.ForwardFrozen(x);
         return s.Plus(h).MoveToOuterDisposeScope();
     }
 }
@@ -129,7 +129,7 @@ public sealed class RcuBlock : Module<Tensor, Tensor>
         for (int i = 0; i < _convs.GetLength(0); i++)
         {
             var residual = x;
-            for (int j = 0; j < _convs.GetLength(1); j++) x = _convs[i, j].forward(RootedScalars.Elu(x));
+            for (int j = 0; j < _convs.GetLength(1); j++) x = _convs[i, j].ForwardFrozen(RootedScalars.Elu(x));
             x = x.Plus(residual);
         }
         return x.MoveToOuterDisposeScope();
@@ -154,7 +154,7 @@ public sealed class CrpBlock : Module<Tensor, Tensor>
         var path = x;
         foreach (var conv in convs)
         {
-            path = conv.forward(F.max_pool2d(path, 5, 1, 2));
+            path = conv.ForwardFrozen(F.max_pool2d(path, 5, 1, 2));
             x = path.Plus(x);
         }
         return x.MoveToOuterDisposeScope();
@@ -192,7 +192,7 @@ public sealed class MsfBlock : Module<IList<Tensor>, long[], Tensor>
         Tensor? sum = null;
         for (int i = 0; i < convs.Count; i++)
         {
-            var h = convs[i].forward(xs[i]);
+            var h = convs[i].ForwardFrozen(xs[i]);
             if (h.shape[2] != shape[0] || h.shape[3] != shape[1])
                 h = F.interpolate(h, size: shape, mode: InterpolationMode.Bilinear, align_corners: true);
             sum = sum is null ? h : sum.Plus(h);
