@@ -161,3 +161,40 @@ public static class DeterminismCheck
         }
     }
 }
+
+/// <summary>phases: where a full-gradient step's network time goes: the score network's forward pass without graph (the
+/// step-size calls), with graph (the checkpoint's recomputation) and the input-gradient backward pass (weights frozen, as attacks
+/// run it), per call of n=16 rows (the CIFAR-10 chunk), reps=10 calls, two rounds. Keys: score=PATH, n, reps.</summary>
+public static class NetworkPhases
+{
+    public static void Run(Dictionary<string, string> kv)
+    {
+        var (net, info) = ScoreModelFile.Load(kv.GetValueOrDefault("score", "models/cifar10-score.ckpt"));
+        foreach (var p in net.parameters()) p.requires_grad_(false);
+        net.eval();
+        int n = int.Parse(kv.GetValueOrDefault("n", "16")), reps = int.Parse(kv.GetValueOrDefault("reps", "10"));
+        var x = rand(n, info.Config.Channels, info.Config.ImageSize, info.Config.ImageSize);
+        var v = randn(x.shape);
+        for (int round = 0; round < 2; round++)
+        {
+            double fNo = 0, fGraph = 0, back = 0;
+            for (int r = 0; r < reps; r++)
+            {
+                using var scope = NewDisposeScope();
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                using (no_grad()) net.forward(x);
+                fNo += sw.Elapsed.TotalMilliseconds;
+                sw.Restart();
+                var xr = x.detach().requires_grad_(true);
+                var y = net.forward(xr);
+                fGraph += sw.Elapsed.TotalMilliseconds;
+                sw.Restart();
+                using (Adp.NativeRuntime.Backward()) autograd.grad([y], [xr], [v]);
+                back += sw.Elapsed.TotalMilliseconds;
+            }
+            Console.WriteLine($"ngf={info.Config.Ngf} n={n}: forward no-grad {fNo / reps:F1} ms, " +
+                              $"forward with graph {fGraph / reps:F1} ms, " +
+                              $"backward {back / reps:F1} ms");
+        }
+    }
+}

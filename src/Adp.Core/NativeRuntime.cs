@@ -77,16 +77,16 @@ public static unsafe class NativeRuntime
     /// <summary>The allocator settings of the class summary, unless the user chose others.</summary>
     private static void KeepFreedMemory()
     {
-        if (Environment.GetEnvironmentVariable(MallocVariable) == "0") return;
-        if (UserSetGlibcMalloc()) return;
+        if (UserChoseTheAllocator()) return;
         try { AllocatorTuned = MallOpt(MMmapThreshold, MmapThreshold) == 1 & MallOpt(MTrimThreshold, TrimThreshold) == 1; }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
 
-    /// <summary>Whether glibc's own allocator settings are in the environment (<c>MALLOC_MMAP_THRESHOLD_</c>,
-    /// <c>MALLOC_TRIM_THRESHOLD_</c>, or <c>glibc.malloc.</c> tunables in <c>GLIBC_TUNABLES</c>); the toolkit then leaves them.</summary>
-    public static bool UserSetGlibcMalloc() =>
-        Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is not null
+    /// <summary>Whether the environment keeps glibc's allocator as it is: <c>ADP_MALLOC=0</c>, or glibc's own settings
+    /// (<c>MALLOC_MMAP_THRESHOLD_</c>, <c>MALLOC_TRIM_THRESHOLD_</c>, <c>glibc.malloc.</c> tunables in <c>GLIBC_TUNABLES</c>).</summary>
+    public static bool UserChoseTheAllocator() =>
+        Environment.GetEnvironmentVariable(MallocVariable) == "0"
+        || Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is not null
         || Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_") is not null
         || (Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "").Contains("glibc.malloc.", StringComparison.Ordinal);
 

@@ -91,8 +91,7 @@ public class NativeRuntimeTests
     {
         if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libc.so.6", out var libc)
             || !NativeLibrary.TryGetExport(libc, "gnu_get_libc_version", out _)) return;
-        bool userChose = Environment.GetEnvironmentVariable(NativeRuntime.MallocVariable) == "0" || NativeRuntime.UserSetGlibcMalloc();
-        Assert.Equal(!userChose, NativeRuntime.AllocatorTuned);
+        Assert.Equal(!NativeRuntime.UserChoseTheAllocator(), NativeRuntime.AllocatorTuned);
     }
 
     /// <summary>

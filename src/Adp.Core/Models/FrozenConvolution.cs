@@ -19,9 +19,9 @@ namespace Adp.Models;
 /// summation order; tested in float64 to 1e-12 of the largest entry per convolution and 1e-10 through an NCSNv2, in float32
 /// against float64 to 1e-4 in the toolkit's oneDNN mode). The backward pass uses the weight as it is then: unlike libtorch's
 /// own path there is no version check (a check raised inside a TorchSharp backward callback ends the process), so code must
-/// not change frozen weights between the passes (no attack does). A double backward (create_graph) stays differentiable. Where the weights or the bias require a gradient
-/// (training), the input does not, gradients are off, or the convolution is strided, grouped, transposed or not zero-padded
-/// with d·(k − 1) ≥ p, this is the module's plain forward pass.
+/// not change frozen weights between the passes (no attack does). A double backward (create_graph) stays differentiable.
+/// Where the weights or the bias require a gradient (training), the input does not, gradients are off, or the convolution is
+/// strided, grouped, transposed or not zero-padded with d·(k − 1) ≥ p, this is the module's plain forward pass.
 /// </summary>
 public static class FrozenConvolution
 {
