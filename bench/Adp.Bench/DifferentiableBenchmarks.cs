@@ -52,16 +52,22 @@ public static class DifferentiableBenchmarks
         }
         int rows = rowsArg is null ? new Adp.Attacks.FullGradientEotModel(clf, purifier, eot).MaxBatch : int.Parse(rowsArg);
         var model = new Adp.Attacks.FullGradientEotModel(clf, purifier, eot) { BatchCopies = batched, MaxBatch = rows };
-        using var g = new Generator(0, CPU);
         double before = PeakRssMiB();
-        var sw = Stopwatch.StartNew();
-        var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
-        sw.Stop();
-        Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} {purifier.Describe()} batch={batch} chunk={chunk} " +
-                          $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}{(checkpointing ? "" : ", no checkpointing")}: " +
-                          $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB " +
-                          $"(before the attack {before:F0} MiB), " +
-                          $"|direction| {dir.norm().item<float>():G3}");
+        // iters=N: N iterations in this process, each reported (the first one also maps the working set's pages fresh).
+        int iters = int.Parse(kv.GetValueOrDefault("iters", "1"));
+        for (int it = 0; it < iters; it++)
+        {
+            using var scope = NewDisposeScope();
+            using var g = new Generator(0, CPU);
+            var sw = Stopwatch.StartNew();
+            var (loss, dir) = model.LossAndDirection(x, y, Adp.Attacks.AttackLoss.CrossEntropy, g);
+            sw.Stop();
+            Console.WriteLine($"full-gradient PGD+EOT iteration ngf={info.Config.Ngf} EOT={eot} {purifier.Describe()} batch={batch} chunk={chunk} " +
+                              $"copies {(batched ? $"batched (≤{model.MaxBatch} rows)" : "one at a time")}{(checkpointing ? "" : ", no checkpointing")}: " +
+                              $"{sw.Elapsed.TotalSeconds / batch:F2} s per image ({sw.Elapsed.TotalSeconds:F1} s per batch), peak RSS {PeakRssMiB():F0} MiB " +
+                              $"(before the attack {before:F0} MiB), " +
+                              $"|direction| {dir.norm().item<float>():G3}");
+        }
     }
 
     /// <summary>rows=8,16,160 rounds=R: the batched EOT gradient with each row limit (rows per differentiable purification;

@@ -25,6 +25,8 @@ public class DifferentiablePurifierTests
     [InlineData(true, false, 1, false)]  // one image per network call and per backward recomputation
     [InlineData(true, false, 64, true)]  // frozen weights, as attacks run it: FrozenConvolution's input gradients
     [InlineData(false, false, 64, true)]
+    [InlineData(false, true, 64, true)]   // without checkpointing: the graph-carrying h(x_t) also gives the step size
+    [InlineData(false, false, 1, true)]
     public void Gradient_MatchesFiniteDifferences(bool checkpointing, bool faithful, int chunk, bool frozen)
     {
         var (net, x, eps) = Tiny();
@@ -81,6 +83,40 @@ public class DifferentiablePurifierTests
             Assert.True((grad - expected).abs().max().item<double>() < 1e-10, $"rows {rows}");
         }
         Assert.True(expected.abs().max().item<double>() > 0, "the gradient must be non-trivial");
+    }
+
+    /// <summary>Checkpointing is a memory setting only: with every step's graph kept, the full-gradient EOT loss and gradient
+    /// through ADP (plain and faithful) and re-injection equal the checkpointed ones. Float64, so the only differences are the
+    /// summation order of the backward passes (per chunk against whole), ~1e-15 relative; 1e-10 leaves room for the
+    /// conditioning of T = 4 chained steps.</summary>
+    [Theory]
+    [InlineData("adp", false)]
+    [InlineData("adp", true)]
+    [InlineData("reinject", false)]
+    public void WithoutCheckpointing_TheFullGradientEotDirectionIsTheSame(string kind, bool faithful)
+    {
+        var (net, x, _) = Tiny();
+        foreach (var parameter in net.parameters()) parameter.requires_grad_(false);
+        torch.manual_seed(3);
+        var clf = Classifier.Create(ClassifierConfig.SmallCnn());
+        clf.to(ScalarType.Float64).eval();
+        var y = tensor(new long[] { 3, 7 });
+        var s = new PurifierSettings(Sigma: 0.1, Steps: 4, Faithful: faithful);
+        var variant = kind == "reinject" ? new PurifierVariant { Kind = PurifierKind.Reinject, ReinjectSigmas = [0.1, 0.05] } : PurifierVariant.Adp;
+        PerImageSource Source() => PerImageSource.For(4, [10, 11], 9);
+        (Tensor Loss, Tensor Direction) Run(bool checkpointing, int rows) =>
+            new Attacks.FullGradientEotModel(clf, variant.CreateDifferentiable(net, s, checkpointing), 3) { MaxBatch = rows }
+                .LossAndDirection(x, y, Attacks.AttackLoss.CrossEntropy, Source());
+        // Compared at the same grouping of rows: the faithful form couples the rows purified together (every row gets the inverse
+        // range map while any row steps).
+        foreach (int rows in new[] { 6, 4 })
+        {
+            var (loss, direction) = Run(true, rows);
+            Assert.True(direction.abs().max().item<double>() > 0, "the gradient must be non-trivial");
+            var (l, d) = Run(false, rows);
+            Assert.True((l - loss).abs().max().item<double>() < 1e-10 * loss.abs().max().item<double>(), $"loss, rows {rows}");
+            Assert.True((d - direction).abs().max().item<double>() < 1e-10 * direction.abs().max().item<double>(), $"direction, rows {rows}");
+        }
     }
 
     /// <summary>Replays the purification with the step sizes of a reference input (what a detached α means).</summary>

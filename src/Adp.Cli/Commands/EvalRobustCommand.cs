@@ -41,9 +41,14 @@ public static partial class EvalCommands
             Description = "with --split validation: how many of the last training images (default 5,000; the shipped CIFAR-10 ResNet holds out only 2,000)",
         };
         var output = new Option<string>("--out") { Description = "report folder (rerun with the same folder to resume)", Required = true };
+        var noCheckpointing = new Option<bool>("--no-checkpointing")
+        {
+            Description = "full-gradient attacks keep every purification step's graph instead of recomputing it in the backward pass: " +
+                          "25-35% faster, about 4x the memory (CIFAR-10: ~2.6 GiB more per process); the same gradients to float rounding",
+        };
         var purifier = new PurifierOptions();
         var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense (or a variant: --purifier) under attacks; writes a report folder");
-        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, split, validationImages, output }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, split, validationImages, output, noCheckpointing }) cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -100,6 +105,7 @@ public static partial class EvalCommands
             var eval = new RobustEvaluation(cfg, subset, clf, net, device, outDir)
             {
                 ClassifierHash = RobustEvaluation.Sha256(cfg.Classifier), ScoreHash = RobustEvaluation.Sha256(cfg.Score),
+                Checkpointing = !parse.GetValue(noCheckpointing),
             };
             var existing = EvaluationProgress.Load(outDir);
             // Before config.json is replaced. The folder's own config resumes it whatever the presets say today (a preset may have
@@ -135,6 +141,9 @@ public static partial class EvalCommands
             }
             var env = Environment(device);
             env["run time this invocation"] = $"{clock.Elapsed.TotalSeconds:F0} s";
+            if (cfg.Attacks.Any(a => a.Target == AttackTarget.Full))
+                env["full-gradient memory"] = eval.Checkpointing ? "checkpointing (each step's graph recomputed in the backward pass)"
+                    : "every step's graph kept (--no-checkpointing)";
             var result = RobustReport.Build(cfg, eval, subset, env);
             result.Write(outDir, eval);
             PrintReport(result, $"{subset.Description}; S={cfg.Runs}, {cfg.Resubmissions} resubmission(s), seeds {string.Join(",", cfg.Seeds)}");

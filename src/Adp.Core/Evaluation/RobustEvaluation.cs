@@ -35,6 +35,10 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
     /// <summary>SHA-256 of the classifier and score-model files (set by the caller; part of the fingerprint).</summary>
     public string ClassifierHash { get; init; } = "?";
     public string ScoreHash { get; init; } = "?";
+    /// <summary>Full-gradient attacks: recompute each purification step's network graph in the backward pass (default) or keep
+    /// every step's graph (false; faster, more memory: <see cref="DifferentiablePurifier.Checkpointing"/>). A compute setting
+    /// like the thread count, not part of the fingerprint: gradients agree to float rounding.</summary>
+    public bool Checkpointing { get; init; } = true;
     /// <summary>What the evaluation is doing right now, for progress output (read from another thread).</summary>
     public string Activity => _activity;
     private volatile string _activity = "starting";
@@ -412,7 +416,7 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         AttackTarget.BpdaSignVote => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.SignVote, score),
         AttackTarget.BpdaMean => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.Mean, score),
         AttackTarget.BpdaScore => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.ScoreAware, score),
-        AttackTarget.Full => new FullGradientEotModel(classifier, config.EffectiveVariant.CreateDifferentiable(score, config.Purifier), s.Eot),
+        AttackTarget.Full => new FullGradientEotModel(classifier, config.EffectiveVariant.CreateDifferentiable(score, config.Purifier, Checkpointing), s.Eot),
         _ => throw new AdpException($"attack '{s.Label}': unknown target {s.Target}"),
     };
 }

@@ -159,6 +159,13 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
     public static Tensor StepSize(nn.Module<Tensor, Tensor> score, Tensor x, PurifierSettings s, out Tensor g, int chunk = 0)
     {
         g = Chunked(score, x, chunk);
+        return StepSize(score, x, g, s, chunk);
+    }
+
+    /// <summary>α for images x (N×C×H×W) whose score h(x) is <paramref name="g"/> (N×C×H×W, computed by the caller, e.g. with a
+    /// graph): one probe call h(x + δ·g), then as <see cref="StepSize(nn.Module{Tensor, Tensor}, Tensor, PurifierSettings, out Tensor, int)"/>.</summary>
+    public static Tensor StepSize(nn.Module<Tensor, Tensor> score, Tensor x, Tensor g, PurifierSettings s, int chunk = 0)
+    {
         using var scope = NewDisposeScope();
         using var delta = s.Delta.ToScalar();  // held: see RootedScalars
         var probe = x.Plus(g.mul(delta));

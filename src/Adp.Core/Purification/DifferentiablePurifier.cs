@@ -22,6 +22,14 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
 
     /// <summary>The score network h; attack models put it in evaluation mode, also for the backward pass.</summary>
     public nn.Module<Tensor, Tensor> Score { get; } = score;
+
+    /// <summary>True (default): each step's network graph is recomputed in the backward pass; per step the forward pass runs
+    /// the two step-size calls h(x_t), h(x_t + δh) without graph and the backward pass one more forward and one backward:
+    /// memory of one network chunk's graph plus the T + 1 iterates. False: h(x_t) is computed once with its graph, which also
+    /// serves the step size, and every step's graph is kept until the backward pass (the peer's diff_adp does this): one
+    /// network pass per step fewer, 25–35% faster once the memory is mapped, at roughly T network graphs of the rows
+    /// purified together (CIFAR-10 ngf 32, 16 rows, T = 10: ~2.6 GiB against ~0.5 GiB; docs/BENCHMARKS.md). The gradient
+    /// is the same to float rounding.</summary>
     public bool Checkpointing { get; init; } = true;
 
     /// <summary>Images per network call, also per backward recomputation (so the graph held at once is that of
@@ -61,27 +69,30 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
             if (idx.shape[0] == 0) break;
             var xr = cur.index_select(0, idx);
             Tensor alpha, go, h, pick, goIdx;
+            // Without checkpointing h(x_t) is computed once, with its graph, and serves the step size as well.
+            Tensor? hGraph = Checkpointing ? null : AdaptiveStepPurifier.Chunked(Score, xr, Chunk);
             using (no_grad())
             {
-                alpha = AdaptiveStepPurifier.StepSize(Score, xr.detach(), s, out h, Chunk);
+                if (hGraph is null) alpha = AdaptiveStepPurifier.StepSize(Score, xr.detach(), s, out h, Chunk);
+                else (alpha, h) = (AdaptiveStepPurifier.StepSize(Score, xr.detach(), hGraph.detach(), s, Chunk), hGraph);
                 using var tau = s.Tau.ToScalar();
                 go = alpha.gt(tau);
                 running = running.index_copy(0, idx, go);
                 pick = go.nonzero().flatten();
                 goIdx = idx.index_select(0, pick);
                 alpha = alpha.index_select(0, pick);
-                var hAll = h;
-                h = hAll.index_select(0, pick);
-                hAll.Dispose();
             }
+            var hAll = h;
+            h = hAll.index_select(0, pick);   // outside no_grad: keeps hGraph's graph
+            hAll.Dispose();
             // As in the research code, the loop ends before any update once every image has stopped.
             if (pick.shape[0] == 0) { h.Dispose(); break; }
             var xs = xr.index_select(0, pick);
-            // The checkpointed step reuses h(x_t) from the step-size probe for its forward value, so each
-            // step costs the two probe calls plus one recomputation with graph in backward.
+            // The checkpointed step reuses h(x_t) from the step-size probe for its forward value, so each step costs the two
+            // probe calls plus one recomputation with graph in backward; without checkpointing h carries its graph.
             var next = Checkpointing
                 ? CheckpointedStep.apply(xs, new StepState(Score, alpha, s.Faithful, h, Chunk))
-                : AdaptiveStepPurifier.Advance(xs, alpha, Score.forward(xs), s.Faithful);
+                : AdaptiveStepPurifier.Advance(xs, alpha, h, s.Faithful);
             h.Dispose();
             // Faithful: while any image steps, every other one gets the inverse range map (a zero-step update in the
             // research code, purification/adp.py at 497e2d4, lines 47–52).

@@ -18,6 +18,9 @@ public sealed class DifferentiableReinjection(nn.Module<Tensor, Tensor> score, P
 {
     public nn.Module<Tensor, Tensor> Score { get; } = score;
 
+    /// <summary>Each stage's <see cref="DifferentiablePurifier.Checkpointing"/>.</summary>
+    public bool Checkpointing { get; init; } = true;
+
     public string Describe() => $"ADP with re-injection σ = {string.Join(" → ", sigmas)}; each stage {settings.DescribeSteps()}";
 
     /// <exception cref="AdpException">no σ.</exception>
@@ -26,7 +29,7 @@ public sealed class DifferentiableReinjection(nn.Module<Tensor, Tensor> score, P
         if (sigmas.Count == 0) throw new AdpException("re-injection: expected at least one σ");
         using var scope = NewDisposeScope();
         var cur = x;
-        foreach (var sigma in sigmas) cur = new DifferentiablePurifier(Score, settings with { Sigma = sigma }).Purify(cur, random);
+        foreach (var sigma in sigmas) cur = new DifferentiablePurifier(Score, settings with { Sigma = sigma }) { Checkpointing = Checkpointing }.Purify(cur, random);
         return cur.MoveToOuterDisposeScope();
     }
 }
