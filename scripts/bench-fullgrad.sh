@@ -27,8 +27,8 @@ done
 echo "## cifar10-score.ckpt + cifar10-resnet-small.ckpt"
 (cd bench/pytorch && /usr/bin/python3 diff_adp_eot.py --accuracy ../../models/cifar10-resnet-small.ckpt "$data/cifar-10-batches-bin" 1000)
 for mode in "batched=true" "batched=false" "batched=true checkpointing=false"; do
-    bench fullgrad score=models/cifar10-score.ckpt classifier=models/cifar10-resnet-small.ckpt eot="$eot" batch="$batch" $mode iters="$iters" \
-        data="$data"
+    bench fullgrad score=models/cifar10-score.ckpt classifier=models/cifar10-resnet-small.ckpt eot="$eot" batch="$batch" $mode \
+        iters="$iters" data="$data"
 done
 (cd bench/pytorch && /usr/bin/python3 diff_adp_eot.py ../../models/cifar10-score.ckpt ../../models/cifar10-resnet-small.ckpt "$threads" "$eot" \
     "$batch" "$data/cifar-10-batches-bin" "$iters")

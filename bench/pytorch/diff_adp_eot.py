@@ -8,7 +8,8 @@ memory of the process, for the comparison of issue #11 (target: adp at least 2x 
 than a quarter of the peak memory).
 
 usage: python3 diff_adp_eot.py SCORE.ckpt CLASSIFIER.ckpt [threads] [eot] [batch] [data folder: MNIST-format idx.gz test
-images, or cifar-10-batches-bin]. The classifier is adp's small CNN or its CIFAR ResNet (read from the checkpoint's config).
+images, or cifar-10-batches-bin] [iters: iterations timed in this process, each reported; needs the data folder].
+The classifier is adp's small CNN or its CIFAR ResNet (read from the checkpoint's config).
        python3 diff_adp_eot.py --accuracy CLASSIFIER.ckpt DATA N   (checks the port: clean accuracy on the first N test images)
 Runs on Debian's python3-torch (1.13), whose CPU kernels are slower than libtorch 2.10's: say so when comparing.
 """

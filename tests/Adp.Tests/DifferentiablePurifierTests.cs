@@ -102,7 +102,8 @@ public class DifferentiablePurifierTests
         clf.to(ScalarType.Float64).eval();
         var y = tensor(new long[] { 3, 7 });
         var s = new PurifierSettings(Sigma: 0.1, Steps: 4, Faithful: faithful);
-        var variant = kind == "reinject" ? new PurifierVariant { Kind = PurifierKind.Reinject, ReinjectSigmas = [0.1, 0.05] } : PurifierVariant.Adp;
+        var variant = kind == "reinject"
+            ? new PurifierVariant { Kind = PurifierKind.Reinject, ReinjectSigmas = [0.1, 0.05] } : PurifierVariant.Adp;
         PerImageSource Source() => PerImageSource.For(4, [10, 11], 9);
         (Tensor Loss, Tensor Direction) Run(bool checkpointing, int rows) =>
             new Attacks.FullGradientEotModel(clf, variant.CreateDifferentiable(net, s, checkpointing), 3) { MaxBatch = rows }
@@ -115,7 +116,8 @@ public class DifferentiablePurifierTests
             Assert.True(direction.abs().max().item<double>() > 0, "the gradient must be non-trivial");
             var (l, d) = Run(false, rows);
             Assert.True((l - loss).abs().max().item<double>() < 1e-10 * loss.abs().max().item<double>(), $"loss, rows {rows}");
-            Assert.True((d - direction).abs().max().item<double>() < 1e-10 * direction.abs().max().item<double>(), $"direction, rows {rows}");
+            Assert.True((d - direction).abs().max().item<double>() < 1e-10 * direction.abs().max().item<double>(),
+                $"direction, rows {rows}");
         }
     }
 
@@ -225,6 +227,55 @@ public class DifferentiablePurifierTests
     private sealed class ScoreFn(Func<Tensor, Tensor> f) : nn.Module<Tensor, Tensor>("fn")
     {
         public override Tensor forward(Tensor x) => f(x);
+    }
+
+    /// <summary>ADP with autograd where one image's score is not finite (with a path back to the image: h = 0.1·(0.5 − x)·∞ for
+    /// the bright image): that image stops at its start with a finite gradient, in both memory modes; without checkpointing the
+    /// graph of the first network call holds that row, and a backward pass through it gave NaN (0·∞). The dark image steps.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Adp_AnImageWithANonFiniteScore_StopsWithAFiniteGradient(bool checkpointing)
+    {
+        var x = cat([HeldScalars.Full([1, 1, 4, 4], 0.9f), HeldScalars.Full([1, 1, 4, 4], 0.1f)]).to(ScalarType.Float64);
+        using TorchSharp.Scalar half = 0.5;
+        var net = new ScoreFn(v =>
+        {
+            var m = v.flatten(1).mean([1]).view(-1, 1, 1, 1);
+            // 1/0 on the bright row, 1/1 on the dark one
+            return v.SubtractedFrom(0.5f).Times(0.1) * (m - m.detach()).Plus(m.le(half).to(m.dtype)).reciprocal();
+        });
+        var s = new PurifierSettings(Sigma: 0, Steps: 3);
+        var xr = x.clone().requires_grad_(true);
+        var y = new DifferentiablePurifier(net, s) { Checkpointing = checkpointing }.Purify(xr, zeros_like(x));
+        Assert.True((y[0].detach() - x[0]).abs().max().item<double>() == 0, "the bright image must keep its start");
+        Assert.True((y[1].detach() - x[1]).abs().max().item<double>() > 1e-3, "the dark image must step");
+        var grad = autograd.grad([y.sum()], [xr])[0];
+        Assert.True(grad.isfinite().all().item<bool>(), "gradient not finite");
+    }
+
+    /// <summary>Counts the calls of the score network in the forward and in the backward pass: without checkpointing each step
+    /// calls it twice (h(x_t) with its graph, the probe) and the backward pass never; with checkpointing, twice without graph
+    /// and once more per step in the backward pass. Also checks that CreateDifferentiable passes the setting on.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void NetworkCalls_PerStep_ByMemoryMode(bool checkpointing)
+    {
+        var (net, x, eps) = Tiny();
+        foreach (var parameter in net.parameters()) parameter.requires_grad_(false);
+        int calls = 0;
+        var counted = new ScoreFn(v => { calls++; return net.forward(v); });
+        // τ = 0 and tiny α_min: no image stops within T = 3, so every step runs both images.
+        var s = new PurifierSettings(Sigma: 0.05, Steps: 3, Tau: 0, AlphaMin: 1e-12);
+        var p = Assert.IsType<DifferentiablePurifier>(PurifierVariant.Adp.CreateDifferentiable(counted, s, checkpointing));
+        Assert.Equal(checkpointing, p.Checkpointing);
+        var xr = x.clone().requires_grad_(true);
+        var y = p.Purify(xr, eps);
+        Assert.Equal(2 * s.Steps, calls);
+        calls = 0;
+        autograd.grad([y.sum()], [xr]);
+        Assert.Equal(checkpointing ? s.Steps : 0, calls);
     }
 
     /// <summary>Tweedie with autograd where one image's score is not finite: that image keeps x₀ (as the no-grad purifier

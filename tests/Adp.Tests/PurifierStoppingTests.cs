@@ -40,11 +40,14 @@ public partial class PurifierTests
         Assert.True(r.StepSizes.isfinite().all().item<bool>() && r.StepSizes.abs().sum().item<float>() == 0);
         Assert.Equal(0, r.StepsTaken.sum().item<long>());
 
-        var xr = x.clone().requires_grad_(true);
-        var d = new DifferentiablePurifier(net, s).Purify(xr, eps);
-        Assert.True(d.detach().equal(start).all().item<bool>());
-        var grad = autograd.grad([d.sum()], [xr])[0];
-        Assert.True(grad.isfinite().all().item<bool>(), "gradient through the purifier is not finite");
+        foreach (bool checkpointing in new[] { true, false })
+        {
+            var xr = x.clone().requires_grad_(true);
+            var d = new DifferentiablePurifier(net, s) { Checkpointing = checkpointing }.Purify(xr, eps);
+            Assert.True(d.detach().equal(start).all().item<bool>());
+            var grad = autograd.grad([d.sum()], [xr])[0];
+            Assert.True(grad.isfinite().all().item<bool>(), $"gradient through the purifier is not finite (checkpointing {checkpointing})");
+        }
 
         var clf = new Lambda(v => v.flatten(1).narrow(1, 0, 4).Times(3));
         using var o = new DefendedClassifier(clf, new AdaptiveStepPurifier(net, s), runs: 3).Classify(x, new Generator(4, CPU));
@@ -151,8 +154,11 @@ public partial class PurifierTests
         Assert.True(both.Images[0].equal(x[0]).all().item<bool>());
         Assert.True(both.Images[1].equal(alone.Images[0]).all().item<bool>());
         Assert.Equal(new long[] { 0, 4 }, both.StepsTaken.data<long>().ToArray());
-        var d = new DifferentiablePurifier(net, s).Purify(x, zeros_like(x));
-        Assert.True((d - both.Images).abs().max().item<float>() < 1e-6);
+        foreach (bool checkpointing in new[] { true, false })
+        {
+            var d = new DifferentiablePurifier(net, s) { Checkpointing = checkpointing }.Purify(x, zeros_like(x));
+            Assert.True((d - both.Images).abs().max().item<float>() < 1e-6, $"checkpointing {checkpointing}");
+        }
     }
 
     /// <summary>purification/adp.py (jmyoon1/adp at 497e2d4), lines 25–54, transcribed: every image is updated at
@@ -187,8 +193,12 @@ public partial class PurifierTests
         var expected = ResearchLoop(h, x, s);
         using var r = new AdaptiveStepPurifier(h, s).Purify(x, zeros_like(x));
         Assert.True((r.Images - expected).abs().max().item<float>() < 1e-6, "faithful purification differs from adp.py's loop");
-        var d = new DifferentiablePurifier(h, s).Purify(x, zeros_like(x));
-        Assert.True((d - expected).abs().max().item<float>() < 1e-6, "faithful differentiable purification differs from adp.py's loop");
+        foreach (bool checkpointing in new[] { true, false })
+        {
+            var d = new DifferentiablePurifier(h, s) { Checkpointing = checkpointing }.Purify(x, zeros_like(x));
+            Assert.True((d - expected).abs().max().item<float>() < 1e-6,
+                $"faithful differentiable purification differs from adp.py's loop (checkpointing {checkpointing})");
+        }
         // With nothing running the old code kept applying the inverse map, stretching the images away from this.
         if (levels.All(v => v > 0.5f)) Assert.True(r.Images.equal(AdaptiveStepPurifier.RangeMap(x)).all().item<bool>());
     }

@@ -43,12 +43,15 @@ public static partial class EvalCommands
         var output = new Option<string>("--out") { Description = "report folder (rerun with the same folder to resume)", Required = true };
         var noCheckpointing = new Option<bool>("--no-checkpointing")
         {
-            Description = "full-gradient attacks keep every purification step's graph instead of recomputing it in the backward pass: " +
-                          "25-35% faster, about 4x the memory (CIFAR-10: ~2.6 GiB more per process); the same gradients to float rounding",
+            Description = "full-gradient attacks keep every purification step's graph instead of recomputing it in the backward " +
+                          "pass: one network pass per step fewer (CIFAR-10, EOT 20: ~30% less time, ~2 GiB more memory; memory grows " +
+                          "with rows x steps), the same gradients to float rounding",
         };
         var purifier = new PurifierOptions();
         var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense (or a variant: --purifier) under attacks; writes a report folder");
-        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, split, validationImages, output, noCheckpointing }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, dataset, images, classifier, score, runs, seeds, resub, batch, attack, stepsCurve, shard, split,
+                                         validationImages, output, noCheckpointing })
+            cmd.Options.Add(o);
         purifier.AddTo(cmd);
         cmd.SetAction(parse => CliSupport.Run(parse, () =>
         {
@@ -141,7 +144,8 @@ public static partial class EvalCommands
             }
             var env = Environment(device);
             env["run time this invocation"] = $"{clock.Elapsed.TotalSeconds:F0} s";
-            if (cfg.Attacks.Any(a => a.Target == AttackTarget.Full))
+            if (cfg.Attacks.Any(a => a.Target == AttackTarget.Full)
+                && cfg.EffectiveVariant.Kind is PurifierKind.Adp or PurifierKind.Reinject)
                 env["full-gradient memory"] = eval.Checkpointing ? "checkpointing (each step's graph recomputed in the backward pass)"
                     : "every step's graph kept (--no-checkpointing)";
             var result = RobustReport.Build(cfg, eval, subset, env);

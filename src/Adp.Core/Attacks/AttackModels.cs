@@ -236,7 +236,8 @@ public sealed class BpdaEotModel(nn.Module<Tensor, Tensor> classifier, IPurifier
 /// <summary>
 /// The full-gradient adaptive attack: differentiates through the purifier itself (network calls and updates;
 /// step sizes detached) and averages the gradient over n_EOT fresh noise draws. The classifier and the purifier's
-/// score network run in evaluation mode (also during the backward pass, which recomputes the network).
+/// score network run in evaluation mode (also during the backward pass, which recomputes the network where the purifier
+/// checkpoints its steps).
 /// </summary>
 public sealed class FullGradientEotModel(nn.Module<Tensor, Tensor> classifier, IDifferentiablePurifier purifier, int eotSamples) : IAttackModel
 {

@@ -416,7 +416,8 @@ public sealed class RobustEvaluation(RobustConfig config, ImageDataset data, nn.
         AttackTarget.BpdaSignVote => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.SignVote, score),
         AttackTarget.BpdaMean => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.Mean, score),
         AttackTarget.BpdaScore => new BpdaEotModel(classifier, config.CreatePurifier(score), s.Eot, BpdaAggregation.ScoreAware, score),
-        AttackTarget.Full => new FullGradientEotModel(classifier, config.EffectiveVariant.CreateDifferentiable(score, config.Purifier, Checkpointing), s.Eot),
+        AttackTarget.Full => new FullGradientEotModel(classifier,
+            config.EffectiveVariant.CreateDifferentiable(score, config.Purifier, Checkpointing), s.Eot),
         _ => throw new AdpException($"attack '{s.Label}': unknown target {s.Target}"),
     };
 }

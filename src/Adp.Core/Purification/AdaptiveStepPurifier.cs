@@ -162,8 +162,10 @@ public sealed class AdaptiveStepPurifier(nn.Module<Tensor, Tensor> score, Purifi
         return StepSize(score, x, g, s, chunk);
     }
 
-    /// <summary>α for images x (N×C×H×W) whose score h(x) is <paramref name="g"/> (N×C×H×W, computed by the caller, e.g. with a
-    /// graph): one probe call h(x + δ·g), then as <see cref="StepSize(nn.Module{Tensor, Tensor}, Tensor, PurifierSettings, out Tensor, int)"/>.</summary>
+    /// <summary>α for images x (N×C×H×W) whose score h(x) is <paramref name="g"/> (N×C×H×W, computed by the caller): one probe
+    /// call h(x + δ·g), then as <see cref="StepSize(nn.Module{Tensor, Tensor}, Tensor, PurifierSettings, out Tensor, int)"/>.
+    /// α carries no graph only if it runs under no_grad or with x and g detached (as <see cref="DifferentiablePurifier"/>
+    /// calls it).</summary>
     public static Tensor StepSize(nn.Module<Tensor, Tensor> score, Tensor x, Tensor g, PurifierSettings s, int chunk = 0)
     {
         using var scope = NewDisposeScope();

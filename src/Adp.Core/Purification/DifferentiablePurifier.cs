@@ -27,13 +27,13 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
     /// the two step-size calls h(x_t), h(x_t + δh) without graph and the backward pass one more forward and one backward:
     /// memory of one network chunk's graph plus the T + 1 iterates. False: h(x_t) is computed once with its graph, which also
     /// serves the step size, and every step's graph is kept until the backward pass (the peer's diff_adp does this): one
-    /// network pass per step fewer, 25–35% faster once the memory is mapped, at roughly T network graphs of the rows
-    /// purified together (CIFAR-10 ngf 32, 16 rows, T = 10: ~2.6 GiB against ~0.5 GiB; docs/BENCHMARKS.md). The gradient
-    /// is the same to float rounding.</summary>
+    /// network pass per step fewer; warm, 27–34% less time on CIFAR-10 at EOT 20 and batch 8, 8–15% at EOT 4 and batch 4
+    /// (one thread, docs/BENCHMARKS.md). Its memory grows with rows × steps (× stages for re-injection): CIFAR-10 ngf 32,
+    /// 16 rows, T = 10: peak RSS 2.7 GiB against 0.7 GiB. The gradient is the same to float rounding.</summary>
     public bool Checkpointing { get; init; } = true;
 
-    /// <summary>Images per network call, also per backward recomputation (so the graph held at once is that of
-    /// one chunk); see <see cref="AdaptiveStepPurifier.NetworkChunk"/>.</summary>
+    /// <summary>Images per network call, also per backward recomputation (so with <see cref="Checkpointing"/> the graph held
+    /// at once is that of one chunk); see <see cref="AdaptiveStepPurifier.NetworkChunk"/>.</summary>
     public int Chunk { get; init; } = AdaptiveStepPurifier.ChunkFor(score);
 
     /// <summary>As <see cref="Purify(Tensor, Tensor)"/> with ε = one standard-normal draw of <paramref name="random"/> (what
@@ -83,10 +83,15 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
                 alpha = alpha.index_select(0, pick);
             }
             var hAll = h;
-            h = hAll.index_select(0, pick);   // outside no_grad: keeps hGraph's graph
-            hAll.Dispose();
             // As in the research code, the loop ends before any update once every image has stopped.
-            if (pick.shape[0] == 0) { h.Dispose(); break; }
+            if (pick.shape[0] == 0) { hAll.Dispose(); break; }
+            bool finite;
+            using (no_grad()) finite = hGraph is null || TweediePurifier.FiniteRows(hGraph).all().item<bool>();
+            // Outside no_grad, so h keeps hGraph's graph. A row whose score is not finite stops, and its graph must not run
+            // through the network, whose backward pass would turn the non-finite activations into a NaN gradient (0·∞): then
+            // the stepping rows are recomputed alone (bitwise the same values: the network is batch-independent).
+            h = finite ? hAll.index_select(0, pick) : AdaptiveStepPurifier.Chunked(Score, xr.index_select(0, pick), Chunk);
+            hAll.Dispose();
             var xs = xr.index_select(0, pick);
             // The checkpointed step reuses h(x_t) from the step-size probe for its forward value, so each step costs the two
             // probe calls plus one recomputation with graph in backward; without checkpointing h carries its graph.

@@ -29,7 +29,8 @@ public sealed class DifferentiableReinjection(nn.Module<Tensor, Tensor> score, P
         if (sigmas.Count == 0) throw new AdpException("re-injection: expected at least one σ");
         using var scope = NewDisposeScope();
         var cur = x;
-        foreach (var sigma in sigmas) cur = new DifferentiablePurifier(Score, settings with { Sigma = sigma }) { Checkpointing = Checkpointing }.Purify(cur, random);
+        foreach (var sigma in sigmas)
+            cur = new DifferentiablePurifier(Score, settings with { Sigma = sigma }) { Checkpointing = Checkpointing }.Purify(cur, random);
         return cur.MoveToOuterDisposeScope();
     }
 }

@@ -143,18 +143,20 @@ public sealed record PurifierVariant
     /// <summary>The purifier with autograd through it, for full-gradient attacks (<see cref="Attacks.FullGradientEotModel"/>):
     /// given the same noise source its forward value is <see cref="Create"/>'s.</summary>
     /// <param name="checkpointing">Recompute each purification step's network graph in the backward pass (default; memory of one
-    /// step) or keep every step's graph (false: one network pass per step fewer, ~25–35% faster, several times the memory;
+    /// step) or keep every step's graph (false: one network pass per step fewer, faster, memory growing with rows × steps;
     /// <see cref="DifferentiablePurifier.Checkpointing"/>). The gradient is the same to float rounding either way.</param>
     /// <exception cref="AdpException">invalid settings or parameters; a variant without a differentiable form
     /// (<see cref="HasDifferentiableForm"/>).</exception>
-    public IDifferentiablePurifier CreateDifferentiable(nn.Module<Tensor, Tensor> score, PurifierSettings settings, bool checkpointing = true)
+    public IDifferentiablePurifier CreateDifferentiable(nn.Module<Tensor, Tensor> score, PurifierSettings settings,
+        bool checkpointing = true)
     {
         settings.Validate();
         Validate();
         return Kind switch
         {
             PurifierKind.Adp => new DifferentiablePurifier(score, settings) { Checkpointing = checkpointing },
-            PurifierKind.Reinject => new DifferentiableReinjection(score, settings, ReinjectSigmas.ToArray()) { Checkpointing = checkpointing },
+            PurifierKind.Reinject =>
+                new DifferentiableReinjection(score, settings, ReinjectSigmas.ToArray()) { Checkpointing = checkpointing },
             PurifierKind.Tweedie => new DifferentiableTweedie(score, settings.Sigma),
             _ => throw new AdpException($"--purifier {Kind.ToString().ToLowerInvariant()}: no differentiable form for a full-gradient attack " +
                                         "(adp, reinject and tweedie have one); attack it with BPDA (target=bpda, bpda-mean, …)"),
