@@ -44,8 +44,8 @@ public static partial class EvalCommands
         var noCheckpointing = new Option<bool>("--no-checkpointing")
         {
             Description = "full-gradient attacks keep every purification step's graph instead of recomputing it in the backward " +
-                          "pass: one network pass per step fewer (CIFAR-10, EOT 20: ~30% less time, ~2 GiB more memory; memory grows " +
-                          "with rows x steps), the same gradients to float rounding",
+                          "pass: one network pass per step fewer (CIFAR-10 ngf 32, EOT 20: ~30% less time, ~2 GiB more memory; memory " +
+                          "grows with rows x steps; slower on the ngf-16 28x28 models), the same gradients to float rounding",
         };
         var purifier = new PurifierOptions();
         var cmd = new Command("robust", "Robust accuracy of the bare classifier and of the ADP defense (or a variant: --purifier) under attacks; writes a report folder");

@@ -27,9 +27,11 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
     /// the two step-size calls h(x_t), h(x_t + δh) without graph and the backward pass one more forward and one backward:
     /// memory of one network chunk's graph plus the T + 1 iterates. False: h(x_t) is computed once with its graph, which also
     /// serves the step size, and every step's graph is kept until the backward pass (the peer's diff_adp does this): one
-    /// network pass per step fewer; warm, 27–34% less time on CIFAR-10 at EOT 20 and batch 8, 8–15% at EOT 4 and batch 4
+    /// network pass per step fewer; warm, 27–34% less time on CIFAR-10 (ngf 32) at EOT 20 and batch 8, 8–15% at EOT 4 and batch
+    /// 4, but 15–26% more on the ngf-16 28×28 models, where writing and reading the graph costs more than a network call
     /// (one thread, docs/BENCHMARKS.md). Its memory grows with rows × steps (× stages for re-injection): CIFAR-10 ngf 32,
-    /// 16 rows, T = 10: peak RSS 2.7 GiB against 0.7 GiB. The gradient is the same to float rounding.</summary>
+    /// 16 rows, T = 10: peak RSS 2.7 GiB against 0.7 GiB; MNIST's preset, 32 rows, 2 × 20 steps: 7.0 GiB. The gradient is the
+    /// same to float rounding.</summary>
     public bool Checkpointing { get; init; } = true;
 
     /// <summary>Images per network call, also per backward recomputation (so with <see cref="Checkpointing"/> the graph held
