@@ -92,9 +92,9 @@ public sealed class DifferentiablePurifier(nn.Module<Tensor, Tensor> score, Puri
             // Outside no_grad, so h keeps hGraph's graph. A row whose score is not finite stops, and its graph must not run
             // through the network, whose backward pass would turn the non-finite activations into a NaN gradient (0·∞): then
             // the stepping rows are recomputed alone (bitwise the same values: the network is batch-independent).
-            h = finite ? hAll.index_select(0, pick) : AdaptiveStepPurifier.Chunked(Score, xr.index_select(0, pick), Chunk);
-            hAll.Dispose();
             var xs = xr.index_select(0, pick);
+            h = finite ? hAll.index_select(0, pick) : AdaptiveStepPurifier.Chunked(Score, xs, Chunk);
+            hAll.Dispose();
             // The checkpointed step reuses h(x_t) from the step-size probe for its forward value, so each step costs the two
             // probe calls plus one recomputation with graph in backward; without checkpointing h carries its graph.
             var next = Checkpointing
